@@ -1,0 +1,57 @@
+# The commands a newcomer needs: `make run` and `make test`. Everything else hangs off them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1:8000
+export DJANGO_SETTINGS_MODULE := config.settings
+
+.PHONY: run test lint typecheck migrations-check pytest bench setup db messages lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+locale/de/LC_MESSAGES/django.mo: locale/de/LC_MESSAGES/django.po
+	msgfmt --check -o $@ $<
+
+messages: locale/de/LC_MESSAGES/django.mo
+
+setup: $(STAMP) messages
+	mkdir -p var
+
+db: setup
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py load_codelists
+	$(BIN)/python manage.py load_demo
+
+run: db
+	$(BIN)/python manage.py runserver $(HOST)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy .
+
+migrations-check: setup
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+pytest: setup
+	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
+
+test: lint migrations-check typecheck pytest
+
+bench: db
+	$(BIN)/python manage.py bench
+
+lock:
+	rm -rf /tmp/oncoboard-lock && $(PYTHON) -m venv /tmp/oncoboard-lock
+	/tmp/oncoboard-lock/bin/pip install --quiet -e ".[dev]"
+	/tmp/oncoboard-lock/bin/pip freeze --exclude-editable > requirements.lock
+
+clean:
+	rm -rf $(VENV) var

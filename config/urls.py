@@ -1,0 +1,9 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("checklist.urls")),
+]
+
+handler404 = "checklist.views.error_404"
+handler500 = "checklist.views.error_500"
