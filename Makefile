@@ -20,7 +20,7 @@ locale/de/LC_MESSAGES/django.mo: locale/de/LC_MESSAGES/django.po
 messages: locale/de/LC_MESSAGES/django.mo
 
 setup: $(STAMP) messages
-	mkdir -p var
+	mkdir -p var/static
 
 db: setup
 	$(BIN)/python manage.py migrate --no-input

@@ -172,3 +172,42 @@ class AuditEvent(models.Model):
 
 def user_display(user: User) -> str:
     return user.get_full_name() or user.get_username()
+
+
+class CodeQuerySet(models.QuerySet):
+    def of(self, system: str) -> CodeQuerySet:
+        return self.filter(system=system).order_by("sort")
+
+
+class Code(models.Model):
+    """An entry of a shipped code list (OncoTree, oBDS, MII), with the release it came from.
+
+    Shared reference data, the same for every practice, loaded by `manage.py load_codelists`
+    from fixtures/codelists.json. Credits in README.md.
+    """
+
+    system = models.CharField(max_length=100)
+    code = models.CharField(max_length=40)
+    display = models.CharField(max_length=300)
+    display_de = models.CharField(max_length=300)
+    release = models.CharField(max_length=60)
+    parent = models.CharField(max_length=40, null=True, blank=True)
+    level = models.PositiveSmallIntegerField(default=0)
+    selectable = models.BooleanField(default=True)
+    sort = models.PositiveIntegerField(default=0)
+    extra = models.JSONField(default=dict, blank=True)
+
+    objects = CodeQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["system", "code"], name="code_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.code}"
+
+    def label(self, language: str | None = None) -> str:
+        if (language or "").startswith("de"):
+            return self.display_de or self.display
+        return self.display

@@ -131,8 +131,8 @@ def case_list(request: HttpRequest) -> HttpResponse:
     return render(request, "checklist/case_list.html", {"page": page})
 
 
-@require_POST
 @login_required
+@require_POST
 def practice_switch(request: HttpRequest) -> HttpResponse:
     try:
         wanted = int(request.POST.get("practice", ""))
@@ -227,8 +227,8 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "checklist/account_edit.html", {"form": form, "membership": membership})
 
 
-@require_POST
 @practice_required(role=Membership.PRACTICE_ADMIN)
+@require_POST
 def account_link(request: HttpRequest, pk: int) -> HttpResponse:
     membership = _get_membership_for_admin(request, pk)
     if not membership.active:

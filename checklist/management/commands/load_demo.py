@@ -1,0 +1,44 @@
+"""Creates the demo practice and its logins; idempotent, prints the logins."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from checklist.audit import audit_context
+from checklist.models import Membership, Practice
+
+DEMO_PRACTICE = "Demo Practice"
+DEMO_PASSWORD = "demo-Passw0rd!"  # printed for the demo; never used outside `make run`
+DEMO_USERS = [
+    ("demo.physician", "Dana", "Demo", Membership.PHYSICIAN),
+    ("demo.admin", "Alex", "Admin", Membership.PRACTICE_ADMIN),
+]
+
+
+def load_demo() -> Practice:
+    user_model = get_user_model()
+    with transaction.atomic(), audit_context(path="manage.py load_demo"):
+        practice, _ = Practice.objects.get_or_create(name=DEMO_PRACTICE)
+        for username, first, last, role in DEMO_USERS:
+            user, created = user_model.objects.get_or_create(
+                username=username, defaults={"first_name": first, "last_name": last}
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+            Membership.objects.get_or_create(
+                practice=practice, user=user, defaults={"role": role, "active": True}
+            )
+    return practice
+
+
+class Command(BaseCommand):
+    help = "Create the demo practice with a demo physician and a demo practice admin."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        practice = load_demo()
+        self.stdout.write(f"Demo practice: {practice.name}")
+        for username, _first, _last, role in DEMO_USERS:
+            self.stdout.write(f"  {role:15} login: {username}  password: {DEMO_PASSWORD}")

@@ -1,0 +1,94 @@
+import re
+
+from django.contrib.auth import get_user_model
+
+from checklist.models import AuditEvent, Membership
+
+
+def test_it_lists_only_the_practice_accounts(adam_client, alice, bob):
+    response = adam_client.get("/accounts/")
+    assert response.status_code == 200
+    assert b"alice" in response.content
+    assert b"bob" not in response.content
+
+
+def test_it_refuses_the_account_pages_to_a_physician(alice_client):
+    assert alice_client.get("/accounts/").status_code == 403
+    assert alice_client.get("/accounts/new/").status_code == 403
+    denials = AuditEvent.objects.filter(op="permission_denied")
+    assert [d.actor_name for d in denials] == ["alice", "alice"]
+
+
+def test_it_creates_an_account_and_hands_over_a_working_link(adam_client, practice_a, client):
+    response = adam_client.post(
+        "/accounts/new/", {"username": "dora", "first_name": "Dora", "role": "physician"}
+    )
+    assert response.status_code == 200
+    link = re.search(rb"http://testserver(/set-password/[^<\"]+)", response.content).group(1)
+    dora = get_user_model().objects.get(username="dora")
+    assert not dora.has_usable_password()
+    assert Membership.objects.get(user=dora).practice == practice_a
+
+    form_page = client.get(link.decode(), follow=True)
+    assert b"new_password1" in form_page.content
+    new_password = "a-Long-enough-pass-77"
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": new_password, "new_password2": new_password},
+        follow=True,
+    )
+    assert b"Your password is set" in done.content
+    login = client.post("/login/", {"username": "dora", "password": new_password})
+    assert login.status_code == 302
+    # The link is one-time: after use it no longer works.
+    assert b"no longer valid" in client.get(link.decode(), follow=True).content
+
+
+def test_it_keeps_the_form_and_explains_a_taken_user_name(adam_client, alice):
+    response = adam_client.post(
+        "/accounts/new/", {"username": "ALICE", "first_name": "Other", "role": "physician"}
+    )
+    assert response.status_code == 200
+    assert b"already taken" in response.content
+    assert b'value="Other"' in response.content
+    assert get_user_model().objects.filter(username__iexact="alice").count() == 1
+
+
+def test_it_deactivates_and_never_deletes(adam_client, alice, client):
+    membership = Membership.objects.get(user=alice)
+    response = adam_client.post(f"/accounts/{membership.pk}/", {"role": "physician"})
+    assert response.status_code == 302
+    membership.refresh_from_db()
+    assert membership.active is False
+    assert get_user_model().objects.filter(pk=alice.pk).exists()
+    change = AuditEvent.objects.filter(table_name="checklist_membership", op="UPDATE").get()
+    assert change.old_values == {"active": True}
+    assert change.new_values == {"active": False}
+    assert change.actor_name == "adam"
+    assert change.path == f"/accounts/{membership.pk}/"
+
+
+def test_it_sets_roles(adam_client, alice):
+    membership = Membership.objects.get(user=alice)
+    adam_client.post(
+        f"/accounts/{membership.pk}/", {"role": "practice_admin", "active": "on"}
+    )
+    membership.refresh_from_db()
+    assert membership.role == "practice_admin"
+
+
+def test_it_keeps_the_last_active_admin(adam_client, adam):
+    membership = Membership.objects.get(user=adam)
+    response = adam_client.post(f"/accounts/{membership.pk}/", {"role": "physician"})
+    assert response.status_code == 200
+    assert b"at least one active practice admin" in response.content
+    membership.refresh_from_db()
+    assert membership.active and membership.role == "practice_admin"
+
+
+def test_it_answers_404_for_another_practice_membership(adam_client, bob):
+    membership = Membership.objects.get(user=bob)
+    assert adam_client.get(f"/accounts/{membership.pk}/").status_code == 404
+    assert adam_client.post(f"/accounts/{membership.pk}/link/").status_code == 404
+    membership.refresh_from_db()
+    assert membership.active

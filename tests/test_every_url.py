@@ -1,0 +1,81 @@
+"""Every URL pattern: anonymous users go to the login page, and a user of practice B asking for
+any object of practice A gets 404. A new pattern fails this test until it is added to the
+table, so an unprotected view cannot slip in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from checklist.models import Case, Membership
+
+PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
+
+
+def _case(practice_a, alice) -> dict[str, Any]:
+    return {"pk": Case.objects.create(practice=practice_a, label="A-1").pk}
+
+
+def _membership(practice_a, alice) -> dict[str, Any]:
+    return {"pk": Membership.objects.get(user=alice).pk}
+
+
+# name -> builder of kwargs naming an object of practice A, or None when the URL names none.
+PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
+    "home": None,
+    "case_list": None,
+    "practice_switch": None,
+    "account_list": None,
+    "account_create": None,
+    "account_edit": _membership,
+    "account_link": _membership,
+}
+
+
+def _names(resolver: URLResolver | None = None) -> set[str]:
+    names = set()
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            names |= _names(entry)
+        elif isinstance(entry, URLPattern) and entry.name:
+            names.add(entry.name)
+    return names
+
+
+def test_every_pattern_is_in_the_table():
+    unknown = _names() - PUBLIC - set(PROTECTED)
+    assert not unknown, f"add these URL names to tests/test_every_url.py: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", sorted(PROTECTED))
+def test_anonymous_users_are_sent_to_login(client, practice_a, alice, name):
+    builder = PROTECTED[name]
+    url = reverse(name, kwargs=builder(practice_a, alice) if builder else None)
+    for method in (client.get, client.post):
+        response = method(url, follow=True)
+        assert response.redirect_chain, f"{name} answered {response.status_code} to anonymous"
+        assert response.redirect_chain[-1][0].startswith("/login/"), name
+
+
+@pytest.mark.parametrize("name", sorted(n for n, b in PROTECTED.items() if b))
+def test_another_practice_gets_404(practice_a, alice, adam, bob, name):
+    from tests.conftest import logged_in
+
+    url = reverse(name, kwargs=PROTECTED[name](practice_a, alice))  # type: ignore[misc]
+    # bob is a physician of B; make him an admin there too so role checks pass first.
+    Membership.objects.filter(user=bob).update(role=Membership.PRACTICE_ADMIN)
+    client = logged_in(bob)
+    for method in (client.get, client.post):
+        assert method(url).status_code in (404, 405), name
+    assert client.post(url).status_code == 404, name
+
+
+def test_public_urls_answer_without_login(client, db):
+    assert client.get(reverse("login")).status_code == 200
+    assert client.get(reverse("healthz")).status_code == 200
+    response = client.get(reverse("set_password", kwargs={"uidb64": "x", "token": "y"}))
+    assert response.status_code == 200
+    assert b"no longer valid" in response.content

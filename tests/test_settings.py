@@ -1,0 +1,74 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": "x7" * 30 + "-production-secret-key-for-the-check",
+    "DJANGO_ALLOWED_HOSTS": "onko.example.org",
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECURE_COOKIES": "true",
+    "DJANGO_SECURE_SSL_REDIRECT": "true",
+    "DJANGO_HSTS_SECONDS": "31536000",
+    "DJANGO_BEHIND_PROXY": "true",
+    "DATABASE_URL": "postgres://app@127.0.0.1:1/unused",
+}
+
+
+def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_values():
+    result = _run(
+        "import django; django.setup();"
+        "from django.core.management import call_command;"
+        "call_command('check', '--deploy', '--fail-level', 'WARNING')",
+        PRODUCTION_ENV,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_fails_with_development_values():
+    result = _run(
+        "import django; django.setup();"
+        "from django.core.management import call_command;"
+        "call_command('check', '--deploy', '--fail-level', 'WARNING')",
+        {"DJANGO_SECURE_COOKIES": "false", "DJANGO_HSTS_SECONDS": "0"},
+    )
+    assert result.returncode != 0
+
+
+def test_importing_settings_starts_no_database(tmp_path):
+    # A fresh data folder: if importing settings (as mypy's plugin does) started the embedded
+    # server, it would initialise this folder.
+    pgdata = tmp_path / "pgdata"
+    result = _run(
+        "import django; django.setup(); from django.conf import settings;"
+        "print(settings.DATABASES['default']['ENGINE'])",
+        {"EMBEDDED_PGDATA": str(pgdata), "DATABASE_URL": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "config.db_backend" in result.stdout
+    assert not pgdata.exists()
+
+
+def test_debug_is_off_unless_asked():
+    result = _run(
+        "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
+        {"DJANGO_DEBUG": ""},
+    )
+    assert result.stdout.strip() == "False"
