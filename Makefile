@@ -11,7 +11,6 @@ export DJANGO_SETTINGS_MODULE := config.settings
 $(STAMP): pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 locale/de/LC_MESSAGES/django.mo: locale/de/LC_MESSAGES/django.po
@@ -50,8 +49,8 @@ bench: db
 
 lock:
 	rm -rf /tmp/oncoboard-lock && $(PYTHON) -m venv /tmp/oncoboard-lock
-	/tmp/oncoboard-lock/bin/pip install --quiet -e ".[dev]"
-	/tmp/oncoboard-lock/bin/pip freeze --exclude-editable > requirements.lock
+	/tmp/oncoboard-lock/bin/pip install --quiet ".[dev]"
+	/tmp/oncoboard-lock/bin/pip freeze --exclude oncoboard > requirements.lock
 
 clean:
 	rm -rf $(VENV) var

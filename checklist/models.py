@@ -122,7 +122,7 @@ class Case(PracticeScoped):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
     )
 
-    objects = CaseQuerySet.as_manager()
+    objects = CaseQuerySet.as_manager()  # type: ignore[misc]  # a narrower queryset
 
     class Meta(PracticeScoped.Meta):
         constraints = [
@@ -151,11 +151,11 @@ class AuditEvent(models.Model):
     kind = models.CharField(max_length=10)  # change | access
     table_name = models.CharField(max_length=63, blank=True)
     op = models.CharField(max_length=40)
-    row_id = models.CharField(max_length=64, blank=True, null=True)
+    row_id = models.CharField(max_length=64, blank=True, null=True)  # noqa: DJ001
     actor_id = models.BigIntegerField(null=True)
-    actor_name = models.CharField(max_length=150, blank=True, null=True)
-    path = models.CharField(max_length=500, blank=True, null=True)
-    request_id = models.CharField(max_length=64, blank=True, null=True)
+    actor_name = models.CharField(max_length=150, blank=True, null=True)  # noqa: DJ001
+    path = models.CharField(max_length=500, blank=True, null=True)  # noqa: DJ001
+    request_id = models.CharField(max_length=64, blank=True, null=True)  # noqa: DJ001
     old_values = models.JSONField(null=True)
     new_values = models.JSONField(null=True)
     detail = models.JSONField(null=True)
@@ -191,7 +191,7 @@ class Code(models.Model):
     display = models.CharField(max_length=300)
     display_de = models.CharField(max_length=300)
     release = models.CharField(max_length=60)
-    parent = models.CharField(max_length=40, null=True, blank=True)
+    parent = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001
     level = models.PositiveSmallIntegerField(default=0)
     selectable = models.BooleanField(default=True)
     sort = models.PositiveIntegerField(default=0)

@@ -39,7 +39,9 @@ def membership_update(
     """Sets role and active flag. Accounts are deactivated, never deleted, so audit actors stay
     resolvable; an admin cannot remove the practice's last active admin (themselves included)."""
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    removes_admin = locked.is_admin and locked.active and (role != locked.PRACTICE_ADMIN or not active)
+    removes_admin = (
+        locked.is_admin and locked.active and (role != locked.PRACTICE_ADMIN or not active)
+    )
     if removes_admin:
         other_admins = (
             Membership.objects.filter(

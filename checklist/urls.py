@@ -9,9 +9,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path(
-        "set-password/<uidb64>/<token>/", views.SetPasswordView.as_view(), name="set_password"
-    ),
+    path("set-password/<uidb64>/<token>/", views.SetPasswordView.as_view(), name="set_password"),
     path("cases/", views.case_list, name="case_list"),
     path("practice/switch/", views.practice_switch, name="practice_switch"),
     path("accounts/", views.account_list, name="account_list"),

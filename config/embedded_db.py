@@ -9,6 +9,7 @@ with a file lock, so two workers asking at once start it once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -54,13 +55,14 @@ def _start() -> dict[str, str]:
 
 def _ensure_database(params: dict[str, str], database: str) -> None:
     import psycopg
+    import psycopg.conninfo
     from psycopg import sql
 
-    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+    conninfo = psycopg.conninfo.make_conninfo(dbname="postgres", **params)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         if exists:
             return
-        try:
+        # Another process may create it between our check and our CREATE.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        except psycopg.errors.DuplicateDatabase:
-            pass  # another process created it between our check and our CREATE

@@ -91,3 +91,23 @@ def adam_client(adam):
 @pytest.fixture
 def bob_client(bob):
     return logged_in(bob)
+
+
+@pytest.fixture(autouse=True)
+def _rendered_pages_use_no_recommending_words(monkeypatch):
+    """Every HTML page and text export the suite renders is checked for recommending words."""
+    from checklist.wording import recommending_words
+
+    original = Client.request
+
+    def checked(self, **request):
+        response = original(self, **request)
+        content_type = response.get("Content-Type", "")
+        if not getattr(response, "streaming", False) and content_type.startswith(
+            ("text/html", "text/plain", "text/markdown")
+        ):
+            found = recommending_words(response.content.decode(), html="html" in content_type)
+            assert not found, f"{request.get('PATH_INFO')} renders recommending words: {found}"
+        return response
+
+    monkeypatch.setattr(Client, "request", checked)

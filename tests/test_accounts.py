@@ -24,7 +24,9 @@ def test_it_creates_an_account_and_hands_over_a_working_link(adam_client, practi
         "/accounts/new/", {"username": "dora", "first_name": "Dora", "role": "physician"}
     )
     assert response.status_code == 200
-    link = re.search(rb"http://testserver(/set-password/[^<\"]+)", response.content).group(1)
+    match = re.search(rb"http://testserver(/set-password/[^<\"]+)", response.content)
+    assert match, "the page shows the set-password link"
+    link = match.group(1)
     dora = get_user_model().objects.get(username="dora")
     assert not dora.has_usable_password()
     assert Membership.objects.get(user=dora).practice == practice_a
@@ -70,9 +72,7 @@ def test_it_deactivates_and_never_deletes(adam_client, alice, client):
 
 def test_it_sets_roles(adam_client, alice):
     membership = Membership.objects.get(user=alice)
-    adam_client.post(
-        f"/accounts/{membership.pk}/", {"role": "practice_admin", "active": "on"}
-    )
+    adam_client.post(f"/accounts/{membership.pk}/", {"role": "practice_admin", "active": "on"})
     membership.refresh_from_db()
     assert membership.role == "practice_admin"
 
