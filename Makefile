@@ -44,8 +44,11 @@ pytest: setup
 
 test: lint migrations-check typecheck pytest
 
-bench: db
-	$(BIN)/python manage.py bench
+# Benchmarks run on their own database so they never touch the development data.
+bench: setup
+	EMBEDDED_DB_NAME=oncoboard_bench $(BIN)/python manage.py migrate --no-input -v0
+	EMBEDDED_DB_NAME=oncoboard_bench $(BIN)/python manage.py load_codelists
+	EMBEDDED_DB_NAME=oncoboard_bench $(BIN)/python manage.py bench $(BENCH_ARGS)
 
 lock:
 	rm -rf /tmp/oncoboard-lock && $(PYTHON) -m venv /tmp/oncoboard-lock

@@ -87,19 +87,23 @@ def record_access(
     if user is None and request is not None:
         user = getattr(request, "user", None)
     actor_id, actor_name = _actor(user)
-    row: dict[str, Any] = {
-        "practice_id": practice_id or SYSTEM_CHAIN,
-        "row_id": None if row_id is None else str(row_id),
-        "detail": detail or {},
-        "actor_id": actor_id,
-        "actor_name": actor_name,
+    context = {
+        "user_id": actor_id,
+        "user_name": actor_name,
+        "path": request.path if request is not None else None,
+        "request_id": getattr(request, "request_id", None),
     }
-    if request is not None:
-        row["path"] = request.path
-        row["request_id"] = getattr(request, "request_id", None)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT audit_append('access', %s, %s, %s::jsonb)", [table, op, json.dumps([row])]
+            "SELECT audit_access(%s, %s, %s, %s, %s::jsonb, %s::jsonb)",
+            [
+                practice_id or SYSTEM_CHAIN,
+                table,
+                op,
+                None if row_id is None else str(row_id),
+                json.dumps(context),
+                json.dumps(detail or {}),
+            ],
         )
 
 
@@ -171,8 +175,9 @@ class ChainResult:
 _VERIFY_SQL = """
     SELECT seq, prev_hash, hash,
            encode(sha256(convert_to(prev_hash || audit_canonical(
-               practice_id, seq, ts, kind, table_name, op, row_id, actor_id, actor_name,
-               path, request_id, old_values, new_values, detail), 'UTF8')), 'hex')
+               practice_id, seq, (extract(epoch FROM ts) * 1000000)::bigint, kind, table_name,
+               op, row_id, actor_id, actor_name, path, request_id, old_values, new_values,
+               detail), 'UTF8')), 'hex')
     FROM checklist_auditevent WHERE practice_id = %s ORDER BY seq
 """
 
