@@ -139,7 +139,8 @@ class Command(BaseCommand):
         lines = [
             "# Benchmarks\n",
             f"`make bench` on {time.strftime('%Y-%m-%d')}, scale {options['scale']}, "
-            f"database {connection.vendor} {getattr(connection, 'pg_version', '?')}. Machine: 2 cores.\n",
+            f"database {connection.vendor} {getattr(connection, 'pg_version', '?')}."
+            " Machine: 2 cores.\n",
         ]
         for name in options["only"] or list(SECTIONS):
             print(f"{name}:")
