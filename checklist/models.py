@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pgtrigger
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -108,30 +109,672 @@ class Membership(PracticeScoped):
         return self.role == self.PHYSICIAN
 
 
+class Sex(models.TextChoices):
+    FEMALE = "female", _("female")
+    MALE = "male", _("male")
+    DIVERSE = "diverse", _("diverse")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class Situation(models.TextChoices):
+    FIRST_DIAGNOSIS = "first_diagnosis", _("first diagnosis")
+    RECURRENCE = "recurrence", _("recurrence")
+    METASTATIC_PROGRESSION = "metastatic_progression", _("metastatic progression")
+    UNDER_THERAPY = "under_therapy", _("under therapy")
+
+
+class ImagingMethod(models.TextChoices):
+    CT = "ct", _("CT")
+    MRI = "mri", _("MRI")
+    PET_CT = "pet_ct", _("PET-CT")
+    ULTRASOUND = "ultrasound", _("ultrasound")
+    XRAY = "xray", _("X-ray")
+    BONE_SCAN = "bone_scan", _("bone scintigraphy")
+    CLINICAL = "clinical", _("clinical examination")
+    OTHER = "other", _("other")
+
+
+class MetastasisStatus(models.TextChoices):
+    PRESENT = "present", _("metastases present")
+    NONE_KNOWN = "none_known", _("no metastases known")
+    NOT_ASSESSED = "not_assessed", _("not assessed")
+    NOT_APPLICABLE = "not_applicable", _("not applicable (systemic haematological disease)")
+
+
 class CaseQuerySet(PracticeScopedQuerySet):
     def for_list(self) -> CaseQuerySet:
-        return self.order_by("label")
+        return self.select_related("updated_by").prefetch_related(
+            models.Prefetch("tumours", queryset=Tumour.objects.order_by("pk"))
+        )
 
 
 class Case(PracticeScoped):
-    """The aggregate. `version` is bumped by every change to the case or any of its rows."""
+    """The aggregate. `version` is bumped by every change to the case or any of its rows; it is
+    the optimistic lock (services compare it) and the guard for rules that span rows."""
 
-    label = models.CharField(_("pseudonymous label"), max_length=64)
+    label = models.CharField(
+        _("pseudonymous label"),
+        max_length=64,
+        help_text=_("A pseudonym unique in the practice; never the patient's name."),
+    )
+    year_of_birth = models.PositiveSmallIntegerField(_("year of birth"))
+    sex = models.CharField(_("sex"), max_length=10, choices=Sex.choices)
+    situation = models.CharField(_("tumour situation"), max_length=30, choices=Situation.choices)
+    last_restaging_on = models.DateField(_("last restaging on"), null=True, blank=True)
+    last_restaging_method = models.CharField(
+        _("last restaging method"), max_length=20, choices=ImagingMethod.choices, blank=True
+    )
+    unknown_primary = models.BooleanField(_("cancer of unknown primary"), default=False)
+    metastasis_status = models.CharField(
+        _("metastasis status"), max_length=20, choices=MetastasisStatus.choices, blank=True
+    )
+    metastasis_assessed_on = models.DateField(_("assessed on"), null=True, blank=True)
+    metastasis_assessment_method = models.CharField(
+        _("assessed by"), max_length=20, choices=ImagingMethod.choices, blank=True
+    )
+    no_prior_therapy = models.BooleanField(_("no prior tumour-specific therapy"), default=False)
+    prior_therapy_stated_on = models.DateField(null=True, blank=True)
+    deceased_on = models.DateField(_("died on"), null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
     )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+    )
 
     objects = CaseQuerySet.as_manager()  # type: ignore[misc]  # a narrower queryset
+
+    # Field values that make a minimal valid case, for seeding and tests.
+    MINIMAL = {"year_of_birth": 1960, "sex": "female", "situation": "first_diagnosis"}
 
     class Meta(PracticeScoped.Meta):
         constraints = [
             models.UniqueConstraint(fields=["practice", "label"], name="case_label_unique"),
         ]
+        indexes = [models.Index(fields=["practice", "label"], name="case_practice_label")]
 
     def __str__(self) -> str:
         return self.label
+
+
+class CaseRow(PracticeScoped):
+    """A row of a case's aggregate: carries its own practice_id and is audited."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+")
+
+    class Meta(PracticeScoped.Meta):
+        abstract = True
+
+
+class Laterality(models.TextChoices):
+    LEFT = "left", _("left")
+    RIGHT = "right", _("right")
+    BILATERAL = "bilateral", _("bilateral")
+    MIDLINE = "midline", _("midline")
+    NOT_APPLICABLE = "not_applicable", _("not applicable")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class DiagnosisBasis(models.TextChoices):
+    HISTOLOGY = "histology", _("histology of the primary")
+    HISTOLOGY_METASTASIS = "histology_metastasis", _("histology of a metastasis")
+    CYTOLOGY = "cytology", _("cytology")
+    TUMOUR_MARKER = "tumour_marker", _("specific tumour markers")
+    CLINICAL_DIAGNOSTICS = "clinical_diagnostics", _("clinical diagnostics (imaging)")
+    CLINICAL = "clinical", _("clinical only")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class Grade(models.TextChoices):
+    G1 = "G1", "G1"
+    G2 = "G2", "G2"
+    G3 = "G3", "G3"
+    G4 = "G4", "G4"
+    GX = "GX", "GX"
+    LOW = "L", _("low grade")
+    HIGH = "H", _("high grade")
+    NOT_APPLICABLE = "NA", _("not applicable")
+
+
+class Tumour(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="tumours")
+    oncotree_code = models.CharField(_("tumour type (OncoTree code)"), max_length=40)
+    oncotree_name = models.CharField(max_length=300)
+    oncotree_release = models.CharField(max_length=60)
+    oncotree_tissue = models.CharField(max_length=100, blank=True)
+    oncotree_main_type = models.CharField(max_length=200, blank=True)
+    icd10_text = models.CharField(_("ICD-10 (optional)"), max_length=100, blank=True)
+    laterality = models.CharField(_("laterality"), max_length=20, choices=Laterality.choices)
+    diagnosed_on = models.DateField(_("date of diagnosis"), null=True, blank=True)
+    diagnosis_basis = models.CharField(
+        _("basis of diagnosis"), max_length=30, choices=DiagnosisBasis.choices, blank=True
+    )
+    histology = models.CharField(_("histology"), max_length=300, blank=True)
+    grade = models.CharField(_("grade"), max_length=2, choices=Grade.choices, blank=True)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"{self.oncotree_name} ({self.oncotree_code})"
+
+    @property
+    def is_haematological(self) -> bool:
+        return self.oncotree_tissue in HAEMATOLOGICAL_TISSUES
+
+
+HAEMATOLOGICAL_TISSUES = {"Lymphoid", "Myeloid"}
+
+
+class StagingKind(models.TextChoices):
+    CLINICAL = "clinical", _("clinical")
+    PATHOLOGICAL = "pathological", _("pathological")
+    POST_THERAPY = "post_therapy", _("post-therapy")
+    RECURRENCE = "recurrence", _("recurrence")
+
+
+class StagingSystem(models.TextChoices):
+    UICC_TNM = "uicc_tnm", _("UICC TNM")
+    BINET = "binet", _("Binet")
+    RAI = "rai", _("Rai")
+    ANN_ARBOR = "ann_arbor", _("Ann Arbor / Lugano")
+    ISS = "iss", _("ISS / R-ISS")
+    FIGO = "figo", _("FIGO")
+    OTHER = "other", _("other")
+    NOT_APPLICABLE = "not_applicable", _("not applicable")
+
+
+class TnmPrefix(models.TextChoices):
+    C = "c", "c"
+    P = "p", "p"
+    U = "u", "u"
+
+
+class StagingRecord(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="staging_records")
+    tumour = models.ForeignKey(
+        Tumour, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    staged_on = models.DateField(_("date"))
+    kind = models.CharField(_("kind"), max_length=20, choices=StagingKind.choices)
+    system = models.CharField(_("system"), max_length=20, choices=StagingSystem.choices)
+    tnm_edition = models.CharField(
+        _("TNM edition"), max_length=2, choices=[("7", "7"), ("8", "8"), ("9", "9")], blank=True
+    )
+    y_symbol = models.BooleanField(_("y (after therapy)"), default=False)
+    r_symbol = models.BooleanField(_("r (recurrence)"), default=False)
+    a_symbol = models.BooleanField(_("a (at autopsy)"), default=False)
+    m_symbol = models.CharField(_("m (multiple primaries)"), max_length=5, blank=True)
+    t_prefix = models.CharField(_("T prefix"), max_length=1, choices=TnmPrefix.choices, blank=True)
+    t_category = models.CharField(_("T"), max_length=20, blank=True)
+    n_prefix = models.CharField(_("N prefix"), max_length=1, choices=TnmPrefix.choices, blank=True)
+    n_category = models.CharField(_("N"), max_length=20, blank=True)
+    m_prefix = models.CharField(_("M prefix"), max_length=1, choices=TnmPrefix.choices, blank=True)
+    m_category = models.CharField(_("M"), max_length=20, blank=True)
+    l_category = models.CharField(_("L"), max_length=5, blank=True)
+    v_category = models.CharField(_("V"), max_length=5, blank=True)
+    pn_category = models.CharField(_("Pn"), max_length=5, blank=True)
+    r_classification = models.CharField(
+        _("R"),
+        max_length=2,
+        choices=[("R0", "R0"), ("R1", "R1"), ("R2", "R2"), ("RX", "RX")],
+        blank=True,
+    )
+    uicc_stage = models.CharField(_("UICC stage (chosen)"), max_length=10, blank=True)
+    other_system_name = models.CharField(_("other system"), max_length=100, blank=True)
+    stage_text = models.CharField(_("stage"), max_length=60, blank=True)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"{self.staged_on} {self.get_system_display()}"
+
+    @property
+    def tnm_text(self) -> str:
+        symbols = "".join(s for s, on in (("y", self.y_symbol), ("r", self.r_symbol)) if on)
+        symbols += "a" if self.a_symbol else ""
+        parts = []
+        for prefix, letter, category in (
+            (self.t_prefix, "T", self.t_category),
+            (self.n_prefix, "N", self.n_category),
+            (self.m_prefix, "M", self.m_category),
+        ):
+            if category:
+                parts.append(f"{symbols}{prefix}{letter}{category}")
+        if self.m_symbol:
+            parts[:1] = [f"{parts[0]}({self.m_symbol})"] if parts else []
+        parts += [c for c in (self.l_category, self.v_category, self.pn_category) if c]
+        if self.r_classification:
+            parts.append(self.r_classification)
+        return " ".join(parts)
+
+
+class BiomarkerKind(models.TextChoices):
+    TISSUE = "tissue", _("tissue")
+    SERUM = "serum", _("serum")
+    GERMLINE = "germline", _("germline")
+
+
+class ResultStatus(models.TextChoices):
+    RESULT = "result", _("result")
+    PENDING = "pending", _("pending")
+    FAILED = "failed", _("failed")
+    NOT_TESTED = "not_tested", _("not tested")
+
+
+COMMON_BIOMARKERS = [
+    "ER", "PR", "HER2", "Ki-67", "PD-L1", "MSI/MMR", "KRAS", "EGFR", "ALK", "ROS1", "BRAF",
+    "PIK3CA", "BRCA1", "BRCA2", "TP53", "IGHV", "PSA", "CEA", "CA 15-3", "CA 19-9",
+    "β2-microglobulin",
+]  # fmt: skip
+
+
+class Biomarker(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="biomarkers")
+    name = models.CharField(_("marker"), max_length=60)
+    kind = models.CharField(_("kind"), max_length=10, choices=BiomarkerKind.choices)
+    specimen = models.CharField(_("specimen"), max_length=200, blank=True)
+    sampled_on = models.DateField(_("date"), null=True, blank=True)
+    assay = models.CharField(_("assay"), max_length=200, blank=True)
+    scoring = models.CharField(
+        _("score type"), max_length=30, blank=True, help_text=_("e.g. TPS or CPS for PD-L1")
+    )
+    value = models.DecimalField(_("value"), max_digits=12, decimal_places=4, null=True, blank=True)
+    unit = models.CharField(_("unit"), max_length=30, blank=True)
+    categorical_result = models.CharField(
+        _("categorical result"), max_length=100, blank=True, help_text=_("e.g. 3+, mutated")
+    )
+    status = models.CharField(_("status"), max_length=12, choices=ResultStatus.choices)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MetastasisTiming(models.TextChoices):
+    SYNCHRONOUS = "synchronous", _("synchronous")
+    METACHRONOUS = "metachronous", _("metachronous")
+
+
+class EstablishedBy(models.TextChoices):
+    IMAGING = "imaging", _("imaging")
+    HISTOLOGY = "histology", _("histology")
+    CYTOLOGY = "cytology", _("cytology")
+    CLINICAL = "clinical", _("clinical")
+    OTHER = "other", _("other")
+
+
+class Metastasis(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="metastases")
+    site = models.CharField(_("site"), max_length=3)
+    lesions = models.PositiveIntegerField(_("number of lesions"), null=True, blank=True)
+    detected_on = models.DateField(_("detected on"))
+    timing = models.CharField(_("timing"), max_length=15, choices=MetastasisTiming.choices)
+    established_by = models.CharField(
+        _("established by"), max_length=15, choices=EstablishedBy.choices, blank=True
+    )
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return self.site
+
+
+# --- case record II: therapy lines, tolerability, immune status, individual situation ---------
+
+
+class LineSetting(models.TextChoices):
+    NEOADJUVANT = "neoadjuvant", _("neoadjuvant")
+    ADJUVANT = "adjuvant", _("adjuvant")
+    PALLIATIVE = "palliative", _("palliative")
+    MAINTENANCE = "maintenance", _("maintenance")
+    DEFINITIVE = "definitive", _("definitive / curative without surgery")
+    OTHER = "other", _("other")
+
+
+class DatePrecision(models.TextChoices):
+    DAY = "day", _("day")
+    MONTH = "month", _("month")
+
+
+class Response(models.TextChoices):
+    CR = "CR", _("complete response")
+    PR = "PR", _("partial response")
+    SD = "SD", _("stable disease")
+    PD = "PD", _("progressive disease")
+    MIXED = "mixed", _("mixed response")
+    NOT_EVALUABLE = "NE", _("not evaluable")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class ResponseCriteria(models.TextChoices):
+    RECIST = "recist_1_1", "RECIST 1.1"
+    IRECIST = "irecist", "iRECIST"
+    RANO = "rano", "RANO"
+    LUGANO = "lugano", "Lugano"
+    IWCLL = "iwcll", "iwCLL"
+    PCWG3 = "pcwg3", "PCWG3"
+    CLINICAL = "clinical", _("clinical")
+    NOT_EVALUABLE = "not_evaluable", _("not evaluable (e.g. adjuvant)")
+
+
+# RECIST-family criteria describe solid tumours; they are not offered for haematological cases.
+SOLID_TUMOUR_CRITERIA = {ResponseCriteria.RECIST, ResponseCriteria.IRECIST}
+
+
+class TherapyLine(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="therapy_lines")
+    number = models.PositiveSmallIntegerField(_("line number"))
+    types = ArrayField(models.CharField(max_length=4), verbose_name=_("therapy types"))
+    regimen = models.CharField(_("agents / regimen"), max_length=300, blank=True)
+    intent = models.CharField(_("intent"), max_length=2, blank=True)
+    setting = models.CharField(_("setting"), max_length=15, choices=LineSetting.choices)
+    palliative_line = models.PositiveSmallIntegerField(
+        _("palliative line number"), null=True, blank=True
+    )
+    started_on = models.DateField(_("start"))
+    start_precision = models.CharField(
+        max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY
+    )
+    ended_on = models.DateField(_("end"), null=True, blank=True)
+    end_precision = models.CharField(
+        max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY
+    )
+    ongoing = models.BooleanField(_("ongoing"), default=False)
+    cycles = models.PositiveSmallIntegerField(_("cycles"), null=True, blank=True)
+    dose_reductions = models.PositiveSmallIntegerField(_("dose reductions"), null=True, blank=True)
+    response = models.CharField(_("best response"), max_length=10, choices=Response.choices,
+                                blank=True)  # fmt: skip
+    response_criteria = models.CharField(
+        _("response criteria"), max_length=15, choices=ResponseCriteria.choices, blank=True
+    )
+    end_reason = models.CharField(_("end reason"), max_length=2, blank=True)
+    category = models.ForeignKey(
+        "Category",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("linked catalogue category"),
+    )
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"line {self.number}"
+
+
+class CtcaeVersion(models.TextChoices):
+    V5 = "5.0", "CTCAE 5.0"
+    V6 = "6.0", "CTCAE 6.0"
+
+
+class AdverseEvent(CaseRow):
+    line = models.ForeignKey(TherapyLine, on_delete=models.CASCADE, related_name="events")
+    term = models.CharField(_("term"), max_length=200)
+    ctcae_version = models.CharField(_("CTCAE version"), max_length=3, choices=CtcaeVersion.choices)
+    grade = models.PositiveSmallIntegerField(_("grade"), choices=[(g, str(g)) for g in range(1, 6)])
+    attributed_agent = models.CharField(_("attributed agent"), max_length=200, blank=True)
+    led_to_stop = models.BooleanField(_("led to stopping the therapy"), default=False)
+    dose_reduced = models.BooleanField(_("dose reduced"), default=False)
+    resolved = models.BooleanField(_("resolved"), default=False)
+    onset_on = models.DateField(_("onset"), null=True, blank=True)
+
+    class Meta(CaseRow.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(grade__gte=1, grade__lte=5), name="ae_grade_1_to_5"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} G{self.grade}"
+
+
+class PerformanceStatus(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="performance")
+    assessed_on = models.DateField(_("assessed on"))
+    ecog = models.PositiveSmallIntegerField(
+        _("ECOG"), choices=[(g, str(g)) for g in range(0, 5)], null=True, blank=True
+    )
+    karnofsky = models.PositiveSmallIntegerField(
+        _("Karnofsky (%)"),
+        choices=[(k, f"{k} %") for k in range(100, -1, -10)],
+        null=True,
+        blank=True,
+    )
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return str(self.assessed_on)
+
+
+class TestResult(models.TextChoices):
+    POSITIVE = "positive", _("positive")
+    NEGATIVE = "negative", _("negative")
+    NOT_TESTED = "not_tested", _("not tested")
+
+
+class YesNo(models.TextChoices):
+    YES = "yes", _("yes")
+    NO = "no", _("no")
+    NOT_ASSESSED = "not_assessed", _("not assessed")
+
+
+class ImmuneFinding(CaseRow):
+    """One dated set of immune-relevant findings. Every item is optional; "not tested" is
+    recorded explicitly and differs from an empty field. No score, ratio or verdict."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="immune_findings")
+    assessed_on = models.DateField(_("date"))
+    leukocytes = models.DecimalField(
+        _("leukocytes (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
+    )
+    neutrophils = models.DecimalField(
+        _("neutrophils (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
+    )
+    neutrophils_not_tested = models.BooleanField(_("neutrophils not tested"), default=False)
+    lymphocytes = models.DecimalField(
+        _("lymphocytes (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
+    )
+    lymphocytes_not_tested = models.BooleanField(_("lymphocytes not tested"), default=False)
+    count_context = models.CharField(
+        _("context of the counts"),
+        max_length=200,
+        blank=True,
+        help_text=_("e.g. under G-CSF, under steroids"),
+    )
+    cd4 = models.PositiveIntegerField(_("CD4 (/µL)"), null=True, blank=True)
+    cd4_not_tested = models.BooleanField(_("CD4 not tested"), default=False)
+    igg = models.DecimalField(_("IgG (g/L)"), max_digits=6, decimal_places=2, null=True,
+                              blank=True)  # fmt: skip
+    igg_not_tested = models.BooleanField(_("IgG not tested"), default=False)
+    iga = models.DecimalField(_("IgA (g/L)"), max_digits=6, decimal_places=2, null=True,
+                              blank=True)  # fmt: skip
+    igm = models.DecimalField(_("IgM (g/L)"), max_digits=6, decimal_places=2, null=True,
+                              blank=True)  # fmt: skip
+    steroid_mg_per_day = models.DecimalField(
+        _("systemic steroid, prednisolone equivalent (mg/day)"),
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+    )
+    steroid_since = models.DateField(_("steroid since"), null=True, blank=True)
+    hiv = models.CharField(_("HIV"), max_length=12, choices=TestResult.choices, blank=True)
+    hbsag = models.CharField(_("HBsAg"), max_length=12, choices=TestResult.choices, blank=True)
+    anti_hbc = models.CharField(
+        _("anti-HBc"), max_length=12, choices=TestResult.choices, blank=True
+    )
+    transplant_gvhd = models.CharField(_("transplant / GvHD"), max_length=200, blank=True)
+    asplenia = models.CharField(_("asplenia"), max_length=12, choices=YesNo.choices, blank=True)
+    autoimmune_disease = models.CharField(_("autoimmune disease"), max_length=200, blank=True)
+    infections_12m = models.PositiveSmallIntegerField(
+        _("infections in the last 12 months"), null=True, blank=True
+    )
+    infections_hospitalised = models.PositiveSmallIntegerField(
+        _("of which hospitalised"), null=True, blank=True
+    )
+    vaccinations = models.CharField(_("vaccinations (with dates)"), max_length=500, blank=True)
+    comment = models.TextField(_("physician's comment"), blank=True)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return str(self.assessed_on)
+
+
+class ImmuneAdverseEvent(CaseRow):
+    """A prior immune-related adverse event, as the physician recorded it."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="immune_events")
+    organ = models.CharField(_("organ"), max_length=100)
+    grade = models.PositiveSmallIntegerField(_("grade"), choices=[(g, str(g)) for g in range(1, 6)])
+    treatment = models.CharField(_("treatment"), max_length=200, blank=True)
+    resolved = models.BooleanField(_("resolved"), default=False)
+    rechallenged = models.BooleanField(_("rechallenged"), default=False)
+    occurred_on = models.DateField(_("date"), null=True, blank=True)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return self.organ
+
+
+class Comorbidity(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="comorbidities")
+    name = models.CharField(_("comorbidity"), max_length=200)
+    since = models.DateField(_("since"), null=True, blank=True)
+    note = models.CharField(_("note"), max_length=300, blank=True)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrganFunction(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="organ_functions")
+    measured_on = models.DateField(_("date"))
+    egfr = models.DecimalField(_("eGFR (mL/min/1.73 m²)"), max_digits=6, decimal_places=1,
+                               null=True, blank=True)  # fmt: skip
+    bilirubin = models.DecimalField(_("bilirubin (mg/dL)"), max_digits=6, decimal_places=2,
+                                    null=True, blank=True)  # fmt: skip
+    alt = models.DecimalField(_("ALT (U/L)"), max_digits=7, decimal_places=1, null=True,
+                              blank=True)  # fmt: skip
+    ast = models.DecimalField(_("AST (U/L)"), max_digits=7, decimal_places=1, null=True,
+                              blank=True)  # fmt: skip
+    lvef = models.PositiveSmallIntegerField(_("LVEF (%)"), null=True, blank=True)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return str(self.measured_on)
+
+
+class MedicationKind(models.TextChoices):
+    REGULAR = "regular", _("regular medication")
+    SUPPLEMENT = "supplement", _("supplement")
+    ANTICOAGULANT = "anticoagulant", _("anticoagulant")
+    OTHER = "other", _("other")
+
+
+class Medication(CaseRow):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="medications")
+    name = models.CharField(_("medication"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=15, choices=MedicationKind.choices)
+    dose = models.CharField(_("dose"), max_length=100, blank=True)
+
+    class Meta(CaseRow.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- catalogue ------------------------------------------------------------------------------
+
+
+class CatalogueVersion(PracticeScoped):
+    """A version of the practice's catalogue. Drafts have no `published_at`; a published
+    version is never edited again: edits go into a new draft."""
+
+    number = models.PositiveIntegerField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    change_note = models.TextField(blank=True)
+    based_on_shipped = models.CharField(max_length=40, blank=True)
+    mechanisms = models.JSONField(default=list, blank=True)
+    orientation = models.JSONField(default=list, blank=True)
+    goals = models.JSONField(default=list, blank=True)
+    disclaimer_en = models.TextField(blank=True)
+    disclaimer_de = models.TextField(blank=True)
+    source_title = models.CharField(max_length=300, blank=True)
+
+    class Meta(PracticeScoped.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "number"], name="catalogue_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.published_at is None
+
+
+class Category(PracticeScoped):
+    version = models.ForeignKey(
+        CatalogueVersion, on_delete=models.CASCADE, related_name="categories"
+    )
+    code = models.CharField(_("code"), max_length=40)
+    position = models.PositiveSmallIntegerField(_("position"))
+    group_en = models.CharField(_("group (English)"), max_length=200)
+    group_de = models.CharField(_("group (German)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200)
+    name_de = models.CharField(_("name (German)"), max_length=200)
+    description_en = models.TextField(_("description (English)"))
+    description_de = models.TextField(_("description (German)"))
+    mechanisms = models.JSONField(default=list, blank=True)
+    source_section = models.CharField(_("source section"), max_length=200)
+    source_quote = models.TextField(_("source sentence"))
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta(PracticeScoped.Meta):
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "code"], name="category_code"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name_en
+
+    def name(self, language: str | None) -> str:
+        return self.name_de if (language or "").startswith("de") else self.name_en
+
+    def description(self, language: str | None) -> str:
+        return self.description_de if (language or "").startswith("de") else self.description_en
+
+    def group(self, language: str | None) -> str:
+        return self.group_de if (language or "").startswith("de") else self.group_en
 
 
 class AuditEvent(models.Model):

@@ -27,8 +27,10 @@ def test_it_captures_a_change_made_through_the_ui(adam_client, adam, alice, prac
 
 
 def test_it_captures_a_bulk_update_with_user_and_practice(alice, practice_a, practice_b):
-    Case.objects.bulk_create([Case(practice=practice_a, label=f"a{i}") for i in range(3)])
-    Case.objects.create(practice=practice_b, label="b0")
+    Case.objects.bulk_create(
+        [Case(practice=practice_a, label=f"a{i}", **Case.MINIMAL) for i in range(3)]
+    )
+    Case.objects.create(practice=practice_b, label="b0", **Case.MINIMAL)
     with audit.audit_context(user=alice, path="bulk"):
         Case.objects.all().update(version=7)
     updates = [e for e in _changes() if e.op == "UPDATE"]
@@ -38,7 +40,7 @@ def test_it_captures_a_bulk_update_with_user_and_practice(alice, practice_a, pra
 
 
 def test_it_captures_raw_sql_and_deletes_with_the_whole_row(alice, practice_a):
-    case = Case.objects.create(practice=practice_a, label="raw")
+    case = Case.objects.create(practice=practice_a, label="raw", **Case.MINIMAL)
     with audit.audit_context(user=alice, path="raw"), connection.cursor() as cursor:
         cursor.execute("UPDATE checklist_case SET label = 'raw2' WHERE id = %s", [case.pk])
         cursor.execute("DELETE FROM checklist_case WHERE id = %s", [case.pk])
@@ -52,7 +54,7 @@ def test_it_captures_raw_sql_and_deletes_with_the_whole_row(alice, practice_a):
 def test_the_context_is_reset_after_a_request(alice_client, practice_a):
     alice_client.get("/cases/")
     # The same connection, outside any request: no user may be left on it.
-    Case.objects.create(practice=practice_a, label="after")
+    Case.objects.create(practice=practice_a, label="after", **Case.MINIMAL)
     assert _changes()[-1].actor_id is None
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('audit.context', true)")
@@ -60,7 +62,7 @@ def test_the_context_is_reset_after_a_request(alice_client, practice_a):
 
 
 def test_the_trail_refuses_update_and_delete_even_with_pgtrigger_ignore(practice_a):
-    Case.objects.create(practice=practice_a, label="x")
+    Case.objects.create(practice=practice_a, label="x", **Case.MINIMAL)
     for statement in (
         "UPDATE checklist_auditevent SET op = 'forged'",
         "DELETE FROM checklist_auditevent",
@@ -83,7 +85,7 @@ def test_pgtrigger_ignore_does_not_switch_off_the_capture(practice_a):
     import pgtrigger
 
     with pgtrigger.ignore("checklist.Case:audit_ins", "checklist.Case:audit_upd"):
-        case = Case.objects.create(practice=practice_a, label="ignored?")
+        case = Case.objects.create(practice=practice_a, label="ignored?", **Case.MINIMAL)
         case.label = "still audited"
         case.save()
     assert [e.op for e in _changes()] == ["INSERT", "UPDATE"]

@@ -23,7 +23,9 @@ def _as_superuser_bypassing_triggers(sql, params=()):
 
 @pytest.fixture
 def chain(practice_a):
-    Case.objects.bulk_create([Case(practice=practice_a, label=f"c{i}") for i in range(6)])
+    Case.objects.bulk_create(
+        [Case(practice=practice_a, label=f"c{i}", **Case.MINIMAL) for i in range(6)]
+    )
     assert audit.verify_chain(practice_a.pk).ok
     return practice_a.pk
 
@@ -114,7 +116,7 @@ def test_parallel_writers_with_rollbacks_leave_no_gap_or_fork():
                         chosen = sorted(rng.sample(practices, k=rng.randint(1, 2)), key=_pk)
                         for practice in chosen:
                             label = f"w{seed}-{round_}-{practice.pk}"
-                            Case.objects.create(practice=practice, label=label)
+                            Case.objects.create(practice=practice, label=label, **Case.MINIMAL)
                         if rng.random() < 0.3:
                             raise RuntimeError("rollback")
                 except RuntimeError:

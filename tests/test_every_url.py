@@ -16,7 +16,7 @@ PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
 
 
 def _case(practice_a, alice) -> dict[str, Any]:
-    return {"pk": Case.objects.create(practice=practice_a, label="A-1").pk}
+    return {"pk": Case.objects.create(practice=practice_a, label="A-1", **Case.MINIMAL).pk}
 
 
 def _membership(practice_a, alice) -> dict[str, Any]:

@@ -44,7 +44,8 @@ def bench_audit(lines: list[str], scale: float) -> None:
     started = time.perf_counter()
     with transaction.atomic():
         Case.objects.bulk_create(
-            [Case(practice=practice, label=f"b{i}") for i in range(n_bulk)], batch_size=n_bulk
+            [Case(practice=practice, label=f"b{i}", **Case.MINIMAL) for i in range(n_bulk)],
+            batch_size=n_bulk,
         )
     elapsed = time.perf_counter() - started
     lines.append(
@@ -92,7 +93,10 @@ def bench_audit(lines: list[str], scale: float) -> None:
             for start in range(0, per_writer, 10):
                 with transaction.atomic():
                     Case.objects.bulk_create(
-                        [Case(practice=target, label=f"w{index}-{start + i}") for i in range(10)]
+                        [
+                            Case(practice=target, label=f"w{index}-{start + i}", **Case.MINIMAL)
+                            for i in range(10)
+                        ]
                     )
         except BaseException as error:  # noqa: BLE001 - reported in the output
             errors.append(error)
