@@ -235,3 +235,23 @@ def head_present(practice_id: int, seq: int, hash_: str) -> bool:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+def case_changes_since(case: Any, version: int) -> list[Any]:
+    """The change events of the requests that moved the case past `version`: who changed what
+    since a form was opened, for the stale-version page."""
+    from checklist.models import AuditEvent
+
+    bumps = AuditEvent.objects.filter(
+        practice_id=case.practice_id,
+        table_name="checklist_case",
+        row_id=str(case.pk),
+        op="UPDATE",
+        old_values__version__gte=version,
+    )
+    request_ids = [r for r in bumps.values_list("request_id", flat=True) if r]
+    return list(
+        AuditEvent.objects.filter(
+            practice_id=case.practice_id, kind="change", request_id__in=request_ids
+        ).order_by("seq")[:50]
+    )

@@ -1,13 +1,42 @@
 from __future__ import annotations
 
+import re
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from checklist.models import Membership
+from checklist.models import (
+    SOLID_TUMOUR_CRITERIA,
+    AdverseEvent,
+    Biomarker,
+    Case,
+    Category,
+    Code,
+    Comorbidity,
+    ImmuneAdverseEvent,
+    ImmuneFinding,
+    LineSetting,
+    Medication,
+    Membership,
+    Metastasis,
+    MetastasisStatus,
+    OrganFunction,
+    PerformanceStatus,
+    Practice,
+    ResultStatus,
+    StagingRecord,
+    StagingSystem,
+    TherapyLine,
+    Tumour,
+)
 
 
 class LoginForm(AuthenticationForm):
@@ -39,3 +68,721 @@ class MembershipForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+
+
+# --- the case record ------------------------------------------------------------------------
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+def _date_widgets(model: type[models.Model]) -> dict[str, forms.Widget]:
+    return {
+        f.name: DateInput()
+        for f in model._meta.get_fields()
+        if isinstance(f, models.DateField) and not isinstance(f, models.DateTimeField)
+    }
+
+
+def _code_choices(system: str, language: str | None = None) -> list[tuple[str, str]]:
+    return [(c.code, c.label(language)) for c in Code.objects.of(system)]
+
+
+class CaseFormMixin:
+    """Date rules shared by every form of the case: not in the future, not before birth."""
+
+    case: Case | None = None
+    date_fields: tuple[str, ...] = ()
+
+    def _check_dates(self, cleaned: dict[str, Any]) -> None:
+        year_of_birth = cleaned.get("year_of_birth") or (self.case and self.case.year_of_birth)
+        today = timezone.localdate()
+        for name in self.date_fields:
+            value = cleaned.get(name)
+            if not isinstance(value, date):
+                continue
+            if value > today:
+                self.add_error(name, _("This date is in the future."))  # type: ignore[attr-defined]
+            elif year_of_birth and value.year < year_of_birth:
+                self.add_error(name, _("This date is before the year of birth."))  # type: ignore[attr-defined]
+
+
+class CaseForm(CaseFormMixin, forms.ModelForm):
+    date_fields = ("last_restaging_on", "deceased_on")
+
+    class Meta:
+        model = Case
+        fields = [
+            "label",
+            "year_of_birth",
+            "sex",
+            "situation",
+            "last_restaging_on",
+            "last_restaging_method",
+            "unknown_primary",
+            "deceased_on",
+        ]
+        widgets = _date_widgets(Case)
+
+    def __init__(self, *args: Any, practice: Practice, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.practice = practice
+        self.case = self.instance if self.instance.pk else None
+        self.fields["year_of_birth"].widget.attrs.update({"min": 1900, "max": timezone.now().year})
+
+    def clean_year_of_birth(self) -> int:
+        year: int = self.cleaned_data["year_of_birth"]
+        if not 1900 <= year <= timezone.now().year:
+            raise forms.ValidationError(_("Give a year between 1900 and this year."))
+        return year
+
+    def clean_label(self) -> str:
+        label: str = self.cleaned_data["label"].strip()
+        taken = Case.objects.for_practice(self.practice).filter(label=label)
+        if self.instance.pk:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(_("This label is already used in the practice."))
+        return label
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self._check_dates(cleaned)
+        if cleaned.get("last_restaging_on") and not cleaned.get("last_restaging_method"):
+            self.add_error("last_restaging_method", _("Say how the restaging was done."))
+        return cleaned
+
+
+class MetastasisStatusForm(CaseFormMixin, forms.ModelForm):
+    date_fields = ("metastasis_assessed_on",)
+
+    class Meta:
+        model = Case
+        fields = ["metastasis_status", "metastasis_assessed_on", "metastasis_assessment_method"]
+        widgets = {
+            "metastasis_status": forms.RadioSelect,
+            "metastasis_assessed_on": DateInput(),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.case = self.instance
+        self.fields["metastasis_status"].required = True
+        self.fields["metastasis_status"].choices = MetastasisStatus.choices
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self._check_dates(cleaned)
+        if cleaned.get("metastasis_status") == MetastasisStatus.NONE_KNOWN:
+            if not cleaned.get("metastasis_assessed_on"):
+                self.add_error(
+                    "metastasis_assessed_on",
+                    _("“No metastases known” needs the date of the assessment."),
+                )
+            if not cleaned.get("metastasis_assessment_method"):
+                self.add_error(
+                    "metastasis_assessment_method",
+                    _("“No metastases known” needs the staging method."),
+                )
+        else:
+            cleaned["metastasis_assessed_on"] = cleaned.get("metastasis_assessed_on")
+        return cleaned
+
+
+class RowForm(CaseFormMixin, forms.ModelForm):
+    """A form for one row of a case; `case` gives the date rules their year of birth."""
+
+    warnings: list[str]
+
+    def __init__(self, *args: Any, case: Case, language: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.case = case
+        self.language = language
+        self.warnings = []
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self._check_dates(cleaned)
+        return cleaned
+
+
+def resolve_oncotree(text: str) -> Code:
+    """Finds the OncoTree node for "Name (CODE)" (what the type-ahead fills in) or a code."""
+    text = (text or "").strip()
+    match = re.search(r"\(([A-Z0-9_]+)\)\s*$", text)
+    code = match.group(1) if match else text.upper()
+    node = Code.objects.filter(system="oncotree", code=code).first()
+    if node is None:
+        by_name = list(Code.objects.filter(system="oncotree", display__iexact=text)[:2])
+        node = by_name[0] if len(by_name) == 1 else None
+    if node is None:
+        raise forms.ValidationError(
+            _("“%(text)s” is not an OncoTree tumour type. Type part of a name or code and pick"
+              " from the list.") % {"text": text}
+        )  # fmt: skip
+    if not node.selectable:
+        raise forms.ValidationError(
+            _("“%(name)s” is a tissue, not a diagnosis. Pick a tumour type within it.")
+            % {"name": node.display}
+        )
+    return node
+
+
+class TumourForm(RowForm):
+    date_fields = ("diagnosed_on",)
+    oncotree = forms.CharField(
+        label=_("Tumour type (OncoTree)"),
+        max_length=340,
+        help_text=_("Type part of a name or code, e.g. “ductal” or “LUAD”."),
+    )
+
+    class Meta:
+        model = Tumour
+        fields = [
+            "icd10_text",
+            "laterality",
+            "diagnosed_on",
+            "diagnosis_basis",
+            "histology",
+            "grade",
+        ]
+        widgets = _date_widgets(Tumour)
+
+    field_order = ["oncotree"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["oncotree"] = (
+                f"{self.instance.oncotree_name} ({self.instance.oncotree_code})"
+            )
+        self.fields["oncotree"].widget.attrs.update(
+            {
+                "autocomplete": "off",
+                "role": "combobox",
+                "aria-autocomplete": "list",
+                "aria-controls": "oncotree-results",
+                "hx-get": reverse("oncotree_search"),
+                "hx-trigger": "input changed delay:150ms, focus",
+                "hx-target": "#oncotree-results",
+                "hx-swap": "innerHTML",
+                "name": "oncotree",
+            }
+        )
+
+    def clean_oncotree(self) -> Code:
+        return resolve_oncotree(self.cleaned_data["oncotree"])
+
+    def save(self, commit: bool = True) -> Tumour:
+        tumour: Tumour = super().save(commit=False)
+        node: Code = self.cleaned_data["oncotree"]
+        tumour.oncotree_code = node.code
+        tumour.oncotree_name = node.display
+        tumour.oncotree_release = node.release
+        tumour.oncotree_tissue = node.extra.get("tissue") or ""
+        tumour.oncotree_main_type = node.extra.get("mainType") or ""
+        return tumour
+
+
+TNM_LISTS = {"t": "obds:tnm_t", "n": "obds:tnm_n", "m": "obds:tnm_m"}
+STAGE_VALUES = {
+    StagingSystem.BINET: ["A", "B", "C"],
+    StagingSystem.RAI: ["0", "I", "II", "III", "IV"],
+    StagingSystem.ISS: ["I", "II", "III", "R-I", "R-II", "R-III"],
+}
+
+
+class StagingForm(RowForm):
+    date_fields = ("staged_on",)
+
+    class Meta:
+        model = StagingRecord
+        fields = [
+            "tumour",
+            "staged_on",
+            "kind",
+            "system",
+            "tnm_edition",
+            "y_symbol",
+            "r_symbol",
+            "a_symbol",
+            "m_symbol",
+            "t_prefix",
+            "t_category",
+            "n_prefix",
+            "n_category",
+            "m_prefix",
+            "m_category",
+            "l_category",
+            "v_category",
+            "pn_category",
+            "r_classification",
+            "uicc_stage",
+            "other_system_name",
+            "stage_text",
+        ]
+        widgets = _date_widgets(StagingRecord)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tumour_field = self.fields["tumour"]
+        tumour_field.queryset = Tumour.objects.filter(case=self.case)  # type: ignore[attr-defined]
+        tumour_field.empty_label = _("(the case)")  # type: ignore[attr-defined]
+        blank = [("", "—")]
+        for letter, system in TNM_LISTS.items():
+            self.fields[f"{letter}_category"] = forms.ChoiceField(
+                label=letter.upper(),
+                required=False,
+                choices=blank + [(c, f"{letter.upper()}{c}") for c, _l in _code_choices(system)],
+            )
+        for name, system in [("l_category", "obds:tnm_l"), ("v_category", "obds:tnm_v"),
+                             ("pn_category", "obds:tnm_pn")]:  # fmt: skip
+            self.fields[name] = forms.ChoiceField(
+                label=self.fields[name].label, required=False,
+                choices=blank + _code_choices(system),
+            )  # fmt: skip
+        self.fields["uicc_stage"] = forms.ChoiceField(
+            label=_("UICC stage (chosen by the physician)"),
+            required=False,
+            choices=blank + _code_choices("obds:tnm_uicc"),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        system = cleaned.get("system")
+        if system == StagingSystem.UICC_TNM:
+            if not cleaned.get("tnm_edition"):
+                self.add_error("tnm_edition", _("Give the TNM edition (7, 8 or 9)."))
+            if not any(cleaned.get(f"{x}_category") for x in "tnm"):
+                self.add_error("t_category", _("Give at least one of T, N and M."))
+            for letter in "tnm":
+                if cleaned.get(f"{letter}_category") and not cleaned.get(f"{letter}_prefix"):
+                    self.add_error(
+                        f"{letter}_prefix",
+                        _("Give the prefix (c or p) for %(cat)s.") % {"cat": letter.upper()},
+                    )
+            if cleaned.get("m_category") == "X":
+                self.warnings.append(
+                    _("MX was abolished with TNM 7; consider cM0 or cM1 if the M status is known.")
+                )
+        elif system in (StagingSystem.NOT_APPLICABLE,):
+            pass
+        else:
+            tnm_given = [n for n in self.Meta.fields if n.endswith(("_category", "_prefix"))
+                         and cleaned.get(n)]  # fmt: skip
+            if tnm_given:
+                self.add_error(None, _("TNM values belong to the UICC TNM system only."))
+            allowed = STAGE_VALUES.get(system or "")
+            stage = (cleaned.get("stage_text") or "").strip()
+            if not stage:
+                self.add_error("stage_text", _("Give the stage in this system."))
+            elif allowed and stage not in allowed:
+                self.add_error(
+                    "stage_text",
+                    _("Use one of: %(values)s.") % {"values": ", ".join(allowed)},
+                )
+            if system == StagingSystem.OTHER and not cleaned.get("other_system_name"):
+                self.add_error("other_system_name", _("Name the staging system."))
+        return cleaned
+
+    def _clean_prefixed(self, letter: str) -> str:
+        # A category posted with its own prefix ("pT2") beside a separate prefix is two
+        # prefixes; unknown codes are refused by the choice field before this runs.
+        raw = (self.data.get(self.add_prefix(f"{letter}_category")) or "").strip()
+        if re.match(rf"^[cpuyra]+{letter}", raw, re.IGNORECASE):
+            raise forms.ValidationError(
+                _("Give the prefix in its own field: %(value)s has one in the category.")
+                % {"value": raw}
+            )
+        return self.cleaned_data.get(f"{letter}_category") or ""
+
+    def clean_t_category(self) -> str:
+        return self._clean_prefixed("t")
+
+    def clean_n_category(self) -> str:
+        return self._clean_prefixed("n")
+
+    def clean_m_category(self) -> str:
+        return self._clean_prefixed("m")
+
+
+class BiomarkerForm(RowForm):
+    date_fields = ("sampled_on",)
+
+    class Meta:
+        model = Biomarker
+        fields = [
+            "name",
+            "kind",
+            "status",
+            "specimen",
+            "sampled_on",
+            "assay",
+            "scoring",
+            "value",
+            "unit",
+            "categorical_result",
+        ]
+        widgets = {**_date_widgets(Biomarker), "name": forms.TextInput(attrs={"list": "markers"})}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        has_value = cleaned.get("value") is not None or cleaned.get("categorical_result")
+        status = cleaned.get("status")
+        if status == ResultStatus.RESULT and not has_value:
+            self.add_error("value", _("A result needs a value or a categorical result."))
+        if status and status != ResultStatus.RESULT and has_value:
+            self.add_error(
+                "status", _("A result that is pending, failed or not tested has no value.")
+            )
+        if cleaned.get("value") is not None and not cleaned.get("unit"):
+            self.add_error("unit", _("Give the unit of the value."))
+        return cleaned
+
+
+class MetastasisForm(RowForm):
+    date_fields = ("detected_on",)
+
+    class Meta:
+        model = Metastasis
+        fields = ["site", "lesions", "detected_on", "timing", "established_by"]
+        widgets = _date_widgets(Metastasis)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["site"] = forms.ChoiceField(
+            label=_("site"), choices=[("", "—")] + _code_choices("obds:fm_lokalisation",
+                                                                self.language),
+        )  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.case and self.case.metastasis_status in (
+            MetastasisStatus.NONE_KNOWN,
+            MetastasisStatus.NOT_APPLICABLE,
+        ):
+            self.add_error(
+                None,
+                _("The metastasis status says “%(status)s”; change it before adding rows.")
+                % {"status": self.case.get_metastasis_status_display()},
+            )
+        return cleaned
+
+
+class TherapyLineForm(RowForm):
+    date_fields = ("started_on", "ended_on")
+    start_month_only = forms.BooleanField(
+        label=_("only the month of the start is known"), required=False
+    )
+    end_month_only = forms.BooleanField(
+        label=_("only the month of the end is known"), required=False
+    )
+
+    class Meta:
+        model = TherapyLine
+        fields = [
+            "number",
+            "types",
+            "regimen",
+            "intent",
+            "setting",
+            "palliative_line",
+            "started_on",
+            "ended_on",
+            "ongoing",
+            "cycles",
+            "dose_reductions",
+            "response",
+            "response_criteria",
+            "end_reason",
+            "category",
+        ]
+        widgets = _date_widgets(TherapyLine)
+
+    def __init__(self, *args: Any, categories: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["types"] = forms.MultipleChoiceField(
+            label=_("therapy types"),
+            choices=_code_choices("mii:therapie-typ", self.language),
+            widget=forms.CheckboxSelectMultiple,
+        )
+        self.fields["intent"] = forms.ChoiceField(
+            label=_("intent"), required=False,
+            choices=[("", "—")] + _code_choices("mii:intention", self.language),
+        )  # fmt: skip
+        self.fields["end_reason"] = forms.ChoiceField(
+            label=_("end reason"), required=False,
+            choices=[("", "—")] + _code_choices("mii:therapie-ende-grund", self.language),
+        )  # fmt: skip
+        criteria = self.fields["response_criteria"]
+        if self.case and self.case.is_haematological:
+            criteria.choices = [  # type: ignore[attr-defined]
+                c for c in criteria.choices  # type: ignore[attr-defined]
+                if c[0] not in SOLID_TUMOUR_CRITERIA
+            ]  # fmt: skip
+        category = self.fields["category"]
+        category.queryset = categories if categories is not None else Category.objects.none()  # type: ignore[attr-defined]
+        category.empty_label = _("not linked")  # type: ignore[attr-defined]
+        category.label_from_instance = lambda c: c.name(self.language)  # type: ignore[attr-defined]
+        if self.instance.pk and not self.is_bound:
+            self.initial["start_month_only"] = self.instance.start_precision == "month"
+            self.initial["end_month_only"] = self.instance.end_precision == "month"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        start, end = cleaned.get("started_on"), cleaned.get("ended_on")
+        if cleaned.get("ongoing"):
+            if end:
+                self.add_error("ended_on", _("An ongoing line has no end date."))
+            if cleaned.get("end_reason"):
+                self.add_error("end_reason", _("An ongoing line has no end reason."))
+        if start and end:
+            start_cmp = start.replace(day=1) if cleaned.get("start_month_only") else start
+            end_cmp = end.replace(day=1) if cleaned.get("end_month_only") else end
+            if end_cmp < start_cmp:
+                self.add_error("ended_on", _("The end is before the start."))
+        if cleaned.get("setting") == LineSetting.PALLIATIVE and not cleaned.get("palliative_line"):
+            self.add_error("palliative_line", _("Give the number of the palliative line."))
+        criteria = cleaned.get("response_criteria")
+        if criteria in SOLID_TUMOUR_CRITERIA and self.case and self.case.is_haematological:
+            self.add_error("response_criteria", _("RECIST applies to solid tumours only."))
+        return cleaned
+
+    def save(self, commit: bool = True) -> TherapyLine:
+        line: TherapyLine = super().save(commit=False)
+        line.start_precision = "month" if self.cleaned_data.get("start_month_only") else "day"
+        line.end_precision = "month" if self.cleaned_data.get("end_month_only") else "day"
+        if line.start_precision == "month":
+            line.started_on = line.started_on.replace(day=1)
+        if line.ended_on and line.end_precision == "month":
+            line.ended_on = line.ended_on.replace(day=1)
+        return line
+
+
+class AdverseEventForm(RowForm):
+    date_fields = ("onset_on",)
+
+    class Meta:
+        model = AdverseEvent
+        fields = [
+            "line",
+            "term",
+            "ctcae_version",
+            "grade",
+            "attributed_agent",
+            "led_to_stop",
+            "dose_reduced",
+            "resolved",
+            "onset_on",
+        ]
+        widgets = _date_widgets(AdverseEvent)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        line = self.fields["line"]
+        line.queryset = TherapyLine.objects.filter(case=self.case).order_by("number")  # type: ignore[attr-defined]
+        line.label_from_instance = lambda l: (  # type: ignore[attr-defined]  # noqa: E741
+            _("line %(n)s: %(regimen)s") % {"n": l.number, "regimen": l.regimen or "—"}
+        )
+
+    def clean_grade(self) -> int:
+        grade = self.cleaned_data["grade"]
+        if grade == 5 and not (self.case and self.case.deceased_on):
+            raise forms.ValidationError(
+                _("Grade 5 means death: record the date of death on the case first.")
+            )
+        return int(grade)
+
+
+class PerformanceStatusForm(RowForm):
+    date_fields = ("assessed_on",)
+
+    class Meta:
+        model = PerformanceStatus
+        fields = ["assessed_on", "ecog", "karnofsky"]
+        widgets = _date_widgets(PerformanceStatus)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("ecog") is None and cleaned.get("karnofsky") is None:
+            self.add_error("ecog", _("Give ECOG, Karnofsky or both."))
+        return cleaned
+
+
+COUNT_UNITS = [
+    ("1e9/L", "10⁹/L"),
+    ("Gpt/L", "Gpt/L"),
+    ("/uL", "/µL"),
+    ("%", _("% of leukocytes")),
+]
+LIMITS = {
+    "neutrophils": (Decimal(100), _("Neutrophils above 100 × 10⁹/L are not plausible.")),
+    "lymphocytes": (Decimal(500), _("Lymphocytes above 500 × 10⁹/L are not plausible.")),
+}
+
+
+def to_billion_per_litre(value: Decimal, unit: str, leukocytes: Decimal | None) -> Decimal:
+    """A cell count in the unit the lab reported, as 10⁹/L (Gpt/L is the same unit)."""
+    if unit in ("1e9/L", "Gpt/L"):
+        return value
+    if unit == "/uL":
+        return value / Decimal(1000)
+    if unit == "%":
+        if leukocytes is None:
+            raise ValueError("a percentage needs the leukocyte count")
+        return value * leukocytes / Decimal(100)
+    raise ValueError(f"unknown unit {unit}")
+
+
+class ImmuneFindingForm(RowForm):
+    date_fields = ("assessed_on", "steroid_since")
+    neutrophils_unit = forms.ChoiceField(label=_("unit"), choices=COUNT_UNITS, required=False)
+    lymphocytes_unit = forms.ChoiceField(label=_("unit"), choices=COUNT_UNITS, required=False)
+
+    class Meta:
+        model = ImmuneFinding
+        fields = [
+            "assessed_on",
+            "leukocytes",
+            "neutrophils",
+            "neutrophils_not_tested",
+            "lymphocytes",
+            "lymphocytes_not_tested",
+            "count_context",
+            "cd4",
+            "cd4_not_tested",
+            "igg",
+            "igg_not_tested",
+            "iga",
+            "igm",
+            "steroid_mg_per_day",
+            "steroid_since",
+            "hiv",
+            "hbsag",
+            "anti_hbc",
+            "transplant_gvhd",
+            "asplenia",
+            "autoimmune_disease",
+            "infections_12m",
+            "infections_hospitalised",
+            "vaccinations",
+            "comment",
+        ]
+        widgets = {**_date_widgets(ImmuneFinding), "comment": forms.Textarea(attrs={"rows": 3})}
+        labels = {"neutrophils": _("neutrophils"), "lymphocytes": _("lymphocytes")}
+
+    field_order = [
+        "assessed_on", "leukocytes", "neutrophils", "neutrophils_unit", "neutrophils_not_tested",
+        "lymphocytes", "lymphocytes_unit", "lymphocytes_not_tested",
+    ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("neutrophils", "lymphocytes"):
+            self.fields[name].max_digits = None  # type: ignore[attr-defined]  # checked below
+            self.fields[name].validators = []
+            self.fields[name].widget.attrs["step"] = "any"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        leukocytes = cleaned.get("leukocytes")
+        for name in ("neutrophils", "lymphocytes"):
+            value = cleaned.get(name)
+            if value is None:
+                continue
+            if cleaned.get(f"{name}_not_tested"):
+                self.add_error(name, _("A value and “not tested” exclude each other."))
+                continue
+            unit = cleaned.get(f"{name}_unit") or "1e9/L"
+            try:
+                converted = to_billion_per_litre(value, unit, leukocytes)
+            except ValueError:
+                self.add_error(
+                    "leukocytes", _("A percentage needs the leukocyte count to convert it.")
+                )
+                continue
+            limit, message = LIMITS[name]
+            if converted > limit:
+                self.add_error(name, message)
+                continue
+            if (
+                unit in ("1e9/L", "Gpt/L")
+                and 20 <= value <= 100
+                and (leukocytes is None or value > leukocytes)
+            ):
+                self.warnings.append(
+                    _("%(name)s %(value)s × 10⁹/L looks like a percentage; please check the unit.")
+                    % {"name": self.fields[name].label, "value": value}
+                )
+            cleaned[name] = converted.quantize(Decimal("0.001"))
+        for name, limit, message in [
+            ("cd4", 5000, _("CD4 above 5000/µL is not plausible.")),
+            ("igg", 50, _("IgG above 50 g/L is not plausible.")),
+            ("steroid_mg_per_day", 2000, _("A steroid dose above 2000 mg/day is not plausible.")),
+        ]:
+            value = cleaned.get(name)
+            if value is not None and value > limit:
+                self.add_error(name, message)
+        for name in ("cd4", "igg"):
+            if cleaned.get(name) is not None and cleaned.get(f"{name}_not_tested"):
+                self.add_error(name, _("A value and “not tested” exclude each other."))
+        if cleaned.get("steroid_since") and cleaned.get("steroid_mg_per_day") is None:
+            self.add_error("steroid_mg_per_day", _("Give the dose that started on this date."))
+        hospitalised, infections = (
+            cleaned.get("infections_hospitalised"),
+            cleaned.get("infections_12m"),
+        )
+        if hospitalised is not None and (infections is None or hospitalised > infections):
+            self.add_error(
+                "infections_hospitalised", _("More hospitalised infections than infections.")
+            )
+        return cleaned
+
+
+class ImmuneAdverseEventForm(RowForm):
+    date_fields = ("occurred_on",)
+
+    class Meta:
+        model = ImmuneAdverseEvent
+        fields = ["organ", "grade", "treatment", "resolved", "rechallenged", "occurred_on"]
+        widgets = _date_widgets(ImmuneAdverseEvent)
+
+
+class ComorbidityForm(RowForm):
+    date_fields = ("since",)
+
+    class Meta:
+        model = Comorbidity
+        fields = ["name", "since", "note"]
+        widgets = _date_widgets(Comorbidity)
+
+
+class OrganFunctionForm(RowForm):
+    date_fields = ("measured_on",)
+
+    class Meta:
+        model = OrganFunction
+        fields = ["measured_on", "egfr", "bilirubin", "alt", "ast", "lvef"]
+        widgets = _date_widgets(OrganFunction)
+
+    def clean_lvef(self) -> int | None:
+        value = self.cleaned_data.get("lvef")
+        if value is not None and value > 100:
+            raise forms.ValidationError(_("LVEF is a percentage (0-100)."))
+        return value
+
+
+class MedicationForm(RowForm):
+    class Meta:
+        model = Medication
+        fields = ["name", "kind", "dose"]
+
+
+class PriorTherapyForm(forms.Form):
+    no_prior_therapy = forms.BooleanField(
+        label=_("No prior tumour-specific therapy"), required=False
+    )

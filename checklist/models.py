@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
@@ -147,6 +148,27 @@ class CaseQuerySet(PracticeScopedQuerySet):
             models.Prefetch("tumours", queryset=Tumour.objects.order_by("pk"))
         )
 
+    def with_completeness(self) -> CaseQuerySet:
+        """Annotates each factor group's "something recorded, or explicitly stated" flag and
+        `complete` (all five orientation factors documented), for filtering in SQL."""
+
+        def has(model: type[models.Model]) -> models.Exists:
+            return models.Exists(model.objects.filter(case=models.OuterRef("pk")))  # type: ignore[misc]
+
+        return self.annotate(
+            has_tumour=has(Tumour) | models.Q(unknown_primary=True),
+            has_stage=has(StagingRecord),
+            has_metastasis_status=~models.Q(metastasis_status=""),
+            has_immune=has(ImmuneFinding) | has(ImmuneAdverseEvent),
+            has_prior=has(TherapyLine) | models.Q(no_prior_therapy=True),
+        ).annotate(
+            complete=models.Q(has_tumour=True)
+            & models.Q(has_stage=True)
+            & models.Q(has_metastasis_status=True)
+            & models.Q(has_immune=True)
+            & models.Q(has_prior=True)
+        )
+
 
 class Case(PracticeScoped):
     """The aggregate. `version` is bumped by every change to the case or any of its rows; it is
@@ -198,6 +220,11 @@ class Case(PracticeScoped):
 
     def __str__(self) -> str:
         return self.label
+
+    @cached_property
+    def is_haematological(self) -> bool:
+        """Any primary in OncoTree's lymphoid or myeloid tissue (RECIST is not offered)."""
+        return any(t.is_haematological for t in self.tumours.all())
 
 
 class CaseRow(PracticeScoped):

@@ -160,6 +160,7 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+FORMAT_MODULE_PATH = ["config.formats"]
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "locale"]

@@ -1,0 +1,183 @@
+"""The case record as read for one page: every row in a constant number of queries, the facts
+handed to rules.py, and the timeline points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from django.db.models import Prefetch
+
+from checklist import rules, timeline
+from checklist.models import (
+    AdverseEvent,
+    Case,
+    CatalogueVersion,
+    Category,
+    Code,
+)
+
+
+def catalogue_categories(practice_id: int) -> Any:
+    """The active categories of the practice's newest published catalogue version."""
+    version = (
+        CatalogueVersion.objects.filter(practice_id=practice_id, published_at__isnull=False)
+        .order_by("-number")
+        .first()
+    )
+    if version is None:
+        return Category.objects.none()
+    return Category.objects.filter(version=version, active=True).order_by("position")
+
+
+@dataclass
+class CaseRecord:
+    case: Case
+    tumours: list[Any] = field(default_factory=list)
+    staging: list[Any] = field(default_factory=list)
+    biomarkers: list[Any] = field(default_factory=list)
+    metastases: list[Any] = field(default_factory=list)
+    lines: list[Any] = field(default_factory=list)
+    performance: list[Any] = field(default_factory=list)
+    immune: list[Any] = field(default_factory=list)
+    immune_events: list[Any] = field(default_factory=list)
+    comorbidities: list[Any] = field(default_factory=list)
+    organ_functions: list[Any] = field(default_factory=list)
+    medications: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, case: Case) -> CaseRecord:
+        case = (
+            Case.objects.filter(pk=case.pk)
+            .select_related("created_by", "updated_by")
+            .prefetch_related(
+                "tumours",
+                "staging_records__tumour",
+                "biomarkers",
+                "metastases",
+                Prefetch(
+                    "therapy_lines",
+                    queryset=case.therapy_lines.select_related("category").prefetch_related(
+                        Prefetch("events", queryset=AdverseEvent.objects.order_by("onset_on", "pk"))
+                    ),
+                ),
+                "performance",
+                "immune_findings",
+                "immune_events",
+                "comorbidities",
+                "organ_functions",
+                "medications",
+            )
+            .get()
+        )
+        return cls(
+            case=case,
+            tumours=sorted(case.tumours.all(), key=lambda t: (t.diagnosed_on or date.max, t.pk)),
+            staging=sorted(case.staging_records.all(), key=lambda s: (s.staged_on, s.pk)),
+            biomarkers=sorted(
+                case.biomarkers.all(), key=lambda b: (b.name.lower(), b.sampled_on or date.min)
+            ),
+            metastases=sorted(case.metastases.all(), key=lambda m: (m.detected_on, m.pk)),
+            lines=sorted(case.therapy_lines.all(), key=lambda line: (line.number, line.pk)),
+            performance=sorted(case.performance.all(), key=lambda p: p.assessed_on),
+            immune=sorted(case.immune_findings.all(), key=lambda f: f.assessed_on),
+            immune_events=list(case.immune_events.all()),
+            comorbidities=list(case.comorbidities.all()),
+            organ_functions=sorted(case.organ_functions.all(), key=lambda o: o.measured_on),
+            medications=list(case.medications.all()),
+        )
+
+    @staticmethod
+    def worst_grade(line: Any) -> int | None:
+        grades = [event.grade for event in line.events.all()]
+        return max(grades) if grades else None
+
+    def line_facts(self) -> tuple[rules.LineFacts, ...]:
+        return tuple(
+            rules.LineFacts(
+                id=line.pk,
+                number=line.number,
+                types=tuple(line.types),
+                regimen=line.regimen,
+                start=line.started_on.isoformat(),
+                end=line.ended_on.isoformat() if line.ended_on else "",
+                ongoing=line.ongoing,
+                end_reason=line.end_reason,
+                worst_grade=self.worst_grade(line),
+                category_code=line.category.code if line.category else None,
+            )
+            for line in self.lines
+        )
+
+    @property
+    def facts(self) -> rules.CaseFacts:
+        case = self.case
+        return rules.CaseFacts(
+            tumour_types=tuple(t.oncotree_name for t in self.tumours),
+            unknown_primary=case.unknown_primary,
+            haematological=any(t.is_haematological for t in self.tumours),
+            staging_systems=tuple(s.system for s in self.staging),
+            metastasis_status=case.metastasis_status,
+            metastasis_sites=tuple(m.site for m in self.metastases),
+            immune_findings=len(self.immune) + len(self.immune_events),
+            no_prior_therapy=case.no_prior_therapy,
+            lines=self.line_facts(),
+            performance_records=len(self.performance),
+            biomarkers=len(self.biomarkers),
+        )
+
+    @property
+    def summary(self) -> tuple[rules.FactorSummary, ...]:
+        return rules.summarise(self.facts)
+
+    @property
+    def gaps(self) -> tuple[str, ...]:
+        return rules.gaps(self.summary)
+
+    def timeline(self, today: date) -> timeline.Layout | None:
+        points: list[timeline.Point] = []
+        for t in self.tumours:
+            if t.diagnosed_on:
+                points.append(timeline.Point("diagnosis", t.diagnosed_on, t.oncotree_name))
+        for s in self.staging:
+            label = s.tnm_text or s.stage_text or s.get_system_display()
+            points.append(timeline.Point("staging", s.staged_on, label))
+        for m in self.metastases:
+            points.append(timeline.Point("metastasis", m.detected_on, m.site))
+        for line in self.lines:
+            grade = self.worst_grade(line)
+            label = f"{line.number}: {line.regimen or '/'.join(line.types)}"
+            if grade:
+                label += f" · G{grade}"
+            if line.end_reason:
+                label += f" · {line.end_reason}"
+            points.append(
+                timeline.Point("therapy", line.started_on, label, line.ended_on, line.ongoing)
+            )
+            for event in line.events.all():
+                if event.onset_on:
+                    points.append(
+                        timeline.Point("event", event.onset_on, f"{event.term} G{event.grade}")
+                    )
+        for p in self.performance:
+            label = " / ".join(
+                x for x in (f"ECOG {p.ecog}" if p.ecog is not None else "",
+                            f"KPS {p.karnofsky} %" if p.karnofsky is not None else "") if x
+            )  # fmt: skip
+            points.append(timeline.Point("performance", p.assessed_on, label))
+        for f in self.immune:
+            points.append(timeline.Point("immune", f.assessed_on, str(f.assessed_on)))
+        return timeline.layout(points, today)
+
+    def site_labels(self, language: str | None) -> dict[str, str]:
+        return {
+            c.code: c.label(language) for c in Code.objects.filter(system="obds:fm_lokalisation")
+        }
+
+    def code_labels(self, language: str | None) -> dict[str, dict[str, str]]:
+        systems = ["mii:therapie-typ", "mii:therapie-ende-grund", "mii:intention"]
+        labels: dict[str, dict[str, str]] = {s: {} for s in systems}
+        for code in Code.objects.filter(system__in=systems):
+            labels[code.system][code.code] = code.label(language)
+        return labels
