@@ -289,6 +289,32 @@ class TumourForm(RowForm):
 
 
 TNM_LISTS = {"t": "obds:tnm_t", "n": "obds:tnm_n", "m": "obds:tnm_m"}
+
+
+class TnmCategoryField(forms.ChoiceField):
+    """A T, N or M category from the oBDS list. The prefix (c/p/u) has its own field, so a
+    category that carries one ("pT2") is refused as having two prefixes; a bare letter ("T2")
+    is accepted as the category it names."""
+
+    def __init__(self, *, letter: str, **kwargs: Any) -> None:
+        self.letter = letter
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> str:
+        text = str(super().to_python(value)).strip()
+        if text[:1].upper() == self.letter.upper() and text[1:] in dict(self.choices):
+            return text[1:]
+        return text
+
+    def validate(self, value: Any) -> None:
+        if value and re.match(rf"^[cpuyra]+{self.letter}", value, re.IGNORECASE):
+            raise forms.ValidationError(
+                _("Give the prefix in its own field: %(value)s has one in the category.")
+                % {"value": value}
+            )
+        super().validate(value)
+
+
 STAGE_VALUES = {
     StagingSystem.BINET: ["A", "B", "C"],
     StagingSystem.RAI: ["0", "I", "II", "III", "IV"],
@@ -334,7 +360,8 @@ class StagingForm(RowForm):
         tumour_field.empty_label = _("(the case)")  # type: ignore[attr-defined]
         blank = [("", "—")]
         for letter, system in TNM_LISTS.items():
-            self.fields[f"{letter}_category"] = forms.ChoiceField(
+            self.fields[f"{letter}_category"] = TnmCategoryField(
+                letter=letter,
                 label=letter.upper(),
                 required=False,
                 choices=blank + [(c, f"{letter.upper()}{c}") for c, _l in _code_choices(system)],
@@ -388,26 +415,6 @@ class StagingForm(RowForm):
             if system == StagingSystem.OTHER and not cleaned.get("other_system_name"):
                 self.add_error("other_system_name", _("Name the staging system."))
         return cleaned
-
-    def _clean_prefixed(self, letter: str) -> str:
-        # A category posted with its own prefix ("pT2") beside a separate prefix is two
-        # prefixes; unknown codes are refused by the choice field before this runs.
-        raw = (self.data.get(self.add_prefix(f"{letter}_category")) or "").strip()
-        if re.match(rf"^[cpuyra]+{letter}", raw, re.IGNORECASE):
-            raise forms.ValidationError(
-                _("Give the prefix in its own field: %(value)s has one in the category.")
-                % {"value": raw}
-            )
-        return self.cleaned_data.get(f"{letter}_category") or ""
-
-    def clean_t_category(self) -> str:
-        return self._clean_prefixed("t")
-
-    def clean_n_category(self) -> str:
-        return self._clean_prefixed("n")
-
-    def clean_m_category(self) -> str:
-        return self._clean_prefixed("m")
 
 
 class BiomarkerForm(RowForm):

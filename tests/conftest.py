@@ -111,3 +111,20 @@ def _rendered_pages_use_no_recommending_words(monkeypatch):
         return response
 
     monkeypatch.setattr(Client, "request", checked)
+
+
+@pytest.fixture
+def case(practice_a, alice, codelists):
+    from checklist.models import Case
+
+    return Case.objects.create(
+        practice=practice_a, label="BC-1", year_of_birth=1965, sex="female",
+        situation="first_diagnosis", created_by=alice,
+    )  # fmt: skip
+
+
+def post_row(client, case, kind, data, row=None):
+    """Posts a row form with the case's current version, as the browser would."""
+    case.refresh_from_db()
+    url = f"/cases/{case.pk}/{kind}/{row.pk}/" if row else f"/cases/{case.pk}/{kind}/new/"
+    return client.post(url, {**data, "expected_version": case.version})
