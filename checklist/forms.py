@@ -172,7 +172,7 @@ class MetastasisStatusForm(CaseFormMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.case = self.instance
         self.fields["metastasis_status"].required = True
-        self.fields["metastasis_status"].choices = MetastasisStatus.choices
+        self.fields["metastasis_status"].choices = MetastasisStatus.choices  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -196,7 +196,7 @@ class MetastasisStatusForm(CaseFormMixin, forms.ModelForm):
 class RowForm(CaseFormMixin, forms.ModelForm):
     """A form for one row of a case; `case` gives the date rules their year of birth."""
 
-    warnings: list[str]
+    warnings: list[Any]
 
     def __init__(self, *args: Any, case: Case, language: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -221,9 +221,12 @@ def resolve_oncotree(text: str) -> Code:
         node = by_name[0] if len(by_name) == 1 else None
     if node is None:
         raise forms.ValidationError(
-            _("“%(text)s” is not an OncoTree tumour type. Type part of a name or code and pick"
-              " from the list.") % {"text": text}
-        )  # fmt: skip
+            _(
+                "“%(text)s” is not an OncoTree tumour type. Type part of a name or code and pick"
+                " from the list."
+            )
+            % {"text": text}
+        )
     if not node.selectable:
         raise forms.ValidationError(
             _("“%(name)s” is a tissue, not a diagnosis. Pick a tumour type within it.")
@@ -302,7 +305,8 @@ class TnmCategoryField(forms.ChoiceField):
 
     def to_python(self, value: Any) -> str:
         text = str(super().to_python(value)).strip()
-        if text[:1].upper() == self.letter.upper() and text[1:] in dict(self.choices):
+        codes = {str(choice[0]) for choice in self.choices}  # type: ignore[union-attr,index]
+        if text[:1].upper() == self.letter.upper() and text[1:] in codes:
             return text[1:]
         return text
 
@@ -366,12 +370,16 @@ class StagingForm(RowForm):
                 required=False,
                 choices=blank + [(c, f"{letter.upper()}{c}") for c, _l in _code_choices(system)],
             )
-        for name, system in [("l_category", "obds:tnm_l"), ("v_category", "obds:tnm_v"),
-                             ("pn_category", "obds:tnm_pn")]:  # fmt: skip
+        for name, system in [
+            ("l_category", "obds:tnm_l"),
+            ("v_category", "obds:tnm_v"),
+            ("pn_category", "obds:tnm_pn"),
+        ]:
             self.fields[name] = forms.ChoiceField(
-                label=self.fields[name].label, required=False,
+                label=self.fields[name].label,
+                required=False,
                 choices=blank + _code_choices(system),
-            )  # fmt: skip
+            )
         self.fields["uicc_stage"] = forms.ChoiceField(
             label=_("UICC stage (chosen by the physician)"),
             required=False,
@@ -399,11 +407,14 @@ class StagingForm(RowForm):
         elif system in (StagingSystem.NOT_APPLICABLE,):
             pass
         else:
-            tnm_given = [n for n in self.Meta.fields if n.endswith(("_category", "_prefix"))
-                         and cleaned.get(n)]  # fmt: skip
+            tnm_given = [
+                n
+                for n in self.Meta.fields
+                if n.endswith(("_category", "_prefix")) and cleaned.get(n)
+            ]
             if tnm_given:
                 self.add_error(None, _("TNM values belong to the UICC TNM system only."))
-            allowed = STAGE_VALUES.get(system or "")
+            allowed = STAGE_VALUES.get(system)  # type: ignore[arg-type]
             stage = (cleaned.get("stage_text") or "").strip()
             if not stage:
                 self.add_error("stage_text", _("Give the stage in this system."))
@@ -462,9 +473,9 @@ class MetastasisForm(RowForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["site"] = forms.ChoiceField(
-            label=_("site"), choices=[("", "—")] + _code_choices("obds:fm_lokalisation",
-                                                                self.language),
-        )  # fmt: skip
+            label=_("site"),
+            choices=[("", "—")] + _code_choices("obds:fm_lokalisation", self.language),
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -518,19 +529,22 @@ class TherapyLineForm(RowForm):
             widget=forms.CheckboxSelectMultiple,
         )
         self.fields["intent"] = forms.ChoiceField(
-            label=_("intent"), required=False,
+            label=_("intent"),
+            required=False,
             choices=[("", "—")] + _code_choices("mii:intention", self.language),
-        )  # fmt: skip
+        )
         self.fields["end_reason"] = forms.ChoiceField(
-            label=_("end reason"), required=False,
+            label=_("end reason"),
+            required=False,
             choices=[("", "—")] + _code_choices("mii:therapie-ende-grund", self.language),
-        )  # fmt: skip
+        )
         criteria = self.fields["response_criteria"]
         if self.case and self.case.is_haematological:
             criteria.choices = [  # type: ignore[attr-defined]
-                c for c in criteria.choices  # type: ignore[attr-defined]
+                c
+                for c in criteria.choices  # type: ignore[attr-defined]
                 if c[0] not in SOLID_TUMOUR_CRITERIA
-            ]  # fmt: skip
+            ]
         category = self.fields["category"]
         category.queryset = categories if categories is not None else Category.objects.none()  # type: ignore[attr-defined]
         category.empty_label = _("not linked")  # type: ignore[attr-defined]
@@ -683,9 +697,15 @@ class ImmuneFindingForm(RowForm):
         labels = {"neutrophils": _("neutrophils"), "lymphocytes": _("lymphocytes")}
 
     field_order = [
-        "assessed_on", "leukocytes", "neutrophils", "neutrophils_unit", "neutrophils_not_tested",
-        "lymphocytes", "lymphocytes_unit", "lymphocytes_not_tested",
-    ]  # fmt: skip
+        "assessed_on",
+        "leukocytes",
+        "neutrophils",
+        "neutrophils_unit",
+        "neutrophils_not_tested",
+        "lymphocytes",
+        "lymphocytes_unit",
+        "lymphocytes_not_tested",
+    ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -726,13 +746,14 @@ class ImmuneFindingForm(RowForm):
                     % {"name": self.fields[name].label, "value": value}
                 )
             cleaned[name] = converted.quantize(Decimal("0.001"))
-        for name, limit, message in [
+        limits: list[tuple[str, int, Any]] = [
             ("cd4", 5000, _("CD4 above 5000/µL is not plausible.")),
             ("igg", 50, _("IgG above 50 g/L is not plausible.")),
             ("steroid_mg_per_day", 2000, _("A steroid dose above 2000 mg/day is not plausible.")),
-        ]:
+        ]
+        for name, ceiling, message in limits:
             value = cleaned.get(name)
-            if value is not None and value > limit:
+            if value is not None and value > ceiling:
                 self.add_error(name, message)
         for name in ("cd4", "igg"):
             if cleaned.get(name) is not None and cleaned.get(f"{name}_not_tested"):

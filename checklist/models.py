@@ -3,7 +3,7 @@ audited by database triggers from its first migration (see audit.py and Practice
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pgtrigger
 from django.conf import settings
@@ -152,8 +152,8 @@ class CaseQuerySet(PracticeScopedQuerySet):
         """Annotates each factor group's "something recorded, or explicitly stated" flag and
         `complete` (all five orientation factors documented), for filtering in SQL."""
 
-        def has(model: type[models.Model]) -> models.Exists:
-            return models.Exists(model.objects.filter(case=models.OuterRef("pk")))  # type: ignore[misc]
+        def has(model: Any) -> models.Exists:
+            return models.Exists(model.objects.filter(case=models.OuterRef("pk")))
 
         return self.annotate(
             has_tumour=has(Tumour) | models.Q(unknown_primary=True),
@@ -394,10 +394,28 @@ class ResultStatus(models.TextChoices):
 
 
 COMMON_BIOMARKERS = [
-    "ER", "PR", "HER2", "Ki-67", "PD-L1", "MSI/MMR", "KRAS", "EGFR", "ALK", "ROS1", "BRAF",
-    "PIK3CA", "BRCA1", "BRCA2", "TP53", "IGHV", "PSA", "CEA", "CA 15-3", "CA 19-9",
+    "ER",
+    "PR",
+    "HER2",
+    "Ki-67",
+    "PD-L1",
+    "MSI/MMR",
+    "KRAS",
+    "EGFR",
+    "ALK",
+    "ROS1",
+    "BRAF",
+    "PIK3CA",
+    "BRCA1",
+    "BRCA2",
+    "TP53",
+    "IGHV",
+    "PSA",
+    "CEA",
+    "CA 15-3",
+    "CA 19-9",
     "β2-microglobulin",
-]  # fmt: skip
+]
 
 
 class Biomarker(CaseRow):
@@ -517,8 +535,9 @@ class TherapyLine(CaseRow):
     ongoing = models.BooleanField(_("ongoing"), default=False)
     cycles = models.PositiveSmallIntegerField(_("cycles"), null=True, blank=True)
     dose_reductions = models.PositiveSmallIntegerField(_("dose reductions"), null=True, blank=True)
-    response = models.CharField(_("best response"), max_length=10, choices=Response.choices,
-                                blank=True)  # fmt: skip
+    response = models.CharField(
+        _("best response"), max_length=10, choices=Response.choices, blank=True
+    )
     response_criteria = models.CharField(
         _("response criteria"), max_length=15, choices=ResponseCriteria.choices, blank=True
     )
@@ -623,13 +642,10 @@ class ImmuneFinding(CaseRow):
     )
     cd4 = models.PositiveIntegerField(_("CD4 (/µL)"), null=True, blank=True)
     cd4_not_tested = models.BooleanField(_("CD4 not tested"), default=False)
-    igg = models.DecimalField(_("IgG (g/L)"), max_digits=6, decimal_places=2, null=True,
-                              blank=True)  # fmt: skip
+    igg = models.DecimalField(_("IgG (g/L)"), max_digits=6, decimal_places=2, null=True, blank=True)
     igg_not_tested = models.BooleanField(_("IgG not tested"), default=False)
-    iga = models.DecimalField(_("IgA (g/L)"), max_digits=6, decimal_places=2, null=True,
-                              blank=True)  # fmt: skip
-    igm = models.DecimalField(_("IgM (g/L)"), max_digits=6, decimal_places=2, null=True,
-                              blank=True)  # fmt: skip
+    iga = models.DecimalField(_("IgA (g/L)"), max_digits=6, decimal_places=2, null=True, blank=True)
+    igm = models.DecimalField(_("IgM (g/L)"), max_digits=6, decimal_places=2, null=True, blank=True)
     steroid_mg_per_day = models.DecimalField(
         _("systemic steroid, prednisolone equivalent (mg/day)"),
         max_digits=7,
@@ -696,14 +712,14 @@ class Comorbidity(CaseRow):
 class OrganFunction(CaseRow):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="organ_functions")
     measured_on = models.DateField(_("date"))
-    egfr = models.DecimalField(_("eGFR (mL/min/1.73 m²)"), max_digits=6, decimal_places=1,
-                               null=True, blank=True)  # fmt: skip
-    bilirubin = models.DecimalField(_("bilirubin (mg/dL)"), max_digits=6, decimal_places=2,
-                                    null=True, blank=True)  # fmt: skip
-    alt = models.DecimalField(_("ALT (U/L)"), max_digits=7, decimal_places=1, null=True,
-                              blank=True)  # fmt: skip
-    ast = models.DecimalField(_("AST (U/L)"), max_digits=7, decimal_places=1, null=True,
-                              blank=True)  # fmt: skip
+    egfr = models.DecimalField(
+        _("eGFR (mL/min/1.73 m²)"), max_digits=6, decimal_places=1, null=True, blank=True
+    )
+    bilirubin = models.DecimalField(
+        _("bilirubin (mg/dL)"), max_digits=6, decimal_places=2, null=True, blank=True
+    )
+    alt = models.DecimalField(_("ALT (U/L)"), max_digits=7, decimal_places=1, null=True, blank=True)
+    ast = models.DecimalField(_("AST (U/L)"), max_digits=7, decimal_places=1, null=True, blank=True)
     lvef = models.PositiveSmallIntegerField(_("LVEF (%)"), null=True, blank=True)
 
     class Meta(CaseRow.Meta):
@@ -743,9 +759,12 @@ class CatalogueVersion(PracticeScoped):
     number = models.PositiveIntegerField()
     published_at = models.DateTimeField(null=True, blank=True)
     published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
-    )  # fmt: skip
+    )
     change_note = models.TextField(blank=True)
     based_on_shipped = models.CharField(max_length=40, blank=True)
     mechanisms = models.JSONField(default=list, blank=True)

@@ -16,6 +16,7 @@ from checklist.models import (
     CatalogueVersion,
     Category,
     Code,
+    StagingRecord,
 )
 
 
@@ -53,7 +54,9 @@ class CaseRecord:
             .select_related("created_by", "updated_by")
             .prefetch_related(
                 "tumours",
-                "staging_records__tumour",
+                Prefetch(
+                    "staging_records", queryset=StagingRecord.objects.select_related("tumour")
+                ),
                 "biomarkers",
                 "metastases",
                 Prefetch(
@@ -162,9 +165,13 @@ class CaseRecord:
                     )
         for p in self.performance:
             label = " / ".join(
-                x for x in (f"ECOG {p.ecog}" if p.ecog is not None else "",
-                            f"KPS {p.karnofsky} %" if p.karnofsky is not None else "") if x
-            )  # fmt: skip
+                x
+                for x in (
+                    f"ECOG {p.ecog}" if p.ecog is not None else "",
+                    f"KPS {p.karnofsky} %" if p.karnofsky is not None else "",
+                )
+                if x
+            )
             points.append(timeline.Point("performance", p.assessed_on, label))
         for f in self.immune:
             points.append(timeline.Point("immune", f.assessed_on, str(f.assessed_on)))

@@ -165,16 +165,15 @@ def case_update(
                     )
                 }
             )
-    if "no_prior_therapy" in data and data["no_prior_therapy"]:
-        if TherapyLine.objects.filter(case=locked).exists():
-            raise ValidationError(
-                {
-                    "no_prior_therapy": _(
-                        "Therapy lines are recorded for this case; delete them before stating"
-                        " that there was no prior therapy."
-                    )
-                }
-            )
+    if data.get("no_prior_therapy") and TherapyLine.objects.filter(case=locked).exists():
+        raise ValidationError(
+            {
+                "no_prior_therapy": _(
+                    "Therapy lines are recorded for this case; delete them before stating"
+                    " that there was no prior therapy."
+                )
+            }
+        )
     locked.version += 1
     locked.updated_by = acting_user
     locked.save()

@@ -287,18 +287,16 @@ ROW_KINDS: dict[str, RowKind] = {
     ),
     "immune": RowKind(
         ImmuneFinding, forms.ImmuneFindingForm, _l("Immune-relevant findings"), "immune"
-    ),  # fmt: skip
+    ),
     "irae": RowKind(
         ImmuneAdverseEvent,
         forms.ImmuneAdverseEventForm,
         _l("Prior immune-related adverse event"),
         "immune",
-    ),  # fmt: skip
+    ),
     "comorbidity": RowKind(Comorbidity, forms.ComorbidityForm, _l("Comorbidity"), "situation"),
     "organ": RowKind(OrganFunction, forms.OrganFunctionForm, _l("Organ function"), "situation"),
-    "medication": RowKind(
-        Medication, forms.MedicationForm, _l("Current medication"), "situation"
-    ),  # fmt: skip
+    "medication": RowKind(Medication, forms.MedicationForm, _l("Current medication"), "situation"),
 }
 
 SORTS = {
@@ -394,7 +392,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
                 ("label", _("label")),
                 ("-updated", _("last changed")),
                 ("-created", _("created")),
-            ],  # fmt: skip
+            ],
         },
     )
 
@@ -541,8 +539,13 @@ def case_row_edit(request: HttpRequest, pk: int, kind: str, row_pk: int) -> Http
 
 def _save_row(request: HttpRequest, case: Case, kind: str, form: Any) -> HttpResponse:
     row_kind = _row_kind(kind)
-    context = {"form": form, "case": case, "kind": kind, "title": row_kind.title,
-               "markers": COMMON_BIOMARKERS}  # fmt: skip
+    context = {
+        "form": form,
+        "case": case,
+        "kind": kind,
+        "title": row_kind.title,
+        "markers": COMMON_BIOMARKERS,
+    }
     if request.method == "POST" and form.is_valid():
         try:
             services.case_row_save(

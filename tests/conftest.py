@@ -118,9 +118,13 @@ def case(practice_a, alice, codelists):
     from checklist.models import Case
 
     return Case.objects.create(
-        practice=practice_a, label="BC-1", year_of_birth=1965, sex="female",
-        situation="first_diagnosis", created_by=alice,
-    )  # fmt: skip
+        practice=practice_a,
+        label="BC-1",
+        year_of_birth=1965,
+        sex="female",
+        situation="first_diagnosis",
+        created_by=alice,
+    )
 
 
 def post_row(client, case, kind, data, row=None):

@@ -77,9 +77,14 @@ def test_it_records_a_tumour_picked_from_oncotree(alice_client, case):
         alice_client,
         case,
         "tumour",
-        {"oncotree": "Breast Invasive Ductal Carcinoma (IDC)", "laterality": "left",
-         "diagnosed_on": "2019-03-01", "diagnosis_basis": "histology", "grade": "G2"},
-    )  # fmt: skip
+        {
+            "oncotree": "Breast Invasive Ductal Carcinoma (IDC)",
+            "laterality": "left",
+            "diagnosed_on": "2019-03-01",
+            "diagnosis_basis": "histology",
+            "grade": "G2",
+        },
+    )
     assert response.status_code == 302
     tumour = Tumour.objects.get()
     assert (tumour.oncotree_code, tumour.oncotree_release, tumour.oncotree_tissue) == (
@@ -169,11 +174,26 @@ def test_binet_for_a_leukaemia(alice_client, case):
 
 
 def test_a_missing_biomarker_result_is_never_shown_as_negative(alice_client, case):
-    post_row(alice_client, case, "biomarker",
-             {"name": "PD-L1", "kind": "tissue", "status": "pending", "specimen": "biopsy"})  # fmt: skip
-    post_row(alice_client, case, "biomarker",
-             {"name": "PD-L1", "kind": "tissue", "status": "result", "specimen": "resection",
-              "scoring": "TPS", "value": "60", "unit": "%"})  # fmt: skip
+    post_row(
+        alice_client,
+        case,
+        "biomarker",
+        {"name": "PD-L1", "kind": "tissue", "status": "pending", "specimen": "biopsy"},
+    )
+    post_row(
+        alice_client,
+        case,
+        "biomarker",
+        {
+            "name": "PD-L1",
+            "kind": "tissue",
+            "status": "result",
+            "specimen": "resection",
+            "scoring": "TPS",
+            "value": "60",
+            "unit": "%",
+        },
+    )
     page = alice_client.get(f"/cases/{case.pk}/").content.decode()
     assert Biomarker.objects.count() == 2
     assert "no result" in page and "TPS 60 %" in page
@@ -181,9 +201,12 @@ def test_a_missing_biomarker_result_is_never_shown_as_negative(alice_client, cas
 
 
 def test_a_pending_result_has_no_value(alice_client, case):
-    response = post_row(alice_client, case, "biomarker",
-                        {"name": "KRAS", "kind": "tissue", "status": "pending", "value": "1",
-                         "unit": "x"})  # fmt: skip
+    response = post_row(
+        alice_client,
+        case,
+        "biomarker",
+        {"name": "KRAS", "kind": "tissue", "status": "pending", "value": "1", "unit": "x"},
+    )
     assert b"has no value" in response.content
 
 
@@ -191,11 +214,19 @@ def test_metastasis_rows_follow_the_status(alice_client, case):
     case.refresh_from_db()
     alice_client.post(
         f"/cases/{case.pk}/metastasis-status/",
-        {"metastasis_status": "none_known", "metastasis_assessed_on": "2024-01-05",
-         "metastasis_assessment_method": "ct", "expected_version": case.version},
-    )  # fmt: skip
-    response = post_row(alice_client, case, "metastasis",
-                        {"site": "OSS", "detected_on": "2024-02-01", "timing": "metachronous"})  # fmt: skip
+        {
+            "metastasis_status": "none_known",
+            "metastasis_assessed_on": "2024-01-05",
+            "metastasis_assessment_method": "ct",
+            "expected_version": case.version,
+        },
+    )
+    response = post_row(
+        alice_client,
+        case,
+        "metastasis",
+        {"site": "OSS", "detected_on": "2024-02-01", "timing": "metachronous"},
+    )
     assert response.status_code == 200 and b"change it before adding rows" in response.content
     assert not Metastasis.objects.exists()
 
@@ -209,8 +240,9 @@ def test_none_known_needs_a_date_and_a_method(alice_client, case):
 
 
 def test_the_status_cannot_say_none_while_rows_exist(alice, case):
-    services.case_update(case=case, data={"metastasis_status": "present"}, acting_user=alice,
-                         expected_version=None)  # fmt: skip
+    services.case_update(
+        case=case, data={"metastasis_status": "present"}, acting_user=alice, expected_version=None
+    )
     services.case_row_save(
         case=case,
         row=Metastasis(site="HEP", detected_on="2024-01-01", timing="metachronous"),
@@ -218,8 +250,12 @@ def test_the_status_cannot_say_none_while_rows_exist(alice, case):
         expected_version=None,
     )
     with pytest.raises(ValidationError):
-        services.case_update(case=case, data={"metastasis_status": "none_known"},
-                             acting_user=alice, expected_version=None)  # fmt: skip
+        services.case_update(
+            case=case,
+            data={"metastasis_status": "none_known"},
+            acting_user=alice,
+            expected_version=None,
+        )
 
 
 def test_a_metastasis_cannot_slip_in_while_another_session_says_none_known(alice, case):
@@ -228,18 +264,23 @@ def test_a_metastasis_cannot_slip_in_while_another_session_says_none_known(alice
     case.refresh_from_db()
     opened_at = case.version
     services.case_update(
-        case=case, data={"metastasis_status": "present"}, acting_user=alice,
+        case=case,
+        data={"metastasis_status": "present"},
+        acting_user=alice,
         expected_version=opened_at,
-    )  # fmt: skip
+    )
     stale = case.version
     case.refresh_from_db()
     services.case_update(
         case=case,
-        data={"metastasis_status": "none_known", "metastasis_assessed_on": "2024-01-01",
-              "metastasis_assessment_method": "ct"},
+        data={
+            "metastasis_status": "none_known",
+            "metastasis_assessed_on": "2024-01-01",
+            "metastasis_assessment_method": "ct",
+        },
         acting_user=alice,
         expected_version=case.version,
-    )  # fmt: skip
+    )
     with pytest.raises(services.StaleVersion):
         services.case_row_save(
             case=case,
@@ -256,8 +297,12 @@ def test_a_stale_form_shows_who_changed_what_and_keeps_the_input(alice_client, a
     case.refresh_from_db()
     opened = case.version
     other = logged_in(alice)  # a second session
-    post_row(other, case, "biomarker",
-             {"name": "ER", "kind": "tissue", "status": "result", "categorical_result": "positive"})  # fmt: skip
+    post_row(
+        other,
+        case,
+        "biomarker",
+        {"name": "ER", "kind": "tissue", "status": "result", "categorical_result": "positive"},
+    )
     response = alice_client.post(
         f"/cases/{case.pk}/tumour/new/",
         {"oncotree": "IDC", "laterality": "left", "histology": "NST", "expected_version": opened},

@@ -33,9 +33,13 @@ def _row(kind: str, factory: Callable[[Case], Any]) -> Callable[..., dict[str, A
 
 def _tumour(case: Case) -> Any:
     return Tumour.objects.create(
-        case=case, practice_id=case.practice_id, oncotree_code="IDC",
-        oncotree_name="Breast Invasive Ductal Carcinoma", oncotree_release="x", laterality="left",
-    )  # fmt: skip
+        case=case,
+        practice_id=case.practice_id,
+        oncotree_code="IDC",
+        oncotree_name="Breast Invasive Ductal Carcinoma",
+        oncotree_release="x",
+        laterality="left",
+    )
 
 
 def _case_kind(kind: str) -> Callable[..., dict[str, Any]]:

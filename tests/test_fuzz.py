@@ -1,0 +1,119 @@
+"""Random valid and invalid posts to every case form never give a 500; unit conversion holds."""
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checklist.forms import to_billion_per_litre
+from checklist.views import ROW_KINDS
+
+FIELD_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.integers(min_value=-(10**12), max_value=10**12).map(str),
+    st.dates().map(lambda d: d.isoformat()),
+    st.sampled_from(
+        [
+            "",
+            "on",
+            "IDC",
+            "X",
+            "pT2",
+            "uicc_tnm",
+            "binet",
+            "none_known",
+            "1e9/L",
+            "%",
+            "result",
+            "2",
+            "5",
+            "HO",
+            "CH",
+            "-1",
+            "NaN",
+            "1e400",
+            "\x00",
+        ]
+    ),
+)
+
+FIELDS = sorted(
+    {name for kind in ROW_KINDS.values() for name in kind.form.base_fields}
+    | {
+        "oncotree",
+        "types",
+        "site",
+        "t_category",
+        "n_category",
+        "m_category",
+        "uicc_stage",
+        "neutrophils_unit",
+        "lymphocytes_unit",
+        "line",
+        "category",
+        "intent",
+        "end_reason",
+        "label",
+        "year_of_birth",
+        "sex",
+        "situation",
+        "metastasis_status",
+        "expected_version",
+    }
+)
+
+
+@pytest.mark.parametrize("kind", sorted(ROW_KINDS))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.dictionaries(st.sampled_from(FIELDS), FIELD_VALUES, max_size=12))
+def test_row_forms_never_fail_with_a_server_error(alice_client, case, kind, data):
+    response = alice_client.post(f"/cases/{case.pk}/{kind}/new/", data)
+    assert response.status_code in (200, 302, 409)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.dictionaries(st.sampled_from(FIELDS), FIELD_VALUES, max_size=12))
+def test_case_forms_never_fail_with_a_server_error(alice_client, case, data):
+    for url in (
+        "/cases/new/",
+        f"/cases/{case.pk}/edit/",
+        f"/cases/{case.pk}/metastasis-status/",
+        f"/cases/{case.pk}/prior-therapy/",
+    ):
+        assert alice_client.post(url, data).status_code in (200, 302, 409)
+
+
+counts = st.decimals(min_value=0, max_value=1000, places=3, allow_nan=False)
+
+
+@given(value=counts)
+def test_per_microlitre_round_trips(value):
+    per_ul = value * 1000
+    assert to_billion_per_litre(per_ul, "/uL", None) == value
+
+
+@given(value=counts)
+def test_gpt_per_litre_is_10_9_per_litre(value):
+    assert to_billion_per_litre(value, "Gpt/L", None) == to_billion_per_litre(value, "1e9/L", None)
+
+
+@given(percent=st.decimals(min_value=0, max_value=100, places=1), leukocytes=counts)
+def test_a_percentage_is_a_share_of_the_leukocytes(percent, leukocytes):
+    converted = to_billion_per_litre(percent, "%", leukocytes)
+    assert converted <= leukocytes
+    assert converted == percent * leukocytes / Decimal(100)
+
+
+@given(unit=st.text(max_size=5).filter(lambda u: u not in ("1e9/L", "Gpt/L", "/uL", "%")))
+def test_an_unknown_unit_is_refused(unit):
+    with pytest.raises(ValueError):
+        to_billion_per_litre(Decimal(1), unit, None)
