@@ -473,7 +473,7 @@ class MetastasisForm(RowForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["site"] = forms.ChoiceField(
-            label=_("site"),
+            label=_("Site"),
             choices=[("", "—")] + _code_choices("obds:fm_lokalisation", self.language),
         )
 
@@ -494,10 +494,10 @@ class MetastasisForm(RowForm):
 class TherapyLineForm(RowForm):
     date_fields = ("started_on", "ended_on")
     start_month_only = forms.BooleanField(
-        label=_("only the month of the start is known"), required=False
+        label=_("Only the month of the start is known"), required=False
     )
     end_month_only = forms.BooleanField(
-        label=_("only the month of the end is known"), required=False
+        label=_("Only the month of the end is known"), required=False
     )
 
     class Meta:
@@ -524,17 +524,17 @@ class TherapyLineForm(RowForm):
     def __init__(self, *args: Any, categories: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["types"] = forms.MultipleChoiceField(
-            label=_("therapy types"),
+            label=_("Therapy types"),
             choices=_code_choices("mii:therapie-typ", self.language),
             widget=forms.CheckboxSelectMultiple,
         )
         self.fields["intent"] = forms.ChoiceField(
-            label=_("intent"),
+            label=_("Intent"),
             required=False,
             choices=[("", "—")] + _code_choices("mii:intention", self.language),
         )
         self.fields["end_reason"] = forms.ChoiceField(
-            label=_("end reason"),
+            label=_("End reason"),
             required=False,
             choices=[("", "—")] + _code_choices("mii:therapie-ende-grund", self.language),
         )
@@ -661,8 +661,12 @@ def to_billion_per_litre(value: Decimal, unit: str, leukocytes: Decimal | None) 
 
 class ImmuneFindingForm(RowForm):
     date_fields = ("assessed_on", "steroid_since")
-    neutrophils_unit = forms.ChoiceField(label=_("unit"), choices=COUNT_UNITS, required=False)
-    lymphocytes_unit = forms.ChoiceField(label=_("unit"), choices=COUNT_UNITS, required=False)
+    neutrophils_unit = forms.ChoiceField(
+        label=_("Unit of the neutrophil count"), choices=COUNT_UNITS, required=False
+    )
+    lymphocytes_unit = forms.ChoiceField(
+        label=_("Unit of the lymphocyte count"), choices=COUNT_UNITS, required=False
+    )
 
     class Meta:
         model = ImmuneFinding
@@ -694,7 +698,7 @@ class ImmuneFindingForm(RowForm):
             "comment",
         ]
         widgets = {**_date_widgets(ImmuneFinding), "comment": forms.Textarea(attrs={"rows": 3})}
-        labels = {"neutrophils": _("neutrophils"), "lymphocytes": _("lymphocytes")}
+        labels = {"neutrophils": _("Neutrophils"), "lymphocytes": _("Lymphocytes")}
 
     field_order = [
         "assessed_on",

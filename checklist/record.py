@@ -46,6 +46,7 @@ class CaseRecord:
     comorbidities: list[Any] = field(default_factory=list)
     organ_functions: list[Any] = field(default_factory=list)
     medications: list[Any] = field(default_factory=list)
+    _labels: dict[str | None, dict[str, dict[str, str]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, case: Case) -> CaseRecord:
@@ -138,7 +139,8 @@ class CaseRecord:
     def gaps(self) -> tuple[str, ...]:
         return rules.gaps(self.summary)
 
-    def timeline(self, today: date) -> timeline.Layout | None:
+    def timeline(self, today: date, language: str | None = None) -> timeline.Layout | None:
+        end_reasons = self.code_labels(language)["mii:therapie-ende-grund"]
         points: list[timeline.Point] = []
         for t in self.tumours:
             if t.diagnosed_on:
@@ -150,13 +152,20 @@ class CaseRecord:
             points.append(timeline.Point("metastasis", m.detected_on, m.site))
         for line in self.lines:
             grade = self.worst_grade(line)
-            label = f"{line.number}: {line.regimen or '/'.join(line.types)}"
+            label = line.regimen or "/".join(line.types)
             if grade:
-                label += f" · G{grade}"
+                label += f" · CTCAE {grade}"
             if line.end_reason:
-                label += f" · {line.end_reason}"
+                label += f" · {end_reasons.get(line.end_reason, line.end_reason)}"
             points.append(
-                timeline.Point("therapy", line.started_on, label, line.ended_on, line.ongoing)
+                timeline.Point(
+                    "therapy",
+                    line.started_on,
+                    label,
+                    line.ended_on,
+                    line.ongoing,
+                    row_key=str(line.number),
+                )
             )
             for event in line.events.all():
                 if event.onset_on:
@@ -183,8 +192,11 @@ class CaseRecord:
         }
 
     def code_labels(self, language: str | None) -> dict[str, dict[str, str]]:
+        if language in self._labels:
+            return self._labels[language]
         systems = ["mii:therapie-typ", "mii:therapie-ende-grund", "mii:intention"]
         labels: dict[str, dict[str, str]] = {s: {} for s in systems}
         for code in Code.objects.filter(system__in=systems):
             labels[code.system][code.code] = code.label(language)
+        self._labels[language] = labels
         return labels

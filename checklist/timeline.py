@@ -1,7 +1,8 @@
 """Lays out a case's dated facts on a time axis for the SVG timeline. Pure Python.
 
-Positions only: what is drawn, and in which lane, is fixed by the kind of fact; nothing here
-weighs or colours a fact by its value.
+Positions only: what is drawn, and in which row, is fixed by the kind of fact; nothing here
+weighs or colours a fact by its value. Each therapy line gets its own row so that lines that
+follow each other closely never overlap.
 """
 
 from __future__ import annotations
@@ -12,17 +13,10 @@ from datetime import date
 WIDTH = 960
 LEFT = 150
 RIGHT = 20
-LANE_HEIGHT = 26
+ROW_HEIGHT = 24
+TOP = 30
 
-LANES = (
-    ("diagnosis", "Diagnosis"),
-    ("staging", "Staging"),
-    ("metastasis", "Metastases"),
-    ("therapy", "Therapy lines"),
-    ("event", "Adverse events"),
-    ("performance", "Performance status"),
-    ("immune", "Immune findings"),
-)
+LANES = ("diagnosis", "staging", "metastasis", "therapy", "event", "performance", "immune")
 
 
 @dataclass(frozen=True)
@@ -32,11 +26,11 @@ class Point:
     label: str
     end: date | None = None  # therapy lines: a bar to `end`, or to today when ongoing
     ongoing: bool = False
+    row_key: str = ""  # therapy lines: one row per line
 
 
 @dataclass(frozen=True)
 class Mark:
-    lane_index: int
     x: float
     y: float
     label: str
@@ -46,9 +40,16 @@ class Mark:
 
 
 @dataclass(frozen=True)
+class Row:
+    lane: str
+    title: str  # "" for the lane's own row; the line's title for therapy rows
+    y: float
+
+
+@dataclass(frozen=True)
 class Layout:
     marks: tuple[Mark, ...]
-    lanes: tuple[tuple[str, str, float], ...]  # (key, label, y)
+    rows: tuple[Row, ...]
     ticks: tuple[tuple[float, str], ...]
     height: float
     width: int = WIDTH
@@ -58,14 +59,26 @@ def layout(points: list[Point], today: date) -> Layout | None:
     if not points:
         return None
     dates = [p.on for p in points] + [p.end or today for p in points if p.end or p.ongoing]
-    start, stop = min(dates), max(max(dates), start_plus_one(min(dates)))
+    start = min(dates)
+    stop = max(max(dates), date(start.year + 1, start.month, min(start.day, 28)))
     span = (stop - start).days or 1
     usable = WIDTH - LEFT - RIGHT
 
     def x_of(day: date) -> float:
         return round(LEFT + usable * (day - start).days / span, 1)
 
-    lane_y = {key: 30 + i * LANE_HEIGHT for i, (key, _label) in enumerate(LANES)}
+    therapy_rows = sorted(
+        {p.row_key for p in points if p.lane == "therapy"}, key=lambda k: (len(k), k)
+    )
+    rows: list[Row] = []
+    row_y: dict[tuple[str, str], float] = {}
+    for lane in LANES:
+        keys = therapy_rows or [""] if lane == "therapy" else [""]
+        for key in keys:
+            y = float(TOP + len(rows) * ROW_HEIGHT)
+            rows.append(Row(lane, key, y))
+            row_y[(lane, key)] = y
+
     marks = []
     for point in sorted(points, key=lambda p: (p.on, p.lane, p.label)):
         x = x_of(point.on)
@@ -73,20 +86,11 @@ def layout(points: list[Point], today: date) -> Layout | None:
         if point.lane == "therapy":
             end = point.end or (today if point.ongoing else point.on)
             width = max(x_of(end) - x, 3.0)
-        index = [k for k, _l in LANES].index(point.lane)
-        marks.append(
-            Mark(index, x, lane_y[point.lane], point.label, point.on, width, point.ongoing)
-        )
-    ticks = []
-    for year in range(start.year, stop.year + 1):
-        tick = date(year, 1, 1)
-        if start <= tick <= stop:
-            ticks.append((x_of(tick), str(year)))
-    if not ticks:
-        ticks.append((x_of(start), start.strftime("%Y-%m")))
-    lanes = tuple((key, label, float(lane_y[key])) for key, label in LANES)
-    return Layout(tuple(marks), lanes, tuple(ticks), 30 + len(LANES) * LANE_HEIGHT + 10)
-
-
-def start_plus_one(day: date) -> date:
-    return date(day.year + 1, day.month, min(day.day, 28))
+        y = row_y[(point.lane, point.row_key if point.lane == "therapy" else "")]
+        marks.append(Mark(x, y, point.label, point.on, width, point.ongoing))
+    ticks = [
+        (x_of(date(year, 1, 1)), str(year))
+        for year in range(start.year, stop.year + 1)
+        if start <= date(year, 1, 1) <= stop
+    ] or [(x_of(start), start.strftime("%Y-%m"))]
+    return Layout(tuple(marks), tuple(rows), tuple(ticks), TOP + len(rows) * ROW_HEIGHT + 6)

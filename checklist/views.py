@@ -494,7 +494,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "record": record,
             "summary": record.summary,
             "gaps": record.gaps,
-            "timeline": record.timeline(timezone.localdate()),
+            "timeline": record.timeline(timezone.localdate(), get_language()),
             "site_labels": record.site_labels(get_language()),
             "code_labels": record.code_labels(get_language()),
             "markers": COMMON_BIOMARKERS,
