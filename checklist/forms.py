@@ -818,3 +818,39 @@ class PriorTherapyForm(forms.Form):
     no_prior_therapy = forms.BooleanField(
         label=_("No prior tumour-specific therapy"), required=False
     )
+
+
+class CategoryForm(forms.ModelForm):
+    class Meta:
+        model = Category
+        fields = [
+            "code",
+            "name_en",
+            "name_de",
+            "group_en",
+            "group_de",
+            "description_en",
+            "description_de",
+            "source_section",
+            "source_quote",
+        ]
+        widgets = {
+            "description_en": forms.Textarea(attrs={"rows": 3}),
+            "description_de": forms.Textarea(attrs={"rows": 3}),
+            "source_quote": forms.Textarea(attrs={"rows": 2}),
+        }
+        help_texts = {
+            "source_quote": _("The sentence of the practice's source this category is drawn from."),
+        }
+
+    def clean_code(self) -> str:
+        code: str = self.cleaned_data["code"].strip()
+        if not re.fullmatch(r"[a-z0-9_]+", code):
+            raise forms.ValidationError(_("Use lower-case letters, digits and underscores."))
+        return code
+
+
+class PublishForm(forms.Form):
+    change_note = forms.CharField(
+        label=_("Change note"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )

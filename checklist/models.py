@@ -823,6 +823,60 @@ class Category(PracticeScoped):
         return self.group_de if (language or "").startswith("de") else self.group_en
 
 
+class ItemStatus(models.TextChoices):
+    NOT_YET_REVIEWED = "not_yet_reviewed", _("not yet reviewed")
+    RAISE = "raise", _("raise at board")
+    DISCUSSED = "discussed", _("discussed")
+    NOT_RAISED = "not_raised", _("not raised")
+
+
+class Checklist(PracticeScoped):
+    """A case's checklist, worked under one catalogue version until the physician moves it."""
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="checklist")
+    version = models.ForeignKey(CatalogueVersion, on_delete=models.PROTECT, related_name="+")
+    moved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(PracticeScoped.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"checklist of case {self.case_id}"
+
+
+class ChecklistItem(PracticeScoped):
+    checklist = models.ForeignKey(Checklist, on_delete=models.CASCADE, related_name="items")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=ItemStatus.choices,
+        default=ItemStatus.NOT_YET_REVIEWED,
+    )
+    note = models.TextField(_("note"), blank=True)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    set_at = models.DateTimeField(null=True, blank=True)
+    # After a move to a newer catalogue version, a changed category starts again as "not yet
+    # reviewed"; what it said before is kept here and shown.
+    previous_status = models.CharField(max_length=20, choices=ItemStatus.choices, blank=True)
+    previous_note = models.TextField(blank=True)
+    revision = models.PositiveIntegerField(default=1)
+
+    class Meta(PracticeScoped.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["checklist", "category"], name="item_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category_id}: {self.status}"
+
+
 class AuditEvent(models.Model):
     """One central, append-only, hash-chained trail of changes and access events.
 

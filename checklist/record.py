@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from django.db.models import Prefetch
+from django.utils.translation import get_language
 
 from checklist import rules, timeline
 from checklist.models import (
@@ -46,7 +47,7 @@ class CaseRecord:
     comorbidities: list[Any] = field(default_factory=list)
     organ_functions: list[Any] = field(default_factory=list)
     medications: list[Any] = field(default_factory=list)
-    _labels: dict[str | None, dict[str, dict[str, str]]] = field(default_factory=dict)
+    _labels: dict[str | None, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, case: Case) -> CaseRecord:
@@ -122,8 +123,16 @@ class CaseRecord:
             unknown_primary=case.unknown_primary,
             haematological=any(t.is_haematological for t in self.tumours),
             staging_systems=tuple(s.system for s in self.staging),
+            staging_labels=tuple(
+                f"{s.tnm_text or s.stage_text or s.uicc_stage} ({s.get_system_display()}"
+                f"{' ' + s.tnm_edition if s.tnm_edition else ''}, {s.staged_on.isoformat()})"
+                for s in self.staging
+                if s.system != "not_applicable"
+            ),
             metastasis_status=case.metastasis_status,
-            metastasis_sites=tuple(m.site for m in self.metastases),
+            metastasis_sites=tuple(
+                self.site_labels(get_language()).get(m.site, m.site) for m in self.metastases
+            ),
             immune_findings=len(self.immune) + len(self.immune_events),
             no_prior_therapy=case.no_prior_therapy,
             lines=self.line_facts(),
@@ -187,9 +196,14 @@ class CaseRecord:
         return timeline.layout(points, today)
 
     def site_labels(self, language: str | None) -> dict[str, str]:
-        return {
-            c.code: c.label(language) for c in Code.objects.filter(system="obds:fm_lokalisation")
-        }
+        key = f"sites:{language}"
+        if key not in self._labels:
+            self._labels[key] = {
+                c.code: c.label(language)
+                for c in Code.objects.filter(system="obds:fm_lokalisation")
+            }
+        labels: dict[str, str] = self._labels[key]
+        return labels
 
     def code_labels(self, language: str | None) -> dict[str, dict[str, str]]:
         if language in self._labels:
@@ -200,3 +214,57 @@ class CaseRecord:
             labels[code.system][code.code] = code.label(language)
         self._labels[language] = labels
         return labels
+
+
+def latest_published(practice_id: int) -> CatalogueVersion | None:
+    return (
+        CatalogueVersion.objects.filter(practice_id=practice_id, published_at__isnull=False)
+        .order_by("-number")
+        .first()
+    )
+
+
+DIFF_FIELDS = (
+    "group_en",
+    "group_de",
+    "name_en",
+    "name_de",
+    "description_en",
+    "description_de",
+    "source_section",
+    "source_quote",
+    "mechanisms",
+)
+
+
+def category_rows(version: CatalogueVersion) -> tuple[dict[str, object], ...]:
+    return tuple(
+        {
+            "code": c.code,
+            "active": c.active,
+            "position": c.position,
+            **{
+                f: (", ".join(c.mechanisms) if f == "mechanisms" else getattr(c, f))
+                for f in DIFF_FIELDS
+            },
+        }
+        for c in version.categories.order_by("position")
+    )
+
+
+def version_diff(old: CatalogueVersion, new: CatalogueVersion) -> tuple[rules.DiffEntry, ...]:
+    return rules.diff_catalogues(category_rows(old), category_rows(new))
+
+
+def category_text(category: Category, language: str | None) -> rules.CategoryText:
+    return rules.CategoryText(
+        code=category.code,
+        position=category.position,
+        group=category.group(language),
+        name=category.name(language),
+        description=category.description(language),
+        source_section=category.source_section,
+        source_quote=category.source_quote,
+        mechanisms=tuple(category.mechanisms),
+        active=category.active,
+    )

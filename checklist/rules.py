@@ -54,8 +54,9 @@ class CaseFacts:
     unknown_primary: bool = False
     haematological: bool = False
     staging_systems: tuple[str, ...] = ()  # one per staging record, "not_applicable" allowed
+    staging_labels: tuple[str, ...] = ()  # as recorded, e.g. "pT2 pN1a cM0 (UICC TNM 8)"
     metastasis_status: str = ""  # present | none_known | not_assessed | not_applicable | ""
-    metastasis_sites: tuple[str, ...] = ()
+    metastasis_sites: tuple[str, ...] = ()  # site labels as recorded
     immune_findings: int = 0
     immune_not_assessed: bool = False
     no_prior_therapy: bool = False
@@ -82,7 +83,7 @@ def _tumour_type(facts: CaseFacts) -> FactorSummary:
 def _stage(facts: CaseFacts) -> FactorSummary:
     systems = tuple(s for s in facts.staging_systems if s != "not_applicable")
     if systems:
-        return FactorSummary(STAGE, RECORDED, systems)
+        return FactorSummary(STAGE, RECORDED, facts.staging_labels or systems)
     if facts.staging_systems:
         return FactorSummary(STAGE, NOT_APPLICABLE)
     return FactorSummary(STAGE, NOT_RECORDED)
@@ -137,3 +138,104 @@ def summarise(facts: CaseFacts) -> tuple[FactorSummary, ...]:
 def gaps(summary: tuple[FactorSummary, ...]) -> tuple[str, ...]:
     """The groups with nothing recorded: neither a value nor an explicit statement."""
     return tuple(s.group for s in summary if s.state == NOT_RECORDED)
+
+
+# --- the checklist: every active category, in catalogue order --------------------------------
+
+
+@dataclass(frozen=True)
+class CategoryText:
+    """A category as the practice's catalogue documents it (text passes through verbatim)."""
+
+    code: str
+    position: int
+    group: str
+    name: str
+    description: str
+    source_section: str
+    source_quote: str
+    mechanisms: tuple[str, ...] = ()
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    number: int
+    categories: tuple[CategoryText, ...]
+
+
+@dataclass(frozen=True)
+class ChecklistRow:
+    category: CategoryText
+    linked_lines: tuple[LineFacts, ...]  # the lines the physician linked to this category
+
+
+@dataclass(frozen=True)
+class Checklist:
+    catalogue_number: int
+    summary: tuple[FactorSummary, ...]
+    gaps: tuple[str, ...]
+    rows: tuple[ChecklistRow, ...]
+
+
+def checklist(facts: CaseFacts, catalogue: Catalogue) -> Checklist:
+    """The case-level summary once, then every active category in the catalogue's order.
+
+    The order comes from the catalogue alone (`position`, then `code` to break ties); the
+    case's facts decide nothing about which categories appear or where. A line appears under
+    a category only because the physician linked it there.
+    """
+    summary = summarise(facts)
+    ordered = sorted(
+        (c for c in catalogue.categories if c.active), key=lambda c: (c.position, c.code)
+    )
+    rows = tuple(
+        ChecklistRow(
+            category=category,
+            linked_lines=tuple(line for line in facts.lines if line.category_code == category.code),
+        )
+        for category in ordered
+    )
+    return Checklist(catalogue.number, summary, gaps(summary), rows)
+
+
+@dataclass(frozen=True)
+class DiffEntry:
+    code: str
+    change: str  # added | removed | changed | moved | retired | reactivated
+    fields: tuple[tuple[str, str, str], ...] = ()  # (field, old, new)
+
+
+def diff_catalogues(
+    old: tuple[dict[str, object], ...], new: tuple[dict[str, object], ...]
+) -> tuple[DiffEntry, ...]:
+    """What changed between two catalogue versions, category by category (matched by code).
+
+    Rows are dicts of a category's fields, in each version's order; `active` and the order are
+    reported separately from the text.
+    """
+    old_by = {str(row["code"]): row for row in old}
+    new_by = {str(row["code"]): row for row in new}
+    old_order = [code for code in old_by if code in new_by]
+    new_order = [code for code in new_by if code in old_by]
+    entries: list[DiffEntry] = []
+    for code, row in new_by.items():
+        before = old_by.get(code)
+        if before is None:
+            entries.append(DiffEntry(code, "added"))
+            continue
+        changed = tuple(
+            (name, str(before.get(name, "")), str(value))
+            for name, value in row.items()
+            if name not in ("code", "active", "position") and before.get(name) != value
+        )
+        if changed:
+            entries.append(DiffEntry(code, "changed", changed))
+        if before.get("active") and not row.get("active"):
+            entries.append(DiffEntry(code, "retired"))
+        elif not before.get("active") and row.get("active"):
+            entries.append(DiffEntry(code, "reactivated"))
+        if old_order.index(code) != new_order.index(code):
+            entries.append(DiffEntry(code, "moved"))
+    entries.extend(DiffEntry(code, "removed") for code in old_by if code not in new_by)
+    return tuple(entries)

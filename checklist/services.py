@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from checklist.models import (
     Case,
     CaseRow,
+    CatalogueVersion,
+    Category,
+    Checklist,
+    ChecklistItem,
+    ItemStatus,
     Membership,
     Metastasis,
     MetastasisStatus,
@@ -68,8 +77,12 @@ def membership_update(
     return locked
 
 
+@transaction.atomic
 def practice_create(*, name: str, **kwargs: Any) -> Practice:
-    return Practice.objects.create(name=name, **kwargs)
+    """A new practice with its own copy of the shipped catalogue."""
+    practice = Practice.objects.create(name=name, **kwargs)
+    catalogue_seed(practice=practice)
+    return practice
 
 
 def user_is_usable(user: AbstractBaseUser) -> bool:
@@ -209,3 +222,283 @@ def case_row_delete(
     locked = _lock_case(case, expected_version)
     type(row).objects.filter(pk=row.pk, case=locked).delete()
     _bump(locked, acting_user)
+
+
+# --- the catalogue --------------------------------------------------------------------------
+
+SHIPPED_CATALOGUE = Path(settings.BASE_DIR) / "fixtures" / "catalogue.json"
+CATEGORY_TEXT_FIELDS = [
+    "group_en",
+    "group_de",
+    "name_en",
+    "name_de",
+    "description_en",
+    "description_de",
+    "mechanisms",
+    "source_section",
+    "source_quote",
+]
+
+
+def shipped_catalogue() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SHIPPED_CATALOGUE.read_text(encoding="utf-8"))
+    return data
+
+
+def _version_from_shipped(
+    *, practice_id: int, number: int, data: dict[str, Any]
+) -> CatalogueVersion:
+    groups = {g["code"]: g for g in data["groups"]}
+    version = CatalogueVersion.objects.create(
+        practice_id=practice_id,
+        number=number,
+        based_on_shipped=data["release"],
+        mechanisms=data["mechanisms"],
+        orientation={
+            "intro_en": data["orientation_intro_en"],
+            "intro_de": data["orientation_intro_de"],
+            "factors": data["orientation"],
+        },
+        goals=data["goals"],
+        disclaimer_en=data["disclaimer"]["en"],
+        disclaimer_de=data["disclaimer"]["de"],
+        source_title=data["source"]["title"],
+    )
+    Category.objects.bulk_create(
+        [
+            Category(
+                practice_id=practice_id,
+                version=version,
+                code=c["code"],
+                position=(index + 1) * 10,
+                group_en=groups[c["group"]]["name_en"],
+                group_de=groups[c["group"]]["name_de"],
+                name_en=c["name_en"],
+                name_de=c["name_de"],
+                description_en=c["description_en"],
+                description_de=c["description_de"],
+                mechanisms=c["mechanisms"],
+                source_section=c["source_section"],
+                source_quote=c["source_quote"],
+            )
+            for index, c in enumerate(data["categories"])
+        ]
+    )
+    return version
+
+
+@transaction.atomic
+def catalogue_seed(*, practice: Practice, acting_user: Any = None) -> CatalogueVersion:
+    """The practice's own copy of the shipped catalogue, published as version 1. Idempotent."""
+    existing = CatalogueVersion.objects.filter(practice=practice).order_by("number").first()
+    if existing:
+        return existing
+    version = _version_from_shipped(practice_id=practice.pk, number=1, data=shipped_catalogue())
+    version.published_at = timezone.now()
+    version.published_by = acting_user
+    version.change_note = "Shipped catalogue, drawn from the practice's source text."
+    version.save()
+    return version
+
+
+def _next_number(practice_id: int) -> int:
+    last = CatalogueVersion.objects.filter(practice_id=practice_id).order_by("-number").first()
+    return (last.number if last else 0) + 1
+
+
+def _open_draft(practice_id: int) -> CatalogueVersion | None:
+    return CatalogueVersion.objects.filter(
+        practice_id=practice_id, published_at__isnull=True
+    ).first()
+
+
+@transaction.atomic
+def catalogue_draft_create(*, practice: Practice) -> CatalogueVersion:
+    """A draft copied from the newest published version (one draft at a time)."""
+    _lock_practice_catalogue(practice.pk)
+    draft = _open_draft(practice.pk)
+    if draft:
+        return draft
+    source = (
+        CatalogueVersion.objects.filter(practice=practice, published_at__isnull=False)
+        .order_by("-number")
+        .first()
+    )
+    if source is None:
+        raise ValidationError(_("The practice has no published catalogue to start from."))
+    draft = CatalogueVersion.objects.create(
+        practice=practice,
+        number=_next_number(practice.pk),
+        based_on_shipped=source.based_on_shipped,
+        mechanisms=source.mechanisms,
+        orientation=source.orientation,
+        goals=source.goals,
+        disclaimer_en=source.disclaimer_en,
+        disclaimer_de=source.disclaimer_de,
+        source_title=source.source_title,
+    )
+    categories = list(source.categories.all())
+    for category in categories:
+        category.pk = None
+        category.version = draft
+    Category.objects.bulk_create(categories)
+    return draft
+
+
+@transaction.atomic
+def catalogue_import_shipped(*, practice: Practice) -> CatalogueVersion:
+    """The shipped catalogue as a new draft, to be compared with the current version."""
+    _lock_practice_catalogue(practice.pk)
+    if _open_draft(practice.pk):
+        raise ValidationError(_("Publish or discard the open draft first."))
+    return _version_from_shipped(
+        practice_id=practice.pk, number=_next_number(practice.pk), data=shipped_catalogue()
+    )
+
+
+def _lock_practice_catalogue(practice_id: int) -> None:
+    Practice.objects.select_for_update().filter(pk=practice_id).first()
+
+
+def _draft_for_edit(category_or_version: Category | CatalogueVersion) -> CatalogueVersion:
+    version = (
+        category_or_version.version
+        if isinstance(category_or_version, Category)
+        else category_or_version
+    )
+    version = CatalogueVersion.objects.select_for_update().get(pk=version.pk)
+    if not version.is_draft:
+        raise ValidationError(_("A published version is never changed; start a draft."))
+    return version
+
+
+@transaction.atomic
+def category_save(*, category: Category) -> Category:
+    version = _draft_for_edit(category)
+    if not category.source_section.strip() or not category.source_quote.strip():
+        raise ValidationError(_("Cite the source (section and sentence) for this category."))
+    clash = Category.objects.filter(version=version, code=category.code)
+    if clash.exclude(pk=category.pk).exists():
+        raise ValidationError({"code": _("This code is already used in the version.")})
+    if category.pk is None:
+        last = version.categories.order_by("-position").first()
+        category.position = (last.position if last else 0) + 10
+        category.practice_id = version.practice_id
+        category.version = version
+    category.save()
+    return category
+
+
+@transaction.atomic
+def category_move(*, category: Category, up: bool) -> None:
+    version = _draft_for_edit(category)
+    ordered = list(version.categories.order_by("position"))
+    index = next(i for i, c in enumerate(ordered) if c.pk == category.pk)
+    other = index - 1 if up else index + 1
+    if 0 <= other < len(ordered):
+        ordered[index], ordered[other] = ordered[other], ordered[index]
+        for position, item in enumerate(ordered, start=1):
+            if item.position != position * 10:
+                Category.objects.filter(pk=item.pk).update(position=position * 10)
+
+
+@transaction.atomic
+def category_set_active(*, category: Category, active: bool) -> None:
+    _draft_for_edit(category)
+    Category.objects.filter(pk=category.pk).update(active=active)
+
+
+@transaction.atomic
+def catalogue_publish(*, version: CatalogueVersion, change_note: str, acting_user: Any) -> None:
+    version = _draft_for_edit(version)
+    if not change_note.strip():
+        raise ValidationError({"change_note": _("Say what changed in this version.")})
+    if not version.categories.filter(active=True).exists():
+        raise ValidationError(_("A catalogue needs at least one active category."))
+    version.published_at = timezone.now()
+    version.published_by = acting_user
+    version.change_note = change_note.strip()
+    version.save()
+
+
+@transaction.atomic
+def catalogue_discard_draft(*, version: CatalogueVersion) -> None:
+    version = _draft_for_edit(version)
+    version.categories.all().delete()
+    version.delete()
+
+
+# --- the checklist --------------------------------------------------------------------------
+
+
+class StaleItem(Exception):
+    def __init__(self, item: ChecklistItem) -> None:
+        super().__init__(f"item {item.pk} is at revision {item.revision}")
+        self.item = item
+
+
+@transaction.atomic
+def checklist_item_set(
+    *,
+    case: Case,
+    version: CatalogueVersion,
+    category: Category,
+    status: str,
+    note: str,
+    acting_user: Any,
+    expected_revision: int | None,
+) -> ChecklistItem:
+    """Sets a category's status and note on the case's checklist (created on first use, under
+    the version the physician was shown). Each item carries its own revision against lost
+    updates; the clinical record's version is not touched by working the checklist."""
+    checklist, _created = Checklist.objects.select_for_update().get_or_create(
+        case=case, defaults={"practice_id": case.practice_id, "version": version}
+    )
+    if checklist.version_id != version.pk or category.version_id != version.pk:
+        raise ValidationError(
+            _("The checklist is worked under version %(n)s; reload the page.")
+            % {"n": checklist.version.number}
+        )
+    item, created = ChecklistItem.objects.select_for_update().get_or_create(
+        checklist=checklist, category=category, defaults={"practice_id": case.practice_id}
+    )
+    if not created and expected_revision is not None and item.revision != expected_revision:
+        raise StaleItem(item)
+    item.status = status
+    item.note = note
+    item.set_by = acting_user
+    item.set_at = timezone.now()
+    if not created:
+        item.revision += 1
+    item.save()
+    return item
+
+
+def category_text_key(category: Category) -> tuple[Any, ...]:
+    return (category.code, *(getattr(category, f) for f in CATEGORY_TEXT_FIELDS))
+
+
+@transaction.atomic
+def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any) -> Checklist:
+    """Moves the checklist to a newer version: unchanged categories keep status and note;
+    changed ones start again as "not yet reviewed", with what they said before kept."""
+    checklist = Checklist.objects.select_for_update().get(case=case)
+    if to_version.is_draft or to_version.practice_id != case.practice_id:
+        raise ValidationError(_("Only a published version of the practice can be used."))
+    old_items = {item.category.code: item for item in checklist.items.select_related("category")}
+    new_items = []
+    for category in to_version.categories.all():
+        old = old_items.get(category.code)
+        item = ChecklistItem(practice_id=case.practice_id, checklist=checklist, category=category)
+        if old and category_text_key(old.category) == category_text_key(category):
+            item.status, item.note = old.status, old.note
+            item.set_by_id, item.set_at = old.set_by_id, old.set_at
+        elif old and old.status != ItemStatus.NOT_YET_REVIEWED:
+            item.previous_status, item.previous_note = old.status, old.note
+        new_items.append(item)
+    checklist.items.all().delete()
+    ChecklistItem.objects.bulk_create(new_items)
+    checklist.version = to_version
+    checklist.moved_at = timezone.now()
+    checklist.save()
+    return checklist

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.views.decorators.http import require_POST
 
-from checklist import audit, forms, services
+from checklist import audit, forms, rules, services
 from checklist.forms import AccountCreateForm, LoginForm, MembershipForm
 from checklist.middleware import SESSION_KEY
 from checklist.models import (
@@ -39,10 +39,14 @@ from checklist.models import (
     Biomarker,
     Case,
     CaseRow,
+    CatalogueVersion,
+    Category,
+    Checklist,
     Code,
     Comorbidity,
     ImmuneAdverseEvent,
     ImmuneFinding,
+    ItemStatus,
     Medication,
     Membership,
     Metastasis,
@@ -53,7 +57,13 @@ from checklist.models import (
     TherapyLine,
     Tumour,
 )
-from checklist.record import CaseRecord, catalogue_categories
+from checklist.record import (
+    CaseRecord,
+    catalogue_categories,
+    category_text,
+    latest_published,
+    version_diff,
+)
 
 View = Callable[..., HttpResponse]
 
@@ -603,3 +613,295 @@ def oncotree_search(request: HttpRequest) -> HttpResponse:
             .order_by(Length("display"), "display")[:15]
         )
     return render(request, "checklist/_oncotree_results.html", {"results": results, "query": query})
+
+
+# --- the checklist --------------------------------------------------------------------------
+
+
+def _checklist_context(request: HttpRequest, case: Case) -> dict[str, Any]:
+    language = get_language()
+    record = CaseRecord.load(case)
+    checklist = Checklist.objects.filter(case=case).select_related("version").first()
+    version = checklist.version if checklist else latest_published(case.practice_id)
+    if version is None:
+        raise Http404
+    categories = {c.code: c for c in version.categories.order_by("position")}
+    items = (
+        {i.category_id: i for i in checklist.items.select_related("set_by")} if checklist else {}
+    )
+    view = rules.checklist(
+        record.facts,
+        rules.Catalogue(
+            version.number, tuple(category_text(c, language) for c in categories.values())
+        ),
+    )
+    labels = record.code_labels(language)
+    rows = [
+        {
+            "row": row,
+            "category": categories[row.category.code],
+            "item": items.get(categories[row.category.code].pk),
+            "lines": [
+                {
+                    "line": line,
+                    "end_reason": labels["mii:therapie-ende-grund"].get(line.end_reason, ""),
+                    "types": [labels["mii:therapie-typ"].get(t, t) for t in line.types],
+                }
+                for line in row.linked_lines
+            ],
+        }
+        for row in view.rows
+    ]
+    newest = latest_published(case.practice_id)
+    newer = newest if newest and newest.number > version.number else None
+    return {
+        "case": case,
+        "record": record,
+        "view": view,
+        "rows": rows,
+        "version": version,
+        "checklist": checklist,
+        "newer": newer,
+        "newer_diff": version_diff(version, newer) if newer else (),
+        "statuses": ItemStatus.choices,
+        "mechanisms": version.mechanisms,
+    }
+
+
+@practice_required()
+def checklist_page(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case_for_user(request, pk)
+    context = _checklist_context(request, case)
+    audit.record_access(
+        request,
+        audit.CASE_VIEWED,
+        practice_id=case.practice_id,
+        table="checklist_case",
+        row_id=case.pk,
+        detail={"label": case.label, "page": "checklist"},
+    )
+    return render(request, "checklist/checklist.html", context)
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def checklist_item(request: HttpRequest, pk: int, category_pk: int) -> HttpResponse:
+    case = _get_case_for_user(request, pk)
+    category = get_object_or_404(
+        Category.objects.filter(practice_id=case.practice_id).select_related("version"),
+        pk=category_pk,
+    )
+    status = request.POST.get("status", "")
+    note = request.POST.get("note", "").strip()[:4000]
+    error = ""
+    if status not in ItemStatus.values:
+        error = _("Choose one of the statuses.")
+    else:
+        try:
+            revision = (
+                int(request.POST.get("revision", "")) if request.POST.get("revision") else None
+            )
+        except ValueError:
+            revision = None
+        try:
+            services.checklist_item_set(
+                case=case,
+                version=category.version,
+                category=category,
+                status=status,
+                note=note,
+                acting_user=request.user,
+                expected_revision=revision,
+            )
+        except services.StaleItem as stale:
+            error = _(
+                "%(who)s changed this item in the meantime (now “%(status)s”). Your entry was"
+                " not saved; check it and save again."
+            ) % {
+                "who": stale.item.set_by.get_username() if stale.item.set_by else "?",
+                "status": stale.item.get_status_display(),
+            }
+        except ValidationError as invalid:
+            error = " ".join(invalid.messages)
+    if not request.htmx:  # type: ignore[attr-defined]
+        if error:
+            messages.error(request, error)
+        return redirect(reverse("checklist", kwargs={"pk": case.pk}) + f"#category-{category.code}")
+    context = _checklist_context(request, case)
+    row = next(r for r in context["rows"] if r["category"].pk == category.pk)
+    return render(
+        request,
+        "checklist/_checklist_item.html",
+        {**context, "r": row, "error": error, "posted_note": note if error else None},
+        status=409 if error else 200,
+    )
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def checklist_move(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case_for_user(request, pk)
+    version = get_object_or_404(
+        CatalogueVersion.objects.filter(practice_id=case.practice_id, published_at__isnull=False),
+        pk=request.POST.get("version") or 0,
+    )
+    if Checklist.objects.filter(case=case).exists():
+        services.checklist_move(case=case, to_version=version, acting_user=request.user)
+        messages.success(
+            request, _("The checklist now uses catalogue version %(n)s.") % {"n": version.number}
+        )
+    return redirect("checklist", pk=case.pk)
+
+
+# --- the catalogue (practice admins edit; everyone reads) ------------------------------------
+
+
+def _get_version(request: HttpRequest, number: int) -> CatalogueVersion:
+    return get_object_or_404(
+        CatalogueVersion.objects.filter(practice=request.practice),  # type: ignore[attr-defined]
+        number=number,
+    )
+
+
+@practice_required()
+def catalogue_list(request: HttpRequest) -> HttpResponse:
+    versions = (
+        CatalogueVersion.objects.filter(practice=request.practice)
+        .select_related(  # type: ignore[attr-defined]
+            "published_by"
+        )
+        .order_by("-number")
+    )
+    return render(request, "checklist/catalogue_list.html", {"versions": versions})
+
+
+@practice_required()
+def catalogue_version(request: HttpRequest, number: int) -> HttpResponse:
+    version = _get_version(request, number)
+    previous = (
+        CatalogueVersion.objects.filter(
+            practice=request.practice,
+            number__lt=number,
+            published_at__isnull=False,  # type: ignore[attr-defined]
+        )
+        .order_by("-number")
+        .first()
+    )
+    return render(
+        request,
+        "checklist/catalogue_version.html",
+        {
+            "version": version,
+            "categories": version.categories.order_by("position"),
+            "previous": previous,
+            "diff": version_diff(previous, version) if previous else (),
+            "publish_form": forms.PublishForm(),
+        },
+    )
+
+
+@practice_required()
+def catalogue_diff(request: HttpRequest) -> HttpResponse:
+    try:
+        a, b = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
+    except ValueError:
+        raise Http404 from None
+    old, new = _get_version(request, a), _get_version(request, b)
+    return render(
+        request,
+        "checklist/catalogue_diff.html",
+        {"old": old, "new": new, "diff": version_diff(old, new)},
+    )
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+@require_POST
+def catalogue_draft(request: HttpRequest) -> HttpResponse:
+    try:
+        if request.POST.get("source") == "shipped":
+            draft = services.catalogue_import_shipped(practice=request.practice)  # type: ignore[attr-defined]
+        else:
+            draft = services.catalogue_draft_create(practice=request.practice)  # type: ignore[attr-defined]
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("catalogue_list")
+    return redirect("catalogue_version", number=draft.number)
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def catalogue_category(request: HttpRequest, number: int, category_pk: int | None = None):
+    version = _get_version(request, number)
+    if not version.is_draft:
+        messages.error(request, _("A published version is never changed; start a draft."))
+        return redirect("catalogue_version", number=number)
+    category = get_object_or_404(version.categories, pk=category_pk) if category_pk else Category()
+    form = forms.CategoryForm(request.POST or None, instance=category)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.category_save(
+                category=form.save(commit=False) if category_pk else _new_category(form, version)
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            return redirect("catalogue_version", number=number)
+    return render(request, "checklist/catalogue_category.html", {"form": form, "version": version})
+
+
+def _new_category(form: Any, version: CatalogueVersion) -> Category:
+    category: Category = form.save(commit=False)
+    category.version = version
+    category.practice_id = version.practice_id
+    return category
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+@require_POST
+def catalogue_category_action(
+    request: HttpRequest, number: int, category_pk: int, action: str
+) -> HttpResponse:
+    version = _get_version(request, number)
+    category = get_object_or_404(version.categories, pk=category_pk)
+    try:
+        if action in ("up", "down"):
+            services.category_move(category=category, up=action == "up")
+        elif action in ("retire", "reactivate"):
+            services.category_set_active(category=category, active=action == "reactivate")
+        else:
+            raise Http404
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect(reverse("catalogue_version", kwargs={"number": number}) + f"#c-{category.code}")
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+@require_POST
+def catalogue_publish(request: HttpRequest, number: int) -> HttpResponse:
+    version = _get_version(request, number)
+    form = forms.PublishForm(request.POST)
+    if form.is_valid():
+        try:
+            services.catalogue_publish(
+                version=version,
+                change_note=form.cleaned_data["change_note"],
+                acting_user=request.user,
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, _("Version %(n)s is published.") % {"n": version.number})
+    else:
+        messages.error(request, _("Say what changed in this version."))
+    return redirect("catalogue_version", number=number)
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+@require_POST
+def catalogue_discard(request: HttpRequest, number: int) -> HttpResponse:
+    version = _get_version(request, number)
+    try:
+        services.catalogue_discard_draft(version=version)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("catalogue_version", number=number)
+    return redirect("catalogue_list")

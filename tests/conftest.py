@@ -34,12 +34,16 @@ def codelists(db):
 
 @pytest.fixture
 def practice_a(db):
-    return Practice.objects.create(name="Practice A")
+    from checklist.services import practice_create
+
+    return practice_create(name="Practice A")
 
 
 @pytest.fixture
 def practice_b(db):
-    return Practice.objects.create(name="Practice B")
+    from checklist.services import practice_create
+
+    return practice_create(name="Practice B")
 
 
 def make_user(username: str, practice: Practice, role: str, **extra):

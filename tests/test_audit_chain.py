@@ -22,7 +22,9 @@ def _as_superuser_bypassing_triggers(sql, params=()):
 
 
 @pytest.fixture
-def chain(practice_a):
+def chain(db):
+    # A practice made directly, without the catalogue seeding: the chain holds just 6 events.
+    practice_a = Practice.objects.create(name="Chain practice")
     Case.objects.bulk_create(
         [Case(practice=practice_a, label=f"c{i}", **Case.MINIMAL) for i in range(6)]
     )

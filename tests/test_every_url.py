@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from checklist.models import Case, Membership, Tumour
+from checklist.models import Case, Category, Membership, Tumour
+from checklist.services import catalogue_draft_create
 
 PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
 
@@ -49,6 +50,26 @@ def _case_kind(kind: str) -> Callable[..., dict[str, Any]]:
     return build
 
 
+def _case_category(practice_a, alice) -> dict[str, Any]:
+    category = Category.objects.filter(practice=practice_a).first()
+    return {**_case(practice_a, alice), "category_pk": category.pk}  # type: ignore[union-attr]
+
+
+def _catalogue_version(practice_a, alice) -> dict[str, Any]:
+    # A number that exists only in practice A (B has version 1 too: a draft 2 exists only in A).
+    draft = catalogue_draft_create(practice=practice_a)
+    return {"number": draft.number}
+
+
+def _catalogue_category(practice_a, alice) -> dict[str, Any]:
+    draft = catalogue_draft_create(practice=practice_a)
+    return {"number": draft.number, "category_pk": draft.categories.first().pk}  # type: ignore[union-attr]
+
+
+def _catalogue_category_action(practice_a, alice) -> dict[str, Any]:
+    return {**_catalogue_category(practice_a, alice), "action": "up"}
+
+
 # name -> builder of kwargs naming an object of practice A, or None when the URL names none.
 PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "home": None,
@@ -67,6 +88,18 @@ PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "case_row_edit": _row("tumour", _tumour),
     "case_row_delete": _row("tumour", _tumour),
     "oncotree_search": None,
+    "checklist": _case,
+    "checklist_item": _case_category,
+    "checklist_move": _case,
+    "catalogue_list": None,
+    "catalogue_draft": None,
+    "catalogue_diff": None,
+    "catalogue_version": _catalogue_version,
+    "catalogue_category_new": _catalogue_version,
+    "catalogue_category": _catalogue_category,
+    "catalogue_category_action": _catalogue_category_action,
+    "catalogue_publish": _catalogue_version,
+    "catalogue_discard": _catalogue_version,
 }
 
 

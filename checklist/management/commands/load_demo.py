@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from checklist import services
 from checklist.audit import audit_context
 from checklist.models import Membership, Practice
 
@@ -20,7 +21,10 @@ DEMO_USERS = [
 def load_demo() -> Practice:
     user_model = get_user_model()
     with transaction.atomic(), audit_context(path="manage.py load_demo"):
-        practice, _ = Practice.objects.get_or_create(name=DEMO_PRACTICE)
+        practice = Practice.objects.filter(name=DEMO_PRACTICE).first()
+        if practice is None:
+            practice = services.practice_create(name=DEMO_PRACTICE)
+        services.catalogue_seed(practice=practice)
         for username, first, last, role in DEMO_USERS:
             user, created = user_model.objects.get_or_create(
                 username=username, defaults={"first_name": first, "last_name": last}
