@@ -766,7 +766,7 @@ def _get_version(request: HttpRequest, number: int) -> CatalogueVersion:
 @practice_required()
 def catalogue_list(request: HttpRequest) -> HttpResponse:
     versions = (
-        CatalogueVersion.objects.filter(practice=request.practice)
+        CatalogueVersion.objects.filter(practice=request.practice)  # type: ignore[attr-defined]
         .select_related(  # type: ignore[attr-defined]
             "published_by"
         )
@@ -780,7 +780,7 @@ def catalogue_version(request: HttpRequest, number: int) -> HttpResponse:
     version = _get_version(request, number)
     previous = (
         CatalogueVersion.objects.filter(
-            practice=request.practice,
+            practice=request.practice,  # type: ignore[attr-defined]
             number__lt=number,
             published_at__isnull=False,  # type: ignore[attr-defined]
         )

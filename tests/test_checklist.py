@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,6 @@ def _category_markup(html: str) -> str:
 def test_it_shows_every_category_in_catalogue_order_with_the_disclaimer(alice_client, case):
     html = alice_client.get(f"/cases/{case.pk}/checklist/").content.decode()
     assert _codes(html) == CODES
-    assert "not a promise of cure" not in html or True
     assert "do not constitute a promise of cure" in html
     assert "makes no automated recommendation" in html
     assert "states no priority" in html
@@ -153,6 +153,7 @@ def test_status_and_note_are_saved_with_who_and_when(alice_client, case):
     )
     assert "set by alice" in html and 'value="raise" id' in html
     item = ChecklistItem.objects.get()
+    assert item.set_by is not None
     assert (item.status, item.note, item.set_by.username) == (
         "raise",
         "Bone pain: ask radiotherapy.",
@@ -192,6 +193,7 @@ def test_an_admin_cannot_set_statuses(adam_client, case):
 
 def test_another_practices_category_is_404(alice_client, case, practice_b):
     foreign = Category.objects.filter(practice=practice_b).first()
+    assert foreign is not None
     response = alice_client.post(f"/cases/{case.pk}/checklist/{foreign.pk}/", {"status": "raise"})
     assert response.status_code == 404
 
@@ -226,7 +228,6 @@ def test_publishing_v2_does_not_change_a_case_worked_under_v1(alice_client, adam
 
     html = alice_client.get(f"/cases/{case.pk}/checklist/").content.decode()
     assert "Categories of catalogue version 1" in html
-    assert "Radiotherapy (radiation)" not in html.split('data-testid="newer-version"')[0] or True
     assert 'data-testid="newer-version"' in html and "text changed" in html
     assert Checklist.objects.get(case=case).version.number == 1
 
@@ -264,7 +265,7 @@ def test_old_versions_stay_readable_and_published_ones_never_change(adam_client,
     assert response.status_code == 302
     assert Category.objects.get(pk=chemo.pk).name_en == "Chemotherapy"
     assert adam_client.get("/catalogue/1/").status_code == 200
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         services.category_save(category=chemo)
 
 
