@@ -114,7 +114,7 @@ def test_a_linked_line_shows_under_its_category_with_tolerability(alice_client, 
     html = alice_client.get(f"/cases/{case.pk}/checklist/").content.decode()
     card = html[html.index('data-code="dendritic_cell_therapy"') :]
     card = card[: card.index("</article>")]
-    assert "line 1" in card and "stopped for side effects" in card and "CTCAE grade 3" in card
+    assert "line 1" in card and "Stopped for side effects" in card and "CTCAE grade 3" in card
     others = html.replace(card, "")
     assert "DC vaccine" not in others
 

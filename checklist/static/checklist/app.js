@@ -31,3 +31,11 @@ document.addEventListener("keydown", (event) => {
     box.innerHTML = "";
   }
 });
+document.addEventListener("change", (event) => {
+  // Checklist: choosing a status saves it at once (with the note as typed); htmx handles the
+  // form's submit and swaps in the updated item. Without JavaScript the Save button does it.
+  const radio = event.target;
+  if (!(radio instanceof HTMLInputElement) || radio.type !== "radio") return;
+  const form = radio.closest("form.checklist-form");
+  if (form && window.htmx) form.requestSubmit();
+});
