@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from checklist.models import (
     SOLID_TUMOUR_CRITERIA,
     AdverseEvent,
     Biomarker,
+    BoardNoteVersion,
     Case,
     Category,
     Code,
@@ -854,3 +855,116 @@ class PublishForm(forms.Form):
     change_note = forms.CharField(
         label=_("Change note"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
     )
+
+
+class NoteForm(forms.ModelForm):
+    class Meta:
+        model = BoardNoteVersion
+        fields = [
+            "registering_physician",
+            "target_board",
+            "board_type",
+            "board_date",
+            "images_available",
+            "question",
+            "question_radiology",
+            "question_pathology",
+            "question_radiotherapy",
+            "question_surgery",
+            "patient_informed",
+            "patient_goals",
+            "trial_screening",
+            "requested_participants",
+            "history_summary",
+            "open_questions",
+        ]
+        widgets = {
+            "board_date": DateInput(),
+            **{
+                name: forms.Textarea(attrs={"rows": 2})
+                for name in [
+                    "question",
+                    "question_radiology",
+                    "question_pathology",
+                    "question_radiotherapy",
+                    "question_surgery",
+                    "patient_goals",
+                    "trial_screening",
+                    "history_summary",
+                    "open_questions",
+                ]
+            },
+        }
+
+    def __init__(self, *args: Any, language: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["board_type"] = forms.ChoiceField(
+            label=_("Board type"), choices=_code_choices("mii:therapieplanung-typ", language)
+        )
+        self.fields["question"].required = True
+
+    def clean_board_date(self) -> date | None:
+        value: date | None = self.cleaned_data.get("board_date")
+        if value and value < timezone.localdate() - timedelta(days=365):
+            raise forms.ValidationError(_("This board date is more than a year in the past."))
+        return value
+
+
+class AmendForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for the amendment"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+    )
+
+
+MEASURE_ROWS = 6
+
+
+class OutcomeForm(forms.Form):
+    held_on = forms.DateField(label=_("Board held on"), widget=DateInput())
+    attendees = forms.CharField(label=_("Attendees"), widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        label=_("Reason for the new version"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, language: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        deviations = [("", "—")] + _code_choices("mii:therapieabweichung", language)
+        for index in range(1, MEASURE_ROWS + 1):
+            self.fields[f"measure_{index}"] = forms.CharField(
+                label=_("Measure %(n)s (as documented by the board)") % {"n": index},
+                required=False,
+                max_length=1000,
+            )
+            self.fields[f"deviation_{index}"] = forms.ChoiceField(
+                label=_("Deviation at the patient's wish (measure %(n)s)") % {"n": index},
+                required=False,
+                choices=deviations,
+            )
+
+    def clean_held_on(self) -> date:
+        value: date = self.cleaned_data["held_on"]
+        if value > timezone.localdate():
+            raise forms.ValidationError(_("This date is in the future."))
+        return value
+
+    def measures(self) -> list[dict[str, str]]:
+        return [
+            {
+                "text": self.cleaned_data[f"measure_{i}"].strip(),
+                "deviation": self.cleaned_data[f"deviation_{i}"],
+            }
+            for i in range(1, MEASURE_ROWS + 1)
+            if self.cleaned_data.get(f"measure_{i}", "").strip()
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not any((cleaned.get(f"measure_{i}") or "").strip() for i in range(1, MEASURE_ROWS + 1)):
+            self.add_error(
+                "measure_1", _("Record at least one measure as the board documented it.")
+            )
+        return cleaned

@@ -195,6 +195,9 @@ class Case(PracticeScoped):
         _("assessed by"), max_length=20, choices=ImagingMethod.choices, blank=True
     )
     no_prior_therapy = models.BooleanField(_("no prior tumour-specific therapy"), default=False)
+    immune_not_assessed = models.BooleanField(
+        _("immune-relevant findings not assessed"), default=False
+    )
     prior_therapy_stated_on = models.DateField(null=True, blank=True)
     deceased_on = models.DateField(_("died on"), null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
@@ -875,6 +878,115 @@ class ChecklistItem(PracticeScoped):
 
     def __str__(self) -> str:
         return f"{self.category_id}: {self.status}"
+
+
+# --- tumour-board notes ----------------------------------------------------------------------
+
+
+class BoardNote(PracticeScoped):
+    """A case's registration and note for one tumour board; its content lives in versions."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="board_notes")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta(PracticeScoped.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"board note {self.pk} of case {self.case_id}"
+
+
+class NoteState(models.TextChoices):
+    DRAFT = "draft", _("draft")
+    READY = "ready", _("ready")
+    SIGNED = "signed", _("signed")
+
+
+class BoardNoteVersion(PracticeScoped):
+    """One version of a board note. Once signed the row is immutable: the database refuses
+    UPDATE and DELETE of a signed row (migration trigger), and an amendment is a new row."""
+
+    note = models.ForeignKey(BoardNote, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=10, choices=NoteState.choices, default=NoteState.DRAFT)
+    supersedes = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    amendment_reason = models.TextField(_("reason for the amendment"), blank=True)
+
+    registering_physician = models.CharField(_("registering physician"), max_length=200)
+    target_board = models.CharField(_("tumour board"), max_length=200)
+    board_type = models.CharField(_("board type"), max_length=10)
+    board_date = models.DateField(_("preferred board date"), null=True, blank=True)
+    images_available = models.BooleanField(_("images available for the board"), default=False)
+    question = models.TextField(_("question for the board"))
+    question_radiology = models.TextField(_("question to radiology"), blank=True)
+    question_pathology = models.TextField(_("question to pathology"), blank=True)
+    question_radiotherapy = models.TextField(_("question to radiotherapy"), blank=True)
+    question_surgery = models.TextField(_("question to surgery"), blank=True)
+    patient_informed = models.BooleanField(_("patient is informed"), default=False)
+    patient_goals = models.TextField(_("patient's goals and wishes"), blank=True)
+    trial_screening = models.TextField(_("trial screening"), blank=True)
+    requested_participants = models.CharField(
+        _("requested participants"), max_length=300, blank=True
+    )
+    history_summary = models.TextField(_("history summary"), blank=True)
+    open_questions = models.TextField(_("open questions"), blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    ready_at = models.DateTimeField(null=True, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True)
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    snapshot = models.JSONField(null=True, blank=True)
+    snapshot_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta(PracticeScoped.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["note", "number"], name="note_version_number"),
+            models.CheckConstraint(
+                condition=models.Q(state="signed", signed_at__isnull=False, snapshot_hash__gt="")
+                | ~models.Q(state="signed"),
+                name="signed_has_hash",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"note {self.note_id} v{self.number}"
+
+
+class BoardOutcome(PracticeScoped):
+    """What the board documented, recorded after it met: versioned rows, never updated."""
+
+    note = models.ForeignKey(BoardNote, on_delete=models.PROTECT, related_name="outcomes")
+    number = models.PositiveSmallIntegerField()
+    held_on = models.DateField(_("board held on"))
+    attendees = models.TextField(_("attendees"))
+    measures = models.JSONField(default=list)  # [{"text": ..., "deviation": "J"|"N"|"U"|""}]
+    reason = models.TextField(_("reason for the new version"), blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta(PracticeScoped.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["note", "number"], name="outcome_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"outcome {self.number} of note {self.note_id}"
 
 
 class AuditEvent(models.Model):

@@ -134,6 +134,7 @@ class CaseRecord:
                 self.site_labels(get_language()).get(m.site, m.site) for m in self.metastases
             ),
             immune_findings=len(self.immune) + len(self.immune_events),
+            immune_not_assessed=case.immune_not_assessed,
             no_prior_therapy=case.no_prior_therapy,
             lines=self.line_facts(),
             performance_records=len(self.performance),

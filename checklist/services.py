@@ -15,6 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from checklist.models import (
+    BoardNote,
+    BoardNoteVersion,
+    BoardOutcome,
     Case,
     CaseRow,
     CatalogueVersion,
@@ -25,8 +28,10 @@ from checklist.models import (
     Membership,
     Metastasis,
     MetastasisStatus,
+    NoteState,
     Practice,
     TherapyLine,
+    user_display,
 )
 
 CaseRowModel = TypeVar("CaseRowModel", bound=CaseRow)
@@ -502,3 +507,161 @@ def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any
     checklist.moved_at = timezone.now()
     checklist.save()
     return checklist
+
+
+# --- tumour-board notes ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def note_create(*, case: Case, data: dict[str, Any], acting_user: Any) -> BoardNoteVersion:
+    note = BoardNote.objects.create(practice_id=case.practice_id, case=case, created_by=acting_user)
+    return BoardNoteVersion.objects.create(
+        practice_id=case.practice_id, note=note, number=1, created_by=acting_user, **data
+    )
+
+
+def _lock_version(version: BoardNoteVersion) -> BoardNoteVersion:
+    return BoardNoteVersion.objects.select_for_update().get(pk=version.pk)
+
+
+@transaction.atomic
+def note_update(*, version: BoardNoteVersion, data: dict[str, Any]) -> BoardNoteVersion:
+    """Edits a draft (or a ready version, which returns to draft)."""
+    locked = _lock_version(version)
+    if locked.state == NoteState.SIGNED:
+        raise ValidationError(_("A signed version is never changed; amend it instead."))
+    for name, value in data.items():
+        setattr(locked, name, value)
+    locked.state = NoteState.DRAFT
+    locked.ready_at = None
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def note_mark_ready(*, version: BoardNoteVersion) -> BoardNoteVersion:
+    from checklist.notes import missing_for_signing
+
+    locked = _lock_version(version)
+    if locked.state != NoteState.DRAFT:
+        raise ValidationError(_("Only a draft can be marked ready."))
+    missing = missing_for_signing(locked)
+    if missing:
+        raise ValidationError(_("Missing: %(what)s.") % {"what": "; ".join(missing)})
+    locked.state = NoteState.READY
+    locked.ready_at = timezone.now()
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def note_sign(
+    *, version: BoardNoteVersion, acting_membership: Membership, language: str
+) -> BoardNoteVersion:
+    """Freezes everything the note shows into a snapshot with its SHA-256 and signs it.
+    Only a physician of the practice signs; items still "not yet reviewed" are allowed."""
+    from checklist.notes import build_snapshot, missing_for_signing, snapshot_hash
+
+    locked = _lock_version(version)
+    if not acting_membership.is_physician or acting_membership.practice_id != locked.practice_id:
+        raise ValidationError(_("Only a physician of the practice signs a board note."))
+    if locked.state == NoteState.SIGNED:
+        raise ValidationError(_("This version is signed already."))
+    missing = missing_for_signing(locked)
+    if missing:
+        raise ValidationError(_("Missing: %(what)s.") % {"what": "; ".join(missing)})
+    # Lock the case so that the snapshot is taken from one consistent state of the record.
+    Case.objects.select_for_update().get(pk=locked.note.case_id)
+    snapshot = build_snapshot(locked, language=language)
+    snapshot["signed_by"] = user_display(acting_membership.user)
+    snapshot["signed_at"] = timezone.now().isoformat(timespec="seconds")
+    locked.snapshot = snapshot
+    locked.snapshot_hash = snapshot_hash(snapshot)
+    locked.state = NoteState.SIGNED
+    locked.signed_at = timezone.now()
+    locked.signed_by = acting_membership.user
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def note_amend(*, note: BoardNote, reason: str, acting_user: Any) -> BoardNoteVersion:
+    """A new version that supersedes the newest signed one; the signed row is not touched."""
+    if not reason.strip():
+        raise ValidationError({"reason": _("Give the reason for the amendment.")})
+    BoardNote.objects.select_for_update().get(pk=note.pk)
+    latest = note.versions.order_by("-number").first()
+    assert latest is not None
+    if latest.state != NoteState.SIGNED:
+        raise ValidationError(_("Only a signed version can be amended; edit the draft instead."))
+    copy = {f: getattr(latest, f) for f in NOTE_FIELDS}
+    return BoardNoteVersion.objects.create(
+        practice_id=note.practice_id,
+        note=note,
+        number=latest.number + 1,
+        supersedes=latest,
+        amendment_reason=reason.strip(),
+        created_by=acting_user,
+        **copy,
+    )
+
+
+NOTE_FIELDS = [
+    "registering_physician",
+    "target_board",
+    "board_type",
+    "board_date",
+    "images_available",
+    "question",
+    "question_radiology",
+    "question_pathology",
+    "question_radiotherapy",
+    "question_surgery",
+    "patient_informed",
+    "patient_goals",
+    "trial_screening",
+    "requested_participants",
+    "history_summary",
+    "open_questions",
+]
+
+
+@transaction.atomic
+def outcome_record(
+    *,
+    note: BoardNote,
+    held_on: Any,
+    attendees: str,
+    measures: list[dict[str, str]],
+    reason: str,
+    acting_user: Any,
+) -> BoardOutcome:
+    """Records the board's outcome as a new version row; earlier rows are never updated."""
+    BoardNote.objects.select_for_update().get(pk=note.pk)
+    if not note.versions.filter(state=NoteState.SIGNED).exists():
+        raise ValidationError(_("Record the outcome after the note is signed."))
+    last = note.outcomes.order_by("-number").first()
+    if last and not reason.strip():
+        raise ValidationError({"reason": _("Give the reason for the new version.")})
+    return BoardOutcome.objects.create(
+        practice_id=note.practice_id,
+        note=note,
+        number=(last.number if last else 0) + 1,
+        held_on=held_on,
+        attendees=attendees,
+        measures=measures,
+        reason=reason.strip(),
+        recorded_by=acting_user,
+    )
+
+
+@transaction.atomic
+def case_set_immune_not_assessed(
+    *, case: Case, value: bool, acting_user: Any, expected_version: int | None
+) -> Case:
+    return case_update(
+        case=case,
+        data={"immune_not_assessed": value},
+        acting_user=acting_user,
+        expected_version=expected_version,
+    )

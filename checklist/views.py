@@ -16,7 +16,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import DatabaseError, connection
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Length
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,13 +30,16 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.views.decorators.http import require_POST
 
-from checklist import audit, forms, rules, services
+from checklist import audit, forms, notes, rules, services
 from checklist.forms import AccountCreateForm, LoginForm, MembershipForm
 from checklist.middleware import SESSION_KEY
 from checklist.models import (
     COMMON_BIOMARKERS,
     AdverseEvent,
     Biomarker,
+    BoardNote,
+    BoardNoteVersion,
+    BoardOutcome,
     Case,
     CaseRow,
     CatalogueVersion,
@@ -50,12 +53,14 @@ from checklist.models import (
     Medication,
     Membership,
     Metastasis,
+    NoteState,
     OrganFunction,
     PerformanceStatus,
     Situation,
     StagingRecord,
     TherapyLine,
     Tumour,
+    user_display,
 )
 from checklist.record import (
     CaseRecord,
@@ -905,3 +910,285 @@ def catalogue_discard(request: HttpRequest, number: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
         return redirect("catalogue_version", number=number)
     return redirect("catalogue_list")
+
+
+# --- tumour-board notes ----------------------------------------------------------------------
+
+
+def _get_note_for_user(request: HttpRequest, pk: int) -> BoardNote:
+    """Notes are reached only within the active practice; another practice's note is 404."""
+    practice = request.practice  # type: ignore[attr-defined]
+    note = (
+        BoardNote.objects.for_practice(practice)
+        .select_related("case", "case__practice")
+        .filter(pk=pk)
+        .first()
+    )
+    if note is None:
+        if BoardNote.objects.filter(pk=pk).exists():
+            audit.record_access(
+                request,
+                audit.PERMISSION_DENIED,
+                practice_id=practice.pk,
+                table="checklist_boardnote",
+                row_id=pk,
+                detail={"reason": "other practice"},
+            )
+        raise Http404
+    return note
+
+
+def _version(note: BoardNote, number: int | None = None) -> BoardNoteVersion:
+    versions = note.versions.select_related("created_by", "signed_by", "supersedes")
+    if number is None:
+        found = versions.order_by("-number").first()
+    else:
+        found = versions.filter(number=number).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+@practice_required()
+def note_list(request: HttpRequest) -> HttpResponse:
+    practice = request.practice  # type: ignore[attr-defined]
+    latest = BoardNoteVersion.objects.filter(note=OuterRef("pk")).order_by("-number")
+    notes = (
+        BoardNote.objects.for_practice(practice)
+        .select_related("case", "created_by")
+        .annotate(
+            latest_number=Subquery(latest.values("number")[:1]),
+            latest_state=Subquery(latest.values("state")[:1]),
+            board_date=Subquery(latest.values("board_date")[:1]),
+            has_signed=Exists(
+                BoardNoteVersion.objects.filter(note=OuterRef("pk"), state=NoteState.SIGNED)
+            ),
+            has_outcome=Exists(BoardOutcome.objects.filter(note=OuterRef("pk"))),
+        )
+        .order_by(F("board_date").desc(nulls_last=True), "-pk")
+    )
+    wanted = request.GET.get("state", "")
+    if wanted in (NoteState.DRAFT, NoteState.READY, NoteState.SIGNED):
+        notes = notes.filter(latest_state=wanted)
+    elif wanted == "outcome_pending":
+        notes = notes.filter(has_signed=True, has_outcome=False)
+    return render(request, "checklist/note_list.html", {"notes": notes[:200], "wanted": wanted})
+
+
+@practice_required(role=Membership.PHYSICIAN)
+def note_create(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case_for_user(request, pk)
+    initial = {"registering_physician": user_display(request.user)}  # type: ignore[arg-type]
+    form = forms.NoteForm(request.POST or None, initial=initial, language=get_language())
+    if request.method == "POST" and form.is_valid():
+        version = services.note_create(case=case, data=form.cleaned_data, acting_user=request.user)
+        return redirect("note_detail", pk=version.note_id)
+    return render(request, "checklist/note_form.html", {"form": form, "case": case})
+
+
+@practice_required(role=Membership.PHYSICIAN)
+def note_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    note = _get_note_for_user(request, pk)
+    version = _version(note)
+    if version.state == NoteState.SIGNED:
+        messages.error(request, _("A signed version is never changed; amend it instead."))
+        return redirect("note_detail", pk=note.pk)
+    form = forms.NoteForm(request.POST or None, instance=version, language=get_language())
+    if request.method == "POST" and form.is_valid():
+        services.note_update(version=version, data=form.cleaned_data)
+        return redirect("note_detail", pk=note.pk)
+    return render(
+        request, "checklist/note_form.html", {"form": form, "case": note.case, "note": note}
+    )
+
+
+@practice_required()
+def note_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    note = _get_note_for_user(request, pk)
+    number = request.GET.get("v")
+    version = _version(note, int(number) if number and number.isdigit() else None)
+    snapshot = notes.snapshot_for(version, get_language())
+    versions = list(note.versions.select_related("signed_by").order_by("number"))
+    previous = next((v for v in versions if v.number == version.number - 1), None)
+    changes = notes.diff(notes.snapshot_for(previous, get_language()), snapshot) if previous else []
+    audit.record_access(
+        request,
+        audit.NOTE_VIEWED,
+        practice_id=note.practice_id,
+        table="checklist_boardnoteversion",
+        row_id=version.pk,
+        detail={"label": note.case.label, "version": version.number},
+    )
+    return render(
+        request,
+        "checklist/note_detail.html",
+        {
+            "note": note,
+            "version": version,
+            "s": snapshot,
+            "versions": versions,
+            "previous": previous,
+            "changes": changes,
+            "missing": notes.missing_for_signing(version)
+            if version.state != NoteState.SIGNED
+            else [],
+            "verified": notes.verify(version) if version.state == NoteState.SIGNED else None,
+            "outcomes": note.outcomes.select_related("recorded_by").order_by("-number"),
+            "amend_form": forms.AmendForm(),
+            "is_latest": version.number == versions[-1].number,
+            "deviation_labels": dict(_deviation_choices()),
+        },
+    )
+
+
+def _deviation_choices() -> list[tuple[str, str]]:
+    return [(c.code, c.label(get_language())) for c in Code.objects.of("mii:therapieabweichung")]
+
+
+def _note_action(
+    request: HttpRequest, pk: int, action: Callable[[BoardNoteVersion], Any], done: str
+) -> HttpResponse:
+    note = _get_note_for_user(request, pk)
+    try:
+        action(_version(note))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, done)
+    return redirect("note_detail", pk=note.pk)
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def note_ready(request: HttpRequest, pk: int) -> HttpResponse:
+    return _note_action(
+        request, pk, lambda v: services.note_mark_ready(version=v), _("The note is ready.")
+    )
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def note_sign(request: HttpRequest, pk: int) -> HttpResponse:
+    return _note_action(
+        request,
+        pk,
+        lambda v: services.note_sign(
+            version=v,
+            acting_membership=request.membership,  # type: ignore[attr-defined]
+            language=get_language(),
+        ),
+        _("The note is signed."),
+    )
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def note_amend(request: HttpRequest, pk: int) -> HttpResponse:
+    note = _get_note_for_user(request, pk)
+    form = forms.AmendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give the reason for the amendment."))
+        return redirect("note_detail", pk=note.pk)
+    try:
+        services.note_amend(note=note, reason=form.cleaned_data["reason"], acting_user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("note_detail", pk=note.pk)
+    return redirect("note_edit", pk=note.pk)
+
+
+def _export_version(
+    request: HttpRequest, pk: int, number: int
+) -> tuple[BoardNote, BoardNoteVersion, dict[str, Any]]:
+    note = _get_note_for_user(request, pk)
+    version = _version(note, number)
+    return note, version, notes.snapshot_for(version, get_language())
+
+
+@practice_required()
+def note_print(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    note, version, snapshot = _export_version(request, pk, number)
+    audit.record_access(
+        request,
+        audit.NOTE_PRINTED,
+        practice_id=note.practice_id,
+        table="checklist_boardnoteversion",
+        row_id=version.pk,
+        detail={"label": note.case.label, "version": version.number, "format": "print"},
+    )
+    return render(
+        request, "checklist/note_print.html", {"s": snapshot, "version": version, "note": note}
+    )
+
+
+@practice_required()
+def note_pdf(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    note, version, snapshot = _export_version(request, pk, number)
+    pdf = notes.render_pdf(snapshot, version, base_url=request.build_absolute_uri("/"))
+    audit.record_access(
+        request,
+        audit.EXPORTED,
+        practice_id=note.practice_id,
+        table="checklist_boardnoteversion",
+        row_id=version.pk,
+        detail={"label": note.case.label, "version": version.number, "format": "pdf"},
+    )
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="board-note-{note.case.label}-v{version.number}.pdf"'
+    )
+    return response
+
+
+@practice_required()
+def note_text(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    note, version, snapshot = _export_version(request, pk, number)
+    audit.record_access(
+        request,
+        audit.EXPORTED,
+        practice_id=note.practice_id,
+        table="checklist_boardnoteversion",
+        row_id=version.pk,
+        detail={"label": note.case.label, "version": version.number, "format": "markdown"},
+    )
+    return HttpResponse(
+        notes.render_text(snapshot, version), content_type="text/markdown; charset=utf-8"
+    )
+
+
+@practice_required(role=Membership.PHYSICIAN)
+def outcome_create(request: HttpRequest, pk: int) -> HttpResponse:
+    note = _get_note_for_user(request, pk)
+    form = forms.OutcomeForm(request.POST or None, language=get_language())
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.outcome_record(
+                note=note,
+                held_on=form.cleaned_data["held_on"],
+                attendees=form.cleaned_data["attendees"],
+                measures=form.measures(),
+                reason=form.cleaned_data["reason"],
+                acting_user=request.user,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, _("The outcome is recorded."))
+            return redirect("note_detail", pk=note.pk)
+    return render(request, "checklist/outcome_form.html", {"form": form, "note": note})
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def case_immune_not_assessed(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case_for_user(request, pk)
+    try:
+        services.case_set_immune_not_assessed(
+            case=case,
+            value=request.POST.get("value") == "on",
+            acting_user=request.user,
+            expected_version=_expected_version(request),
+        )
+    except services.StaleVersion as error:
+        return _stale(request, error, {})
+    return redirect(reverse("case_detail", kwargs={"pk": case.pk}) + "#immune")

@@ -37,3 +37,12 @@ def recommending_words(text: str, *, html: bool = False) -> list[str]:
     if html:
         text = strip_exempt(text)
     return [match.group(0) for match in RECOMMENDING.finditer(text)]
+
+
+def strip_exempt_markdown(text: str) -> str:
+    """The plain-text note: physician text is always quoted (a "> " line or in double quotes)
+    and the disclaimer follows the last "---" line."""
+    head, sep, _tail = text.rpartition("\n---\n")
+    body = head if sep else text
+    body = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith(">"))
+    return re.sub(r'"[^"\n]*"', " ", body)

@@ -11,7 +11,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from checklist.models import Case, Category, Membership, Tumour
-from checklist.services import catalogue_draft_create
+from checklist.services import catalogue_draft_create, note_create
 
 PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
 
@@ -70,6 +70,25 @@ def _catalogue_category_action(practice_a, alice) -> dict[str, Any]:
     return {**_catalogue_category(practice_a, alice), "action": "up"}
 
 
+def _note(practice_a, alice) -> dict[str, Any]:
+    case = Case.objects.create(practice=practice_a, label="A-note", **Case.MINIMAL)
+    version = note_create(
+        case=case,
+        acting_user=alice,
+        data={
+            "registering_physician": "x",
+            "target_board": "x",
+            "board_type": "postth",
+            "question": "q",
+        },
+    )
+    return {"pk": version.note_id}
+
+
+def _note_version(practice_a, alice) -> dict[str, Any]:
+    return {**_note(practice_a, alice), "number": 1}
+
+
 # name -> builder of kwargs naming an object of practice A, or None when the URL names none.
 PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "home": None,
@@ -100,6 +119,18 @@ PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "catalogue_category_action": _catalogue_category_action,
     "catalogue_publish": _catalogue_version,
     "catalogue_discard": _catalogue_version,
+    "note_create": _case,
+    "case_immune_not_assessed": _case,
+    "note_list": None,
+    "note_detail": _note,
+    "note_edit": _note,
+    "note_ready": _note,
+    "note_sign": _note,
+    "note_amend": _note,
+    "outcome_create": _note,
+    "note_print": _note_version,
+    "note_pdf": _note_version,
+    "note_text": _note_version,
 }
 
 

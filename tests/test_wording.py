@@ -15,6 +15,7 @@ def _files():
     for folder, pattern in [
         ("templates", "**/*.html"),
         ("templates", "**/*.txt"),
+        ("templates", "**/*.md"),
         ("fixtures", "*.json"),
         ("locale", "**/*.po"),
         ("checklist/static/checklist", "*.*"),

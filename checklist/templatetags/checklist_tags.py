@@ -75,3 +75,15 @@ def version_field(case: Any) -> str:
     from django.utils.html import format_html
 
     return format_html('<input type="hidden" name="expected_version" value="{}">', case.version)
+
+
+@register.filter
+def css_string(value: Any) -> str:
+    """Text for a CSS string literal (WeasyPrint's page margin boxes)."""
+    from django.utils.safestring import mark_safe
+
+    text = str(value)
+    for char, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\A "), ("<", "\\3c "),
+                          (">", "\\3e ")):  # fmt: skip
+        text = text.replace(char, escaped)
+    return mark_safe(text)  # noqa: S308 - escaped above for the CSS string context

@@ -1,0 +1,304 @@
+"""Tumour-board notes: lifecycle, hash, database-level immutability, exports, wording."""
+
+import re
+import subprocess
+
+import pytest
+from django.db import connection, transaction
+from django.db.utils import InternalError, ProgrammingError
+
+from checklist import notes, services
+from checklist.models import AuditEvent, BoardNoteVersion, BoardOutcome, Category, Membership
+from checklist.wording import recommending_words, strip_exempt_markdown
+from tests.conftest import post_row
+
+NOTE = {
+    "registering_physician": "Dr. Alice",
+    "target_board": "Interdisziplinäre Tumorkonferenz",
+    "board_type": "postth",
+    "board_date": "2026-12-03",
+    "question": "Further systemic therapy after progression under line 2?",
+    "patient_goals": "Möchte weiter arbeiten; Lebensqualität zuerst.",
+}
+
+
+@pytest.fixture
+def signable(alice_client, case):
+    """A case with what signing needs: a tumour type, metastasis status, a prior-therapy
+    statement and immune findings stated as not assessed."""
+    post_row(alice_client, case, "tumour", {"oncotree": "IDC", "laterality": "left"})
+    case.refresh_from_db()
+    alice_client.post(
+        f"/cases/{case.pk}/metastasis-status/",
+        {"metastasis_status": "present", "expected_version": case.version},
+    )
+    post_row(
+        alice_client,
+        case,
+        "metastasis",
+        {"site": "HEP", "detected_on": "2024-01-02", "timing": "metachronous"},
+    )
+    case.refresh_from_db()
+    alice_client.post(
+        f"/cases/{case.pk}/prior-therapy/",
+        {"no_prior_therapy": "on", "expected_version": case.version},
+    )
+    case.refresh_from_db()
+    alice_client.post(
+        f"/cases/{case.pk}/immune-not-assessed/", {"value": "on", "expected_version": case.version}
+    )
+    radio = Category.objects.get(practice=case.practice, code="radiotherapy")
+    alice_client.post(
+        f"/cases/{case.pk}/checklist/{radio.pk}/",
+        {"status": "raise", "note": "Liver lesion: SBRT?"},
+    )
+    case.refresh_from_db()
+    return case
+
+
+def _create(client, case, **change):
+    response = client.post(f"/cases/{case.pk}/notes/new/", {**NOTE, **change})
+    assert response.status_code == 302, response.content[-3000:]
+    return int(response["Location"].strip("/").split("/")[-1])
+
+
+def test_the_question_for_the_board_is_required(alice_client, case):
+    response = alice_client.post(f"/cases/{case.pk}/notes/new/", {**NOTE, "question": ""})
+    assert response.status_code == 200 and b"This field is required" in response.content
+
+
+def test_signing_is_refused_with_the_list_of_what_is_missing(alice_client, case):
+    note = _create(alice_client, case)
+    page = alice_client.get(f"/notes/{note}/").content.decode()
+    assert "a tumour type" in page and "the metastasis status" in page
+    assert "no prior tumour-specific therapy" in page and "not assessed" in page
+    alice_client.post(f"/notes/{note}/sign/")
+    assert BoardNoteVersion.objects.get().state == "draft"
+
+
+def test_the_lifecycle_draft_ready_signed_amended_outcome(alice_client, signable):
+    note = _create(alice_client, signable)
+    alice_client.post(f"/notes/{note}/ready/")
+    assert BoardNoteVersion.objects.get().state == "ready"
+    alice_client.post(f"/notes/{note}/sign/")
+    v1 = BoardNoteVersion.objects.get()
+    assert v1.signed_by is not None and v1.snapshot is not None
+    assert v1.state == "signed" and v1.signed_by.username == "alice"
+    assert v1.snapshot_hash == notes.snapshot_hash(v1.snapshot)
+    page = alice_client.get(f"/notes/{note}/").content.decode()
+    assert v1.snapshot_hash in page and "verified: the stored snapshot matches its hash" in page
+    # Questions raised, and every category with its status.
+    assert "Questions raised by Alice" in page and "Liver lesion: SBRT?" in page
+    assert page.count("not yet reviewed") == 5
+
+    response = alice_client.post(
+        f"/notes/{note}/outcome/",
+        {
+            "held_on": "2026-11-20",
+            "attendees": "Onkologie, Radiologie, Strahlentherapie",
+            "measure_1": "SBRT der Lebermetastase",
+            "deviation_1": "N",
+            "measure_2": "Fortführung der endokrinen Therapie",
+            "deviation_2": "J",
+        },
+    )
+    assert response.status_code == 302
+    assert BoardOutcome.objects.get().measures[1] == {
+        "text": "Fortführung der endokrinen Therapie",
+        "deviation": "J",
+    }
+
+    assert alice_client.post(f"/notes/{note}/amend/", {"reason": ""}).status_code == 302
+    assert BoardNoteVersion.objects.count() == 1  # a reason is mandatory
+    alice_client.post(f"/notes/{note}/amend/", {"reason": "Board date moved."})
+    v2 = BoardNoteVersion.objects.get(number=2)
+    assert v2.supersedes == v1 and v2.state == "draft"
+    alice_client.post(f"/notes/{note}/edit/", {**NOTE, "board_date": "2026-12-10"})
+    alice_client.post(f"/notes/{note}/sign/")
+    v2.refresh_from_db()
+    assert v2.state == "signed" and v2.snapshot_hash != v1.snapshot_hash
+    v1.refresh_from_db()
+    assert (v1.snapshot or {})["registration"]["board_date"] == "2026-12-03"  # untouched
+    page = alice_client.get(f"/notes/{note}/").content.decode()
+    assert "Board date moved." in page and "registration.board_date" in page
+    pdf_text = _pdf_text(alice_client.get(f"/notes/{note}/v2/pdf/").content)
+    assert "amended, version 2, supersedes version 1" in pdf_text.lower()
+
+
+def test_the_hash_is_the_same_for_the_same_snapshot_and_differs_for_any_change():
+    snapshot = {"a": 1, "b": ["x", {"c": "Grüße"}]}
+    assert notes.snapshot_hash(snapshot) == notes.snapshot_hash(
+        {"b": ["x", {"c": "Grüße"}], "a": 1}
+    )
+    assert notes.snapshot_hash(snapshot) != notes.snapshot_hash(
+        {"a": 1, "b": ["x", {"c": "Grüsse"}]}
+    )
+
+
+def test_later_case_edits_do_not_change_a_signed_note(alice_client, signable):
+    note = _create(alice_client, signable)
+    alice_client.post(f"/notes/{note}/sign/")
+    before = alice_client.get(f"/notes/{note}/v1/text/").content
+    post_row(alice_client, signable, "comorbidity", {"name": "New comorbidity"})
+    assert alice_client.get(f"/notes/{note}/v1/text/").content == before
+    assert notes.verify(BoardNoteVersion.objects.get())
+
+
+def test_the_database_refuses_to_change_a_signed_version(alice_client, signable):
+    note = _create(alice_client, signable)
+    alice_client.post(f"/notes/{note}/sign/")
+    version = BoardNoteVersion.objects.get()
+    for sql in (
+        "UPDATE checklist_boardnoteversion SET question = 'changed' WHERE id = %s",
+        "DELETE FROM checklist_boardnoteversion WHERE id = %s",
+    ):
+        with (
+            pytest.raises((InternalError, ProgrammingError)),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [version.pk])
+    version.refresh_from_db()
+    assert version.question == NOTE["question"]
+
+
+def test_a_draft_can_still_be_edited_in_the_database(alice_client, case):
+    note = _create(alice_client, case)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE checklist_boardnoteversion SET question = 'q2' WHERE note_id = %s", [note]
+        )
+    assert BoardNoteVersion.objects.get().question == "q2"
+
+
+def test_only_a_physician_signs(adam_client, alice_client, signable, adam):
+    note = _create(alice_client, signable)
+    assert adam_client.post(f"/notes/{note}/sign/").status_code == 403
+    membership = Membership.objects.get(user=adam)
+    with pytest.raises(Exception, match="Only a physician"):
+        services.note_sign(
+            version=BoardNoteVersion.objects.get(), acting_membership=membership, language="en"
+        )
+    assert BoardNoteVersion.objects.get().state == "draft"
+
+
+def test_a_haematological_case_signs_without_tnm_or_metastasis_rows(alice_client, case):
+    post_row(alice_client, case, "tumour", {"oncotree": "CLLSLL", "laterality": "not_applicable"})
+    post_row(
+        alice_client,
+        case,
+        "staging",
+        {"staged_on": "2024-01-01", "kind": "clinical", "system": "binet", "stage_text": "B"},
+    )
+    case.refresh_from_db()
+    alice_client.post(
+        f"/cases/{case.pk}/metastasis-status/",
+        {"metastasis_status": "not_applicable", "expected_version": case.version},
+    )
+    post_row(
+        alice_client,
+        case,
+        "immune",
+        {
+            "assessed_on": "2024-05-01",
+            "igg": "3.1",
+            "infections_12m": "3",
+            "infections_hospitalised": "3",
+        },
+    )
+    case.refresh_from_db()
+    alice_client.post(
+        f"/cases/{case.pk}/prior-therapy/",
+        {"no_prior_therapy": "on", "expected_version": case.version},
+    )
+    note = _create(alice_client, case)
+    alice_client.post(f"/notes/{note}/sign/")
+    assert BoardNoteVersion.objects.get().state == "signed"
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True
+    ).stdout.decode()
+
+
+def test_the_pdf_has_the_case_footer_and_german_characters(alice_client, signable, tmp_path):
+    note = _create(alice_client, signable)
+    alice_client.post(f"/notes/{note}/sign/")
+    response = alice_client.get(f"/notes/{note}/v1/pdf/")
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    text = _pdf_text(response.content)
+    version = BoardNoteVersion.objects.get()
+    assert "BC-1" in text and "page 1 of" in text
+    assert "No automated recommendation was generated." in text
+    assert f"SHA-256 {version.snapshot_hash[:12]}" in text
+    assert "Catalogue version 1" in text and "note version 1" in text
+    assert "Lebensqualität" in text and "Interdisziplinäre" in text
+    pdf_file = tmp_path / "note.pdf"
+    pdf_file.write_bytes(response.content)
+    fonts = subprocess.run(["pdffonts", str(pdf_file)], capture_output=True, check=True)
+    rows = fonts.stdout.decode().splitlines()[2:]
+    assert rows and all(" yes " in row for row in rows)  # every font embedded
+    exported = AuditEvent.objects.filter(op="exported", detail__format="pdf")
+    assert exported.count() == 1
+
+
+DISCLAIMER_SENTENCES = [
+    "No automated recommendation was generated.",
+    "This note lists every category documented in the practice's catalogue. It is not a "
+    "complete list of treatment options. No automated recommendation was generated.",
+]
+
+
+def _without_disclaimers(text: str) -> str:
+    flat = re.sub(r"\s+", " ", text)
+    for sentence in DISCLAIMER_SENTENCES:
+        flat = flat.replace(sentence, " ")
+    return flat
+
+
+def test_the_note_html_text_and_pdf_contain_no_recommending_word(alice_client, signable):
+    note = _create(alice_client, signable, question="Would SBRT be recommended here?")
+    alice_client.post(f"/notes/{note}/sign/")
+    html = alice_client.get(f"/notes/{note}/").content.decode()
+    assert "Would SBRT be recommended here?" in html  # the physician's words, quoted
+    assert not recommending_words(html, html=True)
+    text = alice_client.get(f"/notes/{note}/v1/text/").content.decode()
+    assert "> Would SBRT be recommended here?" in text  # quoted, not censored
+    assert not recommending_words(strip_exempt_markdown(text))
+    pdf = _without_disclaimers(_pdf_text(alice_client.get(f"/notes/{note}/v1/pdf/").content))
+    pdf = pdf.replace("Would SBRT be recommended here?", "")
+    assert not recommending_words(pdf)
+
+
+def test_the_notes_list_filters_by_state(alice_client, signable):
+    _create(alice_client, signable)
+    signed = _create(alice_client, signable)
+    alice_client.post(f"/notes/{signed}/sign/")
+    assert alice_client.get("/notes/?state=draft").content.decode().count("/notes/") >= 1
+    pending = alice_client.get("/notes/?state=outcome_pending").content.decode()
+    assert f'href="/notes/{signed}/"' in pending
+
+
+@pytest.mark.parametrize("lines", [1, 20])
+def test_the_note_page_queries_are_constant(
+    alice_client, signable, django_assert_num_queries, lines
+):
+    from tests.test_queries import seed_rows
+
+    seed_rows(signable, lines)
+    note = _create(alice_client, signable)
+    alice_client.get(f"/notes/{note}/")
+    with django_assert_num_queries(QUERIES_NOTE_PAGE):
+        alice_client.get(f"/notes/{note}/")
+
+
+# 1 session, 2 user, 3 memberships, 4 audit context set, 5 the note with its case,
+# 6 the newest version, 7 the case, 8-19 its rows (tumours, staging, biomarkers, metastases,
+# lines, their events, performance, immune findings, immune events, comorbidities, organ
+# function, medication), 20 code labels, 21 metastasis-site labels, 22 board types,
+# 23 the checklist with its version, 24 categories, 25 items, 26 versions of the note,
+# 27 the access event, 28 the signing check (tumour exists; the rest is on the case row),
+# 29 deviation labels, 30 outcomes, 31 audit context reset.
+QUERIES_NOTE_PAGE = 31
