@@ -159,7 +159,11 @@ class CaseRecord:
             label = s.tnm_text or s.stage_text or s.get_system_display()
             points.append(timeline.Point("staging", s.staged_on, label))
         for m in self.metastases:
-            points.append(timeline.Point("metastasis", m.detected_on, m.site))
+            points.append(
+                timeline.Point(
+                    "metastasis", m.detected_on, self.site_labels(language).get(m.site, m.site)
+                )
+            )
         for line in self.lines:
             grade = self.worst_grade(line)
             label = line.regimen or "/".join(line.types)
