@@ -80,6 +80,7 @@ def record_access(
     practice_id: int | None,
     table: str = "",
     row_id: Any = None,
+    case_id: int | None = None,
     detail: dict[str, Any] | None = None,
     user: Any = None,
 ) -> None:
@@ -95,12 +96,13 @@ def record_access(
     }
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT audit_access(%s, %s, %s, %s, %s::jsonb, %s::jsonb)",
+            "SELECT audit_access(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
             [
                 practice_id or SYSTEM_CHAIN,
                 table,
                 op,
                 None if row_id is None else str(row_id),
+                case_id,
                 json.dumps(context),
                 json.dumps(detail or {}),
             ],
@@ -176,8 +178,8 @@ _VERIFY_SQL = """
     SELECT seq, prev_hash, hash,
            encode(sha256(convert_to(prev_hash || audit_canonical(
                practice_id, seq, (extract(epoch FROM ts) * 1000000)::bigint, kind, table_name,
-               op, row_id, actor_id, actor_name, path, request_id, old_values, new_values,
-               detail), 'UTF8')), 'hex')
+               op, row_id, case_id, actor_id, actor_name, path, request_id, old_values,
+               new_values, detail), 'UTF8')), 'hex')
     FROM checklist_auditevent WHERE practice_id = %s ORDER BY seq
 """
 

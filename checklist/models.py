@@ -849,6 +849,8 @@ class Checklist(PracticeScoped):
 
 class ChecklistItem(PracticeScoped):
     checklist = models.ForeignKey(Checklist, on_delete=models.CASCADE, related_name="items")
+    # The case again, so that the audit trail files every change under the case's history.
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+")
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(
         _("status"),
@@ -910,6 +912,7 @@ class BoardNoteVersion(PracticeScoped):
     UPDATE and DELETE of a signed row (migration trigger), and an amendment is a new row."""
 
     note = models.ForeignKey(BoardNote, on_delete=models.PROTECT, related_name="versions")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
     number = models.PositiveSmallIntegerField()
     state = models.CharField(max_length=10, choices=NoteState.choices, default=NoteState.DRAFT)
     supersedes = models.ForeignKey(
@@ -970,6 +973,7 @@ class BoardOutcome(PracticeScoped):
     """What the board documented, recorded after it met: versioned rows, never updated."""
 
     note = models.ForeignKey(BoardNote, on_delete=models.PROTECT, related_name="outcomes")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
     number = models.PositiveSmallIntegerField()
     held_on = models.DateField(_("board held on"))
     attendees = models.TextField(_("attendees"))
@@ -987,6 +991,24 @@ class BoardOutcome(PracticeScoped):
 
     def __str__(self) -> str:
         return f"outcome {self.number} of note {self.note_id}"
+
+
+class AuditVerification(PracticeScoped):
+    """The result of one run of the chain verification for a practice."""
+
+    ran_at = models.DateTimeField(auto_now_add=True)
+    ran_by = models.CharField(max_length=150, blank=True)
+    ok = models.BooleanField()
+    events = models.PositiveBigIntegerField()
+    head_seq = models.PositiveBigIntegerField()
+    broken_at = models.PositiveBigIntegerField(null=True)
+    reason = models.CharField(max_length=100, blank=True)
+
+    class Meta(PracticeScoped.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"verification {self.ran_at}: {'OK' if self.ok else 'BROKEN'}"
 
 
 class AuditEvent(models.Model):
@@ -1008,6 +1030,7 @@ class AuditEvent(models.Model):
     table_name = models.CharField(max_length=63, blank=True)
     op = models.CharField(max_length=40)
     row_id = models.CharField(max_length=64, blank=True, null=True)  # noqa: DJ001
+    case_id = models.BigIntegerField(null=True)  # the case the row belongs to, for histories
     actor_id = models.BigIntegerField(null=True)
     actor_name = models.CharField(max_length=150, blank=True, null=True)  # noqa: DJ001
     path = models.CharField(max_length=500, blank=True, null=True)  # noqa: DJ001
@@ -1021,7 +1044,7 @@ class AuditEvent(models.Model):
             # The trail is appended in time order: a BRIN index serves date ranges at almost no
             # cost per insert.
             BrinIndex(fields=["ts"], name="audit_ts_brin"),
-            models.Index(fields=["practice_id", "table_name", "row_id"], name="audit_row"),
+            models.Index(fields=["practice_id", "case_id", "seq"], name="audit_case"),
         ]
 
     def __str__(self) -> str:

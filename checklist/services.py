@@ -465,7 +465,9 @@ def checklist_item_set(
             % {"n": checklist.version.number}
         )
     item, created = ChecklistItem.objects.select_for_update().get_or_create(
-        checklist=checklist, category=category, defaults={"practice_id": case.practice_id}
+        checklist=checklist,
+        category=category,
+        defaults={"practice_id": case.practice_id, "case": case},
     )
     if not created and expected_revision is not None and item.revision != expected_revision:
         raise StaleItem(item)
@@ -494,7 +496,9 @@ def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any
     new_items = []
     for category in to_version.categories.all():
         old = old_items.get(category.code)
-        item = ChecklistItem(practice_id=case.practice_id, checklist=checklist, category=category)
+        item = ChecklistItem(
+            practice_id=case.practice_id, case=case, checklist=checklist, category=category
+        )
         if old and category_text_key(old.category) == category_text_key(category):
             item.status, item.note = old.status, old.note
             item.set_by_id, item.set_at = old.set_by_id, old.set_at
@@ -516,7 +520,12 @@ def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any
 def note_create(*, case: Case, data: dict[str, Any], acting_user: Any) -> BoardNoteVersion:
     note = BoardNote.objects.create(practice_id=case.practice_id, case=case, created_by=acting_user)
     return BoardNoteVersion.objects.create(
-        practice_id=case.practice_id, note=note, number=1, created_by=acting_user, **data
+        practice_id=case.practice_id,
+        note=note,
+        case=case,
+        number=1,
+        created_by=acting_user,
+        **data,
     )
 
 
@@ -598,6 +607,7 @@ def note_amend(*, note: BoardNote, reason: str, acting_user: Any) -> BoardNoteVe
     return BoardNoteVersion.objects.create(
         practice_id=note.practice_id,
         note=note,
+        case_id=note.case_id,
         number=latest.number + 1,
         supersedes=latest,
         amendment_reason=reason.strip(),
@@ -646,6 +656,7 @@ def outcome_record(
     return BoardOutcome.objects.create(
         practice_id=note.practice_id,
         note=note,
+        case_id=note.case_id,
         number=(last.number if last else 0) + 1,
         held_on=held_on,
         attendees=attendees,

@@ -499,6 +499,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         practice_id=case.practice_id,
         table="checklist_case",
         row_id=case.pk,
+        case_id=case.pk,
         detail={"label": case.label},
     )
     return render(
@@ -683,6 +684,7 @@ def checklist_page(request: HttpRequest, pk: int) -> HttpResponse:
         practice_id=case.practice_id,
         table="checklist_case",
         row_id=case.pk,
+        case_id=case.pk,
         detail={"label": case.label, "page": "checklist"},
     )
     return render(request, "checklist/checklist.html", context)
@@ -1016,6 +1018,7 @@ def note_detail(request: HttpRequest, pk: int) -> HttpResponse:
         audit.NOTE_VIEWED,
         practice_id=note.practice_id,
         table="checklist_boardnoteversion",
+        case_id=note.case_id,
         row_id=version.pk,
         detail={"label": note.case.label, "version": version.number},
     )
@@ -1113,6 +1116,7 @@ def note_print(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         audit.NOTE_PRINTED,
         practice_id=note.practice_id,
         table="checklist_boardnoteversion",
+        case_id=note.case_id,
         row_id=version.pk,
         detail={"label": note.case.label, "version": version.number, "format": "print"},
     )
@@ -1130,6 +1134,7 @@ def note_pdf(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         audit.EXPORTED,
         practice_id=note.practice_id,
         table="checklist_boardnoteversion",
+        case_id=note.case_id,
         row_id=version.pk,
         detail={"label": note.case.label, "version": version.number, "format": "pdf"},
     )
@@ -1148,6 +1153,7 @@ def note_text(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         audit.EXPORTED,
         practice_id=note.practice_id,
         table="checklist_boardnoteversion",
+        case_id=note.case_id,
         row_id=version.pk,
         detail={"label": note.case.label, "version": version.number, "format": "markdown"},
     )
