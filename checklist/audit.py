@@ -21,8 +21,11 @@ from typing import Any
 from django.contrib.auth import user_logged_in, user_logged_out, user_login_failed
 from django.db import connection
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 
 SYSTEM_CHAIN = 0  # the chain for events that belong to no practice
+_yes = gettext_lazy("yes")
+_no = gettext_lazy("no")
 GENESIS = "0" * 64
 
 # Access event names (the `op` of kind "access").
@@ -257,3 +260,80 @@ def case_changes_since(case: Any, version: int) -> list[Any]:
             practice_id=case.practice_id, kind="change", request_id__in=request_ids
         ).order_by("seq")[:50]
     )
+
+
+# --- reading the trail ----------------------------------------------------------------------
+
+ACCESS_LABELS = {
+    CASE_VIEWED: gettext_lazy("case viewed"),
+    NOTE_VIEWED: gettext_lazy("board note viewed"),
+    NOTE_PRINTED: gettext_lazy("board note printed"),
+    EXPORTED: gettext_lazy("exported"),
+    LOGIN_SUCCESS: gettext_lazy("logged in"),
+    LOGIN_FAILURE: gettext_lazy("failed login"),
+    LOGOUT: gettext_lazy("logged out"),
+    PERMISSION_DENIED: gettext_lazy("permission denied"),
+}
+CHANGE_LABELS = {
+    "INSERT": gettext_lazy("created"),
+    "UPDATE": gettext_lazy("changed"),
+    "DELETE": gettext_lazy("deleted"),
+}
+LOGIN_OPS = (LOGIN_SUCCESS, LOGIN_FAILURE, LOGOUT)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    label: str
+    old: str
+    new: str
+
+
+def _models_by_table() -> dict[str, Any]:
+    from django.apps import apps
+
+    return {m._meta.db_table: m for m in apps.get_app_config("checklist").get_models()}
+
+
+def _display(field: Any, value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    choices = getattr(field, "choices", None) if field is not None else None
+    if choices:
+        labels = {str(k): str(v) for k, v in choices}
+        if isinstance(value, list):
+            return ", ".join(labels.get(str(v), str(v)) for v in value)
+        return labels.get(str(value), str(value))
+    if isinstance(value, bool):
+        return str(_yes) if value else str(_no)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def field_changes(event: Any, models_by_table: dict[str, Any] | None = None) -> list[FieldChange]:
+    """An event's values as (field label, old, new), in the user's language, codes labelled."""
+    models_by_table = models_by_table or _models_by_table()
+    model = models_by_table.get(event.table_name)
+    fields = {f.attname: f for f in model._meta.concrete_fields} if model else {}
+    old = event.old_values or {}
+    new = event.new_values or {}
+    changes = []
+    for name in list(dict.fromkeys([*new.keys(), *old.keys()])):
+        if name in ("id", "practice_id") and event.op != "UPDATE":
+            continue
+        field = fields.get(name)
+        label = str(field.verbose_name) if field is not None else name
+        changes.append(
+            FieldChange(
+                label,
+                _display(field, old.get(name)) if old else "",
+                _display(field, new.get(name)) if new else "",
+            )
+        )
+    return changes
+
+
+def table_label(table_name: str, models_by_table: dict[str, Any] | None = None) -> str:
+    model = (models_by_table or _models_by_table()).get(table_name)
+    return str(model._meta.verbose_name) if model else table_name

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from checklist.models import (
+    AuditVerification,
     BoardNote,
     BoardNoteVersion,
     BoardOutcome,
@@ -675,4 +676,20 @@ def case_set_immune_not_assessed(
         data={"immune_not_assessed": value},
         acting_user=acting_user,
         expected_version=expected_version,
+    )
+
+
+def audit_verify_practice(*, practice_id: int, ran_by: str = "") -> AuditVerification:
+    """Verifies one practice's chain and keeps the result (shown to the practice's admins)."""
+    from checklist import audit
+
+    result = audit.verify_chain(practice_id)
+    return AuditVerification.objects.create(
+        practice_id=practice_id,
+        ran_by=ran_by[:150],
+        ok=result.ok,
+        events=result.events,
+        head_seq=result.head_seq,
+        broken_at=result.broken_at,
+        reason=result.reason,
     )

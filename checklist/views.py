@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -16,13 +19,13 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import DatabaseError, connection
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Length
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import get_language
@@ -36,6 +39,8 @@ from checklist.middleware import SESSION_KEY
 from checklist.models import (
     COMMON_BIOMARKERS,
     AdverseEvent,
+    AuditEvent,
+    AuditVerification,
     Biomarker,
     BoardNote,
     BoardNoteVersion,
@@ -1198,3 +1203,254 @@ def case_immune_not_assessed(request: HttpRequest, pk: int) -> HttpResponse:
     except services.StaleVersion as error:
         return _stale(request, error, {})
     return redirect(reverse("case_detail", kwargs={"pk": case.pk}) + "#immune")
+
+
+# --- audit browsing ---------------------------------------------------------------------------
+
+AUDIT_PAGE = 50
+CSV_COLUMNS = [
+    "practice_id",
+    "seq",
+    "ts",
+    "kind",
+    "table_name",
+    "op",
+    "row_id",
+    "case_id",
+    "actor_id",
+    "actor_name",
+    "path",
+    "request_id",
+    "old_values",
+    "new_values",
+    "detail",
+    "hash",
+]
+
+
+def _audit_filters(request: HttpRequest, practice_id: int) -> tuple[Any, dict[str, str]]:
+    params = {
+        k: request.GET.get(k, "").strip()
+        for k in ("user", "case", "kind", "table", "date_from", "date_to")
+    }
+    events = AuditEvent.objects.filter(practice_id=practice_id)
+    if params["user"].isdigit():
+        events = events.filter(actor_id=int(params["user"]))
+    if params["case"]:
+        case = (
+            Case.objects.for_practice(practice_id)
+            .filter(
+                Q(label=params["case"])
+                | Q(pk=int(params["case"]) if params["case"].isdigit() else 0)
+            )
+            .first()
+        )
+        events = events.filter(case_id=case.pk if case else -1)
+    if params["kind"] == "change":
+        events = events.filter(kind="change")
+    elif params["kind"] == "access":
+        events = events.filter(kind="access").exclude(op__in=audit.LOGIN_OPS)
+    elif params["kind"] == "login":
+        events = events.filter(kind="access", op__in=audit.LOGIN_OPS)
+    if params["table"]:
+        events = events.filter(table_name=params["table"])
+    for key, lookup in (("date_from", "ts__date__gte"), ("date_to", "ts__date__lte")):
+        day = parse_date(params[key]) if params[key] else None
+        if day:
+            events = events.filter(**{lookup: day})
+    return events, params
+
+
+def _event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
+    by_table = audit._models_by_table()
+    labels = dict(
+        Case.objects.filter(pk__in={e.case_id for e in events if e.case_id}).values_list(
+            "pk", "label"
+        )
+    )
+    return [
+        {
+            "event": e,
+            "what": audit.ACCESS_LABELS.get(e.op, e.op)
+            if e.kind == "access"
+            else audit.CHANGE_LABELS.get(e.op, e.op),
+            "table": audit.table_label(e.table_name, by_table) if e.table_name else "",
+            "changes": audit.field_changes(e, by_table) if e.kind == "change" else [],
+            "case_label": labels.get(e.case_id),
+        }
+        for e in events
+    ]
+
+
+def _keyset(events: Any, request: HttpRequest) -> tuple[list[AuditEvent], int | None]:
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        events = events.filter(seq__lt=int(before))
+    page = list(events.order_by("-seq")[: AUDIT_PAGE + 1])
+    next_before = page[AUDIT_PAGE - 1].seq if len(page) > AUDIT_PAGE else None
+    return page[:AUDIT_PAGE], next_before
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    practice = request.practice  # type: ignore[attr-defined]
+    events, params = _audit_filters(request, practice.pk)
+    page, next_before = _keyset(events, request)
+    query = {k: v for k, v in params.items() if v}
+    users = (
+        Membership.objects.for_practice(practice).select_related("user").order_by("user__username")
+    )
+    return render(
+        request,
+        "checklist/audit_trail.html",
+        {
+            "rows": _event_rows(page),
+            "params": params,
+            "next_query": urlencode({**query, "before": next_before}) if next_before else "",
+            "first_query": urlencode(query) if request.GET.get("before") else "",
+            "export_query": urlencode(query),
+            "users": users,
+            "tables": sorted(
+                (
+                    (t, str(m._meta.verbose_name))
+                    for t, m in audit._models_by_table().items()
+                    if t != "checklist_auditevent" and t != "checklist_code"
+                ),
+                key=lambda pair: pair[1],
+            ),
+        },
+    )
+
+
+@practice_required()
+def case_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """The case's story: who created, changed, viewed, exported, signed what, and when."""
+    case = _get_case_for_user(request, pk)
+    events = AuditEvent.objects.filter(practice_id=case.practice_id, case_id=case.pk)
+    page, next_before = _keyset(events, request)
+    return render(
+        request,
+        "checklist/case_history.html",
+        {
+            "case": case,
+            "rows": _event_rows(page),
+            "next_query": urlencode({"before": next_before}) if next_before else "",
+            "first_query": "?" if request.GET.get("before") else "",
+        },
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered trail as CSV, streamed from a server-side cursor: the download starts at
+    once and memory stays flat however many rows there are."""
+    practice = request.practice  # type: ignore[attr-defined]
+    events, params = _audit_filters(request, practice.pk)
+    audit.record_access(
+        request,
+        audit.EXPORTED,
+        practice_id=practice.pk,
+        table="checklist_auditevent",
+        detail={"format": "csv", "filters": {k: v for k, v in params.items() if v}},
+    )
+    writer = csv.writer(_Echo())
+    rows = events.order_by("seq").values_list(*CSV_COLUMNS).iterator(chunk_size=5000)
+
+    def stream() -> Any:
+        yield writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            yield writer.writerow(
+                [
+                    json.dumps(v, ensure_ascii=False)
+                    if isinstance(v, (dict, list))
+                    else v.isoformat()
+                    if hasattr(v, "isoformat")
+                    else v
+                    for v in row
+                ]
+            )
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{practice.pk}.csv"'
+    return response
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def audit_reports(request: HttpRequest) -> HttpResponse:
+    practice = request.practice  # type: ignore[attr-defined]
+    today = timezone.localdate()
+    try:
+        days = max(0, int(request.GET.get("days", "7")))
+    except ValueError:
+        days = 7
+    start = parse_date(request.GET.get("from", "")) or today - timedelta(days=30)
+    end = parse_date(request.GET.get("to", "")) or today
+    incomplete = (
+        Case.objects.for_practice(practice)
+        .with_completeness()
+        .filter(complete=False)
+        .order_by("label")[:200]
+    )
+    latest = BoardNoteVersion.objects.filter(note=OuterRef("note")).order_by("-number")
+    ready_unsigned = (
+        BoardNoteVersion.objects.filter(
+            practice=practice,
+            state=NoteState.READY,
+            ready_at__lt=timezone.now() - timedelta(days=days),
+        )
+        .filter(number=Subquery(latest.values("number")[:1]))
+        .select_related("note__case")
+        .order_by("ready_at")
+    )
+    signed_without_outcome = (
+        BoardNoteVersion.objects.filter(
+            practice=practice, state=NoteState.SIGNED, board_date__lt=today
+        )
+        .filter(number=Subquery(latest.values("number")[:1]))
+        .exclude(Exists(BoardOutcome.objects.filter(note=OuterRef("note"))))
+        .select_related("note__case")
+        .order_by("board_date")
+    )
+    period = AuditEvent.objects.filter(
+        practice_id=practice.pk, ts__date__gte=start, ts__date__lte=end
+    )
+    activity = (
+        period.values("actor_id", "actor_name")
+        .annotate(
+            changes=Count("seq", filter=Q(kind="change")),
+            accesses=Count("seq", filter=Q(kind="access")),
+        )
+        .order_by("actor_name")
+    )
+    security = period.filter(op__in=[audit.LOGIN_FAILURE, audit.PERMISSION_DENIED]).order_by(
+        "-seq"
+    )[:200]
+    return render(
+        request,
+        "checklist/audit_reports.html",
+        {
+            "days": days,
+            "start": start,
+            "end": end,
+            "incomplete": incomplete,
+            "ready_unsigned": ready_unsigned,
+            "signed_without_outcome": signed_without_outcome,
+            "activity": activity,
+            "security": security,
+        },
+    )
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def audit_chain(request: HttpRequest) -> HttpResponse:
+    practice = request.practice  # type: ignore[attr-defined]
+    if request.method == "POST":
+        services.audit_verify_practice(practice_id=practice.pk, ran_by=request.user.get_username())
+        return redirect("audit_chain")
+    runs = AuditVerification.objects.filter(practice=practice).order_by("-ran_at")[:10]
+    return render(request, "checklist/audit_chain.html", {"runs": runs})

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from checklist import audit
+from checklist.models import AuditVerification
 
 
 class Command(BaseCommand):
@@ -23,6 +24,16 @@ class Command(BaseCommand):
         failures = []
         for practice_id in ids:
             result = audit.verify_chain(practice_id)
+            if practice_id != audit.SYSTEM_CHAIN:
+                AuditVerification.objects.create(
+                    practice_id=practice_id,
+                    ran_by="manage.py audit_verify",
+                    ok=result.ok,
+                    events=result.events,
+                    head_seq=result.head_seq,
+                    broken_at=result.broken_at,
+                    reason=result.reason,
+                )
             if result.ok:
                 self.stdout.write(
                     f"practice {practice_id}: OK ({result.events} events, head {result.head_seq})"
