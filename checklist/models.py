@@ -993,9 +993,12 @@ class BoardOutcome(PracticeScoped):
         return f"outcome {self.number} of note {self.note_id}"
 
 
-class AuditVerification(PracticeScoped):
-    """The result of one run of the chain verification for a practice."""
+class AuditVerification(models.Model):
+    """The result of one run of the chain verification for a practice. Kept outside the trail
+    (no practice_id column, no capture): recording a verification must not extend the very
+    chain it verified."""
 
+    chain = models.BigIntegerField()  # the practice whose chain was verified
     ran_at = models.DateTimeField(auto_now_add=True)
     ran_by = models.CharField(max_length=150, blank=True)
     ok = models.BooleanField()
@@ -1004,8 +1007,8 @@ class AuditVerification(PracticeScoped):
     broken_at = models.PositiveBigIntegerField(null=True)
     reason = models.CharField(max_length=100, blank=True)
 
-    class Meta(PracticeScoped.Meta):
-        pass
+    class Meta:
+        indexes = [models.Index(fields=["chain", "ran_at"], name="verification_chain")]
 
     def __str__(self) -> str:
         return f"verification {self.ran_at}: {'OK' if self.ok else 'BROKEN'}"

@@ -685,7 +685,7 @@ def audit_verify_practice(*, practice_id: int, ran_by: str = "") -> AuditVerific
 
     result = audit.verify_chain(practice_id)
     return AuditVerification.objects.create(
-        practice_id=practice_id,
+        chain=practice_id,
         ran_by=ran_by[:150],
         ok=result.ok,
         events=result.events,

@@ -1452,5 +1452,5 @@ def audit_chain(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         services.audit_verify_practice(practice_id=practice.pk, ran_by=request.user.get_username())
         return redirect("audit_chain")
-    runs = AuditVerification.objects.filter(practice=practice).order_by("-ran_at")[:10]
+    runs = AuditVerification.objects.filter(chain=practice.pk).order_by("-ran_at")[:10]
     return render(request, "checklist/audit_chain.html", {"runs": runs})

@@ -131,6 +131,11 @@ PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "note_print": _note_version,
     "note_pdf": _note_version,
     "note_text": _note_version,
+    "case_history": _case,
+    "audit_trail": None,
+    "audit_export": None,
+    "audit_reports": None,
+    "audit_chain": None,
 }
 
 

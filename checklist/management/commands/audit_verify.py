@@ -26,7 +26,7 @@ class Command(BaseCommand):
             result = audit.verify_chain(practice_id)
             if practice_id != audit.SYSTEM_CHAIN:
                 AuditVerification.objects.create(
-                    practice_id=practice_id,
+                    chain=practice_id,
                     ran_by="manage.py audit_verify",
                     ok=result.ok,
                     events=result.events,

@@ -1,0 +1,146 @@
+"""Audit browsing: the trail, a case's history, the CSV export, reports, chain state."""
+
+import csv
+import io
+
+import pytest
+
+from checklist.models import AuditEvent, AuditVerification, Case, Membership
+from tests.conftest import logged_in, post_row
+
+STAGING = {
+    "staged_on": "2024-01-10",
+    "kind": "clinical",
+    "system": "uicc_tnm",
+    "tnm_edition": "8",
+    "t_prefix": "c",
+    "t_category": "2",
+    "n_prefix": "c",
+    "n_category": "0",
+    "m_prefix": "c",
+    "m_category": "0",
+}
+
+
+@pytest.fixture
+def story(alice_client, case):
+    """alice records and then changes the stage of case BC-1, and views it."""
+    post_row(alice_client, case, "staging", STAGING)
+    record = case.staging_records.get()
+    post_row(alice_client, case, "staging", {**STAGING, "t_category": "3"}, row=record)
+    alice_client.get(f"/cases/{case.pk}/")
+    return case
+
+
+def test_who_changed_the_stage_from_what_to_what_and_who_viewed_since(adam_client, story):
+    html = adam_client.get(f"/audit/?case={story.label}&table=checklist_stagingrecord").content
+    text = html.decode()
+    assert "alice" in text
+    assert "<del>2</del> → <ins>3</ins>" in text  # the T category, old → new
+    views = adam_client.get(f"/audit/?case={story.label}&kind=access").content.decode()
+    assert "case viewed" in views and "alice" in views
+
+
+def test_the_case_history_tells_the_story_to_the_practices_physicians(alice_client, story):
+    html = alice_client.get(f"/cases/{story.pk}/history/").content.decode()
+    assert "created" in html and "changed" in html and "case viewed" in html
+    assert html.index('data-op="case_viewed"') < html.index('data-op="UPDATE"')  # newest first
+
+
+def test_an_outsider_sees_neither_trail_nor_history(bob_client, story):
+    assert bob_client.get(f"/cases/{story.pk}/history/").status_code == 404
+    assert bob_client.get("/audit/?case=BC-1").status_code == 403  # bob is a physician
+
+
+def test_a_physician_cannot_browse_the_practice_trail(alice_client, story):
+    assert alice_client.get("/audit/").status_code == 403
+    assert alice_client.get("/audit/export.csv").status_code == 403
+
+
+def test_another_practices_events_never_show(adam_client, story, bob, practice_b):
+    other = Case.objects.create(practice=practice_b, label="B-secret", **Case.MINIMAL)
+    logged_in(bob).get(f"/cases/{other.pk}/")
+    text = adam_client.get("/audit/").content.decode()
+    assert "B-secret" not in text and "bob" not in text
+    export = b"".join(adam_client.get("/audit/export.csv").streaming_content).decode()
+    assert "B-secret" not in export and "bob" not in export
+
+
+def test_keyset_pages_go_deep(adam_client, story):
+    for i in range(60):
+        Case.objects.create(practice=story.practice, label=f"P-{i}", **Case.MINIMAL)
+    first = adam_client.get("/audit/").content.decode()
+    assert 'rel="next"' in first
+    before = first.split("before=")[1].split('"')[0]
+    second = adam_client.get(f"/audit/?before={before}").content.decode()
+    seqs_first = {int(s) for s in _seqs(first)}
+    seqs_second = {int(s) for s in _seqs(second)}
+    assert seqs_first and seqs_second and not seqs_first & seqs_second
+    assert max(seqs_second) < min(seqs_first)
+
+
+def _seqs(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'<td class="text-body-secondary small">(\d+)</td>', html)
+
+
+def test_the_csv_export_streams_the_filtered_trail_and_is_audited(adam_client, story):
+    response = adam_client.get(f"/audit/export.csv?case={story.label}")
+    assert response.streaming
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["practice_id", "seq", "ts"]
+    assert {r[4] for r in rows[1:]} >= {"checklist_stagingrecord", "checklist_case"}
+    assert all(r[7] == str(story.pk) for r in rows[1:])
+    export = AuditEvent.objects.get(op="exported", table_name="checklist_auditevent")
+    assert export.actor_name == "adam" and export.detail["filters"] == {"case": "BC-1"}
+
+
+def test_the_reports(adam_client, alice_client, story):
+    html = adam_client.get("/audit/reports/").content.decode()
+    assert "BC-1" in html  # metastasis status and more are not documented
+    from django.test import Client
+
+    Client().post("/login/", {"username": "alice", "password": "nope"})
+    html = adam_client.get("/audit/reports/").content.decode()
+    assert "login_failure" in html
+    assert "alice" in html.split('data-testid="report-activity"')[1]
+
+
+def test_the_chain_page_verifies_on_request(adam_client, adam, story):
+    assert b"Not verified yet." in adam_client.get("/audit/chain/").content
+    adam_client.post("/audit/chain/")
+    run = AuditVerification.objects.get()
+    assert run.ok and run.events > 5 and run.ran_by == "adam"
+    assert b"OK" in adam_client.get("/audit/chain/").content
+
+
+def test_the_command_records_its_result(story, capsys):
+    from django.core.management import call_command
+
+    call_command("audit_verify")
+    assert AuditVerification.objects.filter(chain=story.practice_id, ok=True).exists()
+
+
+def test_admins_cannot_edit_clinical_content(adam_client, story):
+    record = story.staging_records.get()
+    response = post_row(adam_client, story, "staging", {**STAGING, "t_category": "4"}, row=record)
+    assert response.status_code == 403
+    assert Membership.objects.get(user__username="adam").role == "practice_admin"
+
+
+@pytest.mark.parametrize("n", [10, 200])
+def test_audit_pages_need_the_same_queries_for_few_and_many_events(
+    adam_client, story, django_assert_num_queries, n
+):
+    Case.objects.bulk_create(
+        [Case(practice=story.practice, label=f"Q-{i}", **Case.MINIMAL) for i in range(n)]
+    )
+    adam_client.get("/audit/")
+    # 1 session, 2 user, 3 memberships, 4 audit context, 5 the page of events,
+    # 6 the labels of their cases, 7 the practice's users for the filter, 8 audit reset.
+    with django_assert_num_queries(8):
+        adam_client.get("/audit/")
+    # 1-4 as above, 5 the case (access helper), 6 its events, 7 case labels, 8 audit reset.
+    with django_assert_num_queries(8):
+        adam_client.get(f"/cases/{story.pk}/history/")
