@@ -3,7 +3,7 @@ audited by database triggers from its first migration (see audit.py and Practice
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import pgtrigger
 from django.conf import settings
@@ -61,7 +61,7 @@ AUDIT_TRIGGERS = [
 
 
 class PracticeScopedQuerySet(models.QuerySet):
-    def for_practice(self, practice: Practice | int) -> PracticeScopedQuerySet:
+    def for_practice(self, practice: Practice | int) -> Self:
         return self.filter(practice=practice)
 
 

@@ -21,7 +21,14 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, connection
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Length
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -75,7 +82,7 @@ from checklist.record import (
     version_diff,
 )
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def practice_context(request: HttpRequest) -> dict[str, Any]:
@@ -92,7 +99,7 @@ def practice_required(role: str | None = None) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @login_required
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             membership = getattr(request, "membership", None)
             if membership is None:
                 return render(request, "checklist/no_membership.html", status=403)
@@ -1276,7 +1283,7 @@ def _event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
             else audit.CHANGE_LABELS.get(e.op, e.op),
             "table": audit.table_label(e.table_name, by_table) if e.table_name else "",
             "changes": audit.field_changes(e, by_table) if e.kind == "change" else [],
-            "case_label": labels.get(e.case_id),
+            "case_label": labels.get(e.case_id) if e.case_id else None,
         }
         for e in events
     ]
