@@ -319,9 +319,15 @@ def field_changes(event: Any, models_by_table: dict[str, Any] | None = None) -> 
     old = event.old_values or {}
     new = event.new_values or {}
     changes = []
-    for name in list(dict.fromkeys([*new.keys(), *old.keys()])):
-        if name in ("id", "practice_id") and event.op != "UPDATE":
+    names = list(dict.fromkeys([*new.keys(), *old.keys()]))
+    if fields:  # the model's own field order reads better than jsonb's key order
+        order = {name: index for index, name in enumerate(fields)}
+        names.sort(key=lambda name: order.get(name, len(order)))
+    for name in names:
+        if name in ("id", "practice_id", "case_id") and event.op != "UPDATE":
             continue
+        if event.op != "UPDATE" and (old or new).get(name) in (None, "", [], {}):
+            continue  # a created or deleted row: list what it held, not its empty fields
         field = fields.get(name)
         label = str(field.verbose_name) if field is not None else name
         changes.append(
