@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -1347,11 +1345,6 @@ def case_history(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered trail as CSV, streamed from a server-side cursor: the download starts at
@@ -1365,22 +1358,16 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
         table="checklist_auditevent",
         detail={"format": "csv", "filters": {k: v for k, v in params.items() if v}},
     )
-    writer = csv.writer(_Echo())
-    rows = events.order_by("seq").values_list(*CSV_COLUMNS).iterator(chunk_size=5000)
+    # PostgreSQL writes the CSV itself (COPY ... TO STDOUT), chunk by chunk: no row objects in
+    # Python, so a million rows stream at copy speed in constant memory.
+    sql, params = events.order_by("seq").values_list(*CSV_COLUMNS).query.sql_with_params()
 
     def stream() -> Any:
-        yield writer.writerow(CSV_COLUMNS)
-        for row in rows:
-            yield writer.writerow(
-                [
-                    json.dumps(v, ensure_ascii=False)
-                    if isinstance(v, (dict, list))
-                    else v.isoformat()
-                    if hasattr(v, "isoformat")
-                    else v
-                    for v in row
-                ]
-            )
+        with connection.cursor() as cursor:
+            copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)"
+            with cursor.cursor.copy(copy_sql, params) as copy:  # type: ignore[union-attr]
+                for chunk in copy:
+                    yield bytes(chunk)
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{practice.pk}.csv"'
