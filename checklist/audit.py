@@ -295,9 +295,32 @@ def _models_by_table() -> dict[str, Any]:
     return {m._meta.db_table: m for m in apps.get_app_config("checklist").get_models()}
 
 
-def _display(field: Any, value: Any) -> str:
+# Fields whose values are codes of a shipped code list: shown with the list's label.
+CODE_LIST_FIELDS = {
+    ("checklist_metastasis", "site"): "obds:fm_lokalisation",
+    ("checklist_therapyline", "types"): "mii:therapie-typ",
+    ("checklist_therapyline", "intent"): "mii:intention",
+    ("checklist_therapyline", "end_reason"): "mii:therapie-ende-grund",
+    ("checklist_boardnoteversion", "board_type"): "mii:therapieplanung-typ",
+}
+
+
+def code_list_labels(language: str | None) -> dict[str, dict[str, str]]:
+    from checklist.models import Code
+
+    labels: dict[str, dict[str, str]] = {}
+    for code in Code.objects.filter(system__in=set(CODE_LIST_FIELDS.values())):
+        labels.setdefault(code.system, {})[code.code] = code.label(language)
+    return labels
+
+
+def _display(field: Any, value: Any, codes: dict[str, str] | None = None) -> str:
     if value is None or value == "":
         return "—"
+    if codes:
+        if isinstance(value, list):
+            return ", ".join(codes.get(str(v), str(v)) for v in value)
+        return f"{codes.get(str(value), str(value))} ({value})"
     choices = getattr(field, "choices", None) if field is not None else None
     if choices:
         labels = {str(k): str(v) for k, v in choices}
@@ -311,9 +334,14 @@ def _display(field: Any, value: Any) -> str:
     return str(value)
 
 
-def field_changes(event: Any, models_by_table: dict[str, Any] | None = None) -> list[FieldChange]:
+def field_changes(
+    event: Any,
+    models_by_table: dict[str, Any] | None = None,
+    code_labels: dict[str, dict[str, str]] | None = None,
+) -> list[FieldChange]:
     """An event's values as (field label, old, new), in the user's language, codes labelled."""
     models_by_table = models_by_table or _models_by_table()
+    code_labels = code_labels or {}
     model = models_by_table.get(event.table_name)
     fields = {f.attname: f for f in model._meta.concrete_fields} if model else {}
     old = event.old_values or {}
@@ -330,11 +358,12 @@ def field_changes(event: Any, models_by_table: dict[str, Any] | None = None) -> 
             continue  # a created or deleted row: list what it held, not its empty fields
         field = fields.get(name)
         label = str(field.verbose_name) if field is not None else name
+        codes = code_labels.get(CODE_LIST_FIELDS.get((event.table_name, name), ""))
         changes.append(
             FieldChange(
                 label,
-                _display(field, old.get(name)) if old else "",
-                _display(field, new.get(name)) if new else "",
+                _display(field, old.get(name), codes) if old else "",
+                _display(field, new.get(name), codes) if new else "",
             )
         )
     return changes

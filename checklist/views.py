@@ -1268,6 +1268,13 @@ def _audit_filters(request: HttpRequest, practice_id: int) -> tuple[Any, dict[st
 
 def _event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
     by_table = audit._models_by_table()
+    # One more query, only when a page shows rows whose fields hold code-list codes.
+    coded_tables = {table for table, _field in audit.CODE_LIST_FIELDS}
+    codes = (
+        audit.code_list_labels(get_language())
+        if any(e.table_name in coded_tables for e in events)
+        else {}
+    )
     labels = dict(
         Case.objects.filter(pk__in={e.case_id for e in events if e.case_id}).values_list(
             "pk", "label"
@@ -1280,7 +1287,7 @@ def _event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
             if e.kind == "access"
             else audit.CHANGE_LABELS.get(e.op, e.op),
             "table": audit.table_label(e.table_name, by_table) if e.table_name else "",
-            "changes": audit.field_changes(e, by_table) if e.kind == "change" else [],
+            "changes": audit.field_changes(e, by_table, codes) if e.kind == "change" else [],
             "case_label": labels.get(e.case_id) if e.case_id else None,
         }
         for e in events

@@ -92,3 +92,14 @@ def test_it_answers_404_for_another_practice_membership(adam_client, bob):
     assert adam_client.post(f"/accounts/{membership.pk}/link/").status_code == 404
     membership.refresh_from_db()
     assert membership.active
+
+
+def test_the_link_is_also_mailed_when_mail_is_configured(adam_client, settings, mailoutbox):
+    settings.EMAIL_CONFIGURED = True
+    response = adam_client.post(
+        "/accounts/new/",
+        {"username": "erin", "email": "erin@example.org", "role": "physician"},
+    )
+    assert b"It was also sent by email." in response.content
+    assert len(mailoutbox) == 1 and "/set-password/" in mailoutbox[0].body
+    assert mailoutbox[0].to == ["erin@example.org"]

@@ -144,3 +144,19 @@ def test_audit_pages_need_the_same_queries_for_few_and_many_events(
     # 1-4 as above, 5 the case (access helper), 6 its events, 7 case labels, 8 audit reset.
     with django_assert_num_queries(8):
         adam_client.get(f"/cases/{story.pk}/history/")
+
+
+def test_code_list_values_are_shown_with_their_labels(adam_client, alice_client, case):
+    case.refresh_from_db()
+    alice_client.post(
+        f"/cases/{case.pk}/metastasis-status/",
+        {"metastasis_status": "present", "expected_version": case.version},
+    )
+    post_row(
+        alice_client,
+        case,
+        "metastasis",
+        {"site": "HEP", "detected_on": "2024-01-02", "timing": "metachronous"},
+    )
+    html = adam_client.get("/audit/?table=checklist_metastasis").content.decode()
+    assert "Liver (HEP)" in html

@@ -29,7 +29,7 @@ CODES = [
 
 
 def _codes(html: str) -> list[str]:
-    return re.findall(r'data-testid="category" data-code="([a-z_]+)"', html)
+    return re.findall(r'data-testid="category" data-code="([a-z0-9_]+)"', html)
 
 
 def _category_markup(html: str) -> str:
@@ -358,3 +358,40 @@ def test_rendered_checklists_contain_no_recommending_word(
     alice_client.cookies["django_language"] = language
     html = alice_client.get(f"/cases/{case.pk}/checklist/").content.decode()
     assert not recommending_words(html, html=True)
+
+
+@pytest.mark.parametrize(("categories", "lines"), [(6, 1), (60, 50)])
+def test_the_checklist_page_queries_are_constant(
+    alice_client, case, django_assert_num_queries, categories, lines
+):
+    from tests.test_queries import seed_rows
+
+    version = CatalogueVersion.objects.get(practice=case.practice, number=1)
+    template = version.categories.first()
+    assert template is not None
+    for i in range(categories - version.categories.count()):
+        Category.objects.create(
+            practice=case.practice,
+            version=version,
+            code=f"extra_{i}",
+            position=1000 + i,
+            group_en="g",
+            group_de="g",
+            name_en=f"Extra {i}",
+            name_de=f"Extra {i}",
+            description_en="d",
+            description_de="d",
+            source_section="s",
+            source_quote="q",
+        )
+    seed_rows(case, lines)
+    TherapyLine.objects.filter(case=case).update(category=template)
+    alice_client.get(f"/cases/{case.pk}/checklist/")
+    # 1 session, 2 user, 3 memberships, 4 audit context, 5 the case (access helper),
+    # 6 the case with creator and editor, 7-18 its rows (as on the case page), 19 the checklist,
+    # 20 the newest published version, 21 its categories, 22 code labels,
+    # 23 metastasis-site labels, 24 the newest published version again (for the notice),
+    # 25 the access event, 26 audit context reset.
+    with django_assert_num_queries(26):
+        response = alice_client.get(f"/cases/{case.pk}/checklist/")
+    assert len(_codes(response.content.decode())) == categories
