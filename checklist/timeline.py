@@ -38,6 +38,15 @@ class Mark:
     width: float = 0.0
     ongoing: bool = False
 
+    @property
+    def label_anchor(self) -> str:
+        # Labels of bars in the right half end at the bar's end, so they stay on the canvas.
+        return "end" if self.x > WIDTH / 2 else "start"
+
+    @property
+    def label_x(self) -> float:
+        return round(self.x + self.width - 3, 1) if self.label_anchor == "end" else self.x + 3
+
 
 @dataclass(frozen=True)
 class Row:
@@ -85,7 +94,7 @@ def layout(points: list[Point], today: date) -> Layout | None:
         width = 0.0
         if point.lane == "therapy":
             end = point.end or (today if point.ongoing else point.on)
-            width = max(x_of(end) - x, 3.0)
+            width = round(max(x_of(end) - x, 3.0), 1)
         y = row_y[(point.lane, point.row_key if point.lane == "therapy" else "")]
         marks.append(Mark(x, y, point.label, point.on, width, point.ongoing))
     ticks = [

@@ -209,3 +209,15 @@ def test_the_individual_situation(alice_client, case):
     assert Comorbidity.objects.count() == 1
     page = alice_client.get(f"/cases/{case.pk}/").content.decode()
     assert "Type 2 diabetes" in page and "Apixaban" in page and "anticoagulant" in page
+
+
+def test_the_timeline_coordinates_are_not_localised(alice_client, case):
+    _line(alice_client, case)
+    post_row(alice_client, case, "performance", {"assessed_on": "2023-05-01", "ecog": 1})
+    alice_client.cookies["django_language"] = "de"
+    html = alice_client.get(f"/cases/{case.pk}/").content.decode()
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert 'class="tl-line"' in svg
+    import re
+
+    assert not re.search(r'(x|y|x1|x2|y1|y2|cx|cy|width)="[0-9]+,[0-9]', svg)
