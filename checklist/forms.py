@@ -547,7 +547,11 @@ class TherapyLineForm(RowForm):
                 if c[0] not in SOLID_TUMOUR_CRITERIA
             ]
         category = self.fields["category"]
-        category.queryset = categories if categories is not None else Category.objects.none()  # type: ignore[attr-defined]
+        offered = categories if categories is not None else Category.objects.none()
+        if self.instance.pk and self.instance.category_id:
+            # A line linked under an older catalogue version keeps its link when edited.
+            offered = offered | Category.objects.filter(pk=self.instance.category_id)
+        category.queryset = offered  # type: ignore[attr-defined]
         category.empty_label = _("not linked")  # type: ignore[attr-defined]
         category.label_from_instance = lambda c: c.name(self.language)  # type: ignore[attr-defined]
         if self.instance.pk and not self.is_bound:

@@ -915,6 +915,7 @@ class BoardNoteVersion(PracticeScoped):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
     number = models.PositiveSmallIntegerField()
     state = models.CharField(max_length=10, choices=NoteState.choices, default=NoteState.DRAFT)
+    revision = models.PositiveIntegerField(default=1)  # bumped by every edit of a draft
     supersedes = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

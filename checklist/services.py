@@ -470,6 +470,8 @@ def checklist_item_set(
         category=category,
         defaults={"practice_id": case.practice_id, "case": case},
     )
+    # expected_revision 0 means the physician saw no item yet; a first save by someone else
+    # in the meantime makes that stale too.
     if not created and expected_revision is not None and item.revision != expected_revision:
         raise StaleItem(item)
     item.status = status
@@ -534,16 +536,27 @@ def _lock_version(version: BoardNoteVersion) -> BoardNoteVersion:
     return BoardNoteVersion.objects.select_for_update().get(pk=version.pk)
 
 
+def _check_revision(locked: BoardNoteVersion, expected_revision: int | None) -> None:
+    if expected_revision is not None and locked.revision != expected_revision:
+        raise ValidationError(
+            _("The note was changed in the meantime; reload it and check the changes first.")
+        )
+
+
 @transaction.atomic
-def note_update(*, version: BoardNoteVersion, data: dict[str, Any]) -> BoardNoteVersion:
+def note_update(
+    *, version: BoardNoteVersion, data: dict[str, Any], expected_revision: int | None = None
+) -> BoardNoteVersion:
     """Edits a draft (or a ready version, which returns to draft)."""
     locked = _lock_version(version)
     if locked.state == NoteState.SIGNED:
         raise ValidationError(_("A signed version is never changed; amend it instead."))
+    _check_revision(locked, expected_revision)
     for name, value in data.items():
         setattr(locked, name, value)
     locked.state = NoteState.DRAFT
     locked.ready_at = None
+    locked.revision += 1
     locked.save()
     return locked
 
@@ -566,7 +579,12 @@ def note_mark_ready(*, version: BoardNoteVersion) -> BoardNoteVersion:
 
 @transaction.atomic
 def note_sign(
-    *, version: BoardNoteVersion, acting_membership: Membership, language: str
+    *,
+    version: BoardNoteVersion,
+    acting_membership: Membership,
+    language: str,
+    expected_revision: int | None = None,
+    expected_case_version: int | None = None,
 ) -> BoardNoteVersion:
     """Freezes everything the note shows into a snapshot with its SHA-256 and signs it.
     Only a physician of the practice signs; items still "not yet reviewed" are allowed."""
@@ -577,11 +595,17 @@ def note_sign(
         raise ValidationError(_("Only a physician of the practice signs a board note."))
     if locked.state == NoteState.SIGNED:
         raise ValidationError(_("This version is signed already."))
+    _check_revision(locked, expected_revision)
     missing = missing_for_signing(locked)
     if missing:
         raise ValidationError(_("Missing: %(what)s.") % {"what": "; ".join(missing)})
-    # Lock the case so that the snapshot is taken from one consistent state of the record.
-    Case.objects.select_for_update().get(pk=locked.note.case_id)
+    # Lock the case so that the snapshot is taken from one consistent state of the record, and
+    # refuse if the record changed since the physician looked at the note.
+    case = Case.objects.select_for_update().get(pk=locked.note.case_id)
+    if expected_case_version is not None and case.version != expected_case_version:
+        raise ValidationError(
+            _("The case record changed since you opened the note; check it and sign again.")
+        )
     snapshot = build_snapshot(locked, language=language)
     snapshot["signed_by"] = user_display(acting_membership.user)
     snapshot["signed_at"] = timezone.now().isoformat(timespec="seconds")

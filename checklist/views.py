@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.text import slugify
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
@@ -275,9 +276,23 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @practice_required(role=Membership.PRACTICE_ADMIN)
 @require_POST
 def account_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new set-password link, only for an account that has no password yet and belongs to
+    this practice alone: an admin must never be able to take over someone's existing login
+    (which may also open other practices)."""
     membership = _get_membership_for_admin(request, pk)
     if not membership.active:
         raise Http404
+    user = membership.user
+    elsewhere = Membership.objects.filter(user=user).exclude(practice_id=membership.practice_id)
+    if user.has_usable_password() or elsewhere.exists():
+        messages.error(
+            request,
+            _(
+                "This account already has a password or belongs to another practice too; a"
+                " set-password link is not issued for it."
+            ),
+        )
+        return redirect("account_list")
     return _hand_over(request, membership)
 
 
@@ -332,11 +347,22 @@ SORTS = {
 PAGE_SIZE = 50
 
 
-def _expected_version(request: HttpRequest) -> int | None:
+def _expected_version(request: HttpRequest) -> int:
+    """The case version the form was opened at. A form without one is treated as stale (-1
+    matches no version), so a save can never skip the check."""
     try:
         return int(request.POST.get("expected_version", ""))
     except ValueError:
-        return None
+        return -1
+
+
+def _int(value: str | None, default: int | None = None, limit: int = 2**62) -> int | None:
+    """An integer from a query or form value; anything else (or out of range) is `default`."""
+    try:
+        number = int(value or "")
+    except ValueError:
+        return default
+    return number if -limit <= number <= limit else default
 
 
 def _stale(request: HttpRequest, error: services.StaleVersion, context: dict[str, Any]):
@@ -374,15 +400,19 @@ def case_list(request: HttpRequest) -> HttpResponse:
     total = cases.count()
     after = request.GET.get("after", "")
     if after:
-        value, _sep, last_pk = after.rpartition("|")
-        try:
-            last = int(last_pk)
-        except ValueError:
-            last = 0
+        raw, _sep, last_pk = after.rpartition("|")
+        last = _int(last_pk, 0)
+        value: Any = raw
         if key != "label":
-            value = parse_datetime(value)  # type: ignore[assignment]
-        op = "lt" if descending else "gt"
-        cases = cases.filter(Q(**{f"{key}__{op}": value}) | Q(**{key: value, f"pk__{op}": last}))
+            try:
+                value = parse_datetime(raw)
+            except ValueError:
+                value = None
+        if value is not None:  # a malformed cursor starts from the first page
+            op = "lt" if descending else "gt"
+            cases = cases.filter(
+                Q(**{f"{key}__{op}": value}) | Q(**{key: value, f"pk__{op}": last})
+            )
     order = [f"-{key}", "-pk"] if descending else [key, "pk"]
     rows = list(cases.order_by(*order)[: PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE
@@ -704,8 +734,18 @@ def checklist_page(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def checklist_item(request: HttpRequest, pk: int, category_pk: int) -> HttpResponse:
     case = _get_case_for_user(request, pk)
+    # Only an active category of the version this checklist is worked under (the newest
+    # published one before the first save): never a draft's, a retired or an older one.
+    checklist = Checklist.objects.filter(case=case).first()
+    version_id = (
+        checklist.version_id
+        if checklist
+        else getattr(latest_published(case.practice_id), "pk", None)
+    )
     category = get_object_or_404(
-        Category.objects.filter(practice_id=case.practice_id).select_related("version"),
+        Category.objects.filter(
+            practice_id=case.practice_id, version_id=version_id, active=True
+        ).select_related("version"),
         pk=category_pk,
     )
     status = request.POST.get("status", "")
@@ -714,12 +754,8 @@ def checklist_item(request: HttpRequest, pk: int, category_pk: int) -> HttpRespo
     if status not in ItemStatus.values:
         error = _("Choose one of the statuses.")
     else:
-        try:
-            revision = (
-                int(request.POST.get("revision", "")) if request.POST.get("revision") else None
-            )
-        except ValueError:
-            revision = None
+        # The item's revision as the form showed it (0: no item yet); missing counts as stale.
+        revision = _int(request.POST.get("revision"), -1)
         try:
             services.checklist_item_set(
                 case=case,
@@ -745,7 +781,11 @@ def checklist_item(request: HttpRequest, pk: int, category_pk: int) -> HttpRespo
             messages.error(request, error)
         return redirect(reverse("checklist", kwargs={"pk": case.pk}) + f"#category-{category.code}")
     context = _checklist_context(request, case)
-    row = next(r for r in context["rows"] if r["category"].pk == category.pk)
+    row = next((r for r in context["rows"] if r["category"].pk == category.pk), None)
+    if row is None:  # the checklist moved to another version meanwhile: reload the page
+        response = HttpResponse(status=409)
+        response["HX-Refresh"] = "true"
+        return response
     return render(
         request,
         "checklist/_checklist_item.html",
@@ -760,7 +800,7 @@ def checklist_move(request: HttpRequest, pk: int) -> HttpResponse:
     case = _get_case_for_user(request, pk)
     version = get_object_or_404(
         CatalogueVersion.objects.filter(practice_id=case.practice_id, published_at__isnull=False),
-        pk=request.POST.get("version") or 0,
+        pk=_int(request.POST.get("version"), 0),
     )
     if Checklist.objects.filter(case=case).exists():
         services.checklist_move(case=case, to_version=version, acting_user=request.user)
@@ -1007,10 +1047,20 @@ def note_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("note_detail", pk=note.pk)
     form = forms.NoteForm(request.POST or None, instance=version, language=get_language())
     if request.method == "POST" and form.is_valid():
-        services.note_update(version=version, data=form.cleaned_data)
-        return redirect("note_detail", pk=note.pk)
+        try:
+            services.note_update(
+                version=version,
+                data=form.cleaned_data,
+                expected_revision=_int(request.POST.get("revision"), -1),
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            return redirect("note_detail", pk=note.pk)
     return render(
-        request, "checklist/note_form.html", {"form": form, "case": note.case, "note": note}
+        request,
+        "checklist/note_form.html",
+        {"form": form, "case": note.case, "note": note, "version": version},
     )
 
 
@@ -1018,7 +1068,7 @@ def note_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def note_detail(request: HttpRequest, pk: int) -> HttpResponse:
     note = _get_note_for_user(request, pk)
     number = request.GET.get("v")
-    version = _version(note, int(number) if number and number.isdigit() else None)
+    version = _version(note, _int(number, limit=32767))
     snapshot = notes.snapshot_for(version, get_language())
     versions = list(note.versions.select_related("signed_by").order_by("number"))
     previous = next((v for v in versions if v.number == version.number - 1), None)
@@ -1089,6 +1139,8 @@ def note_sign(request: HttpRequest, pk: int) -> HttpResponse:
             version=v,
             acting_membership=request.membership,  # type: ignore[attr-defined]
             language=get_language(),
+            expected_revision=_int(request.POST.get("revision"), -1),
+            expected_case_version=_int(request.POST.get("case_version"), -1),
         ),
         _("The note is signed."),
     )
@@ -1149,9 +1201,8 @@ def note_pdf(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         detail={"label": note.case.label, "version": version.number, "format": "pdf"},
     )
     response = HttpResponse(pdf, content_type="application/pdf")
-    response["Content-Disposition"] = (
-        f'attachment; filename="board-note-{note.case.label}-v{version.number}.pdf"'
-    )
+    filename = f"board-note-{slugify(note.case.label) or note.case_id}-v{version.number}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -1239,15 +1290,12 @@ def _audit_filters(request: HttpRequest, practice_id: int) -> tuple[Any, dict[st
         for k in ("user", "case", "kind", "table", "date_from", "date_to")
     }
     events = AuditEvent.objects.filter(practice_id=practice_id)
-    if params["user"].isdigit():
-        events = events.filter(actor_id=int(params["user"]))
+    if _int(params["user"]) is not None:
+        events = events.filter(actor_id=_int(params["user"]))
     if params["case"]:
         case = (
             Case.objects.for_practice(practice_id)
-            .filter(
-                Q(label=params["case"])
-                | Q(pk=int(params["case"]) if params["case"].isdigit() else 0)
-            )
+            .filter(Q(label=params["case"]) | Q(pk=_int(params["case"], 0)))
             .first()
         )
         events = events.filter(case_id=case.pk if case else -1)
@@ -1296,8 +1344,8 @@ def _event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
 
 def _keyset(events: Any, request: HttpRequest) -> tuple[list[AuditEvent], int | None]:
     before = request.GET.get("before", "")
-    if before.isdigit():
-        events = events.filter(seq__lt=int(before))
+    if _int(before) is not None:
+        events = events.filter(seq__lt=_int(before))
     page = list(events.order_by("-seq")[: AUDIT_PAGE + 1])
     next_before = page[AUDIT_PAGE - 1].seq if len(page) > AUDIT_PAGE else None
     return page[:AUDIT_PAGE], next_before
@@ -1385,10 +1433,7 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
 def audit_reports(request: HttpRequest) -> HttpResponse:
     practice = request.practice  # type: ignore[attr-defined]
     today = timezone.localdate()
-    try:
-        days = max(0, int(request.GET.get("days", "7")))
-    except ValueError:
-        days = 7
+    days = min(max(0, _int(request.GET.get("days"), 7) or 0), 3650)
     start = parse_date(request.GET.get("from", "")) or today - timedelta(days=30)
     end = parse_date(request.GET.get("to", "")) or today
     incomplete = (

@@ -103,3 +103,11 @@ def test_the_link_is_also_mailed_when_mail_is_configured(adam_client, settings, 
     assert b"It was also sent by email." in response.content
     assert len(mailoutbox) == 1 and "/set-password/" in mailoutbox[0].body
     assert mailoutbox[0].to == ["erin@example.org"]
+
+
+def test_no_link_for_an_account_that_has_a_password_or_another_practice(adam_client, alice, carol):
+    for user in (alice, carol):  # alice has a password; carol is also in practice B
+        membership = Membership.objects.get(user=user, practice__name="Practice A")
+        response = adam_client.post(f"/accounts/{membership.pk}/link/", follow=True)
+        assert b"a set-password link is not issued" in response.content
+        assert b"/set-password/" not in response.content

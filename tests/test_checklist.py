@@ -395,3 +395,63 @@ def test_the_checklist_page_queries_are_constant(
     with django_assert_num_queries(26):
         response = alice_client.get(f"/cases/{case.pk}/checklist/")
     assert len(_codes(response.content.decode())) == categories
+
+
+def test_only_active_categories_of_the_checklists_version_can_be_set(
+    alice_client, adam_client, case
+):
+    adam_client.post("/catalogue/draft/")
+    draft = CatalogueVersion.objects.get(practice=case.practice, number=2)
+    drafted = draft.categories.get(code="chemotherapy")
+    response = alice_client.post(f"/cases/{case.pk}/checklist/{drafted.pk}/", {"status": "raise"})
+    assert response.status_code == 404
+    assert not Checklist.objects.exists()
+
+
+def test_an_item_of_a_moved_checklist_asks_the_page_to_reload(alice_client, adam_client, case):
+    chemo = Category.objects.get(practice=case.practice, code="chemotherapy", version__number=1)
+    alice_client.post(f"/cases/{case.pk}/checklist/{chemo.pk}/", {"status": "raise"})
+    adam_client.post("/catalogue/draft/")
+    adam_client.post("/catalogue/2/publish/", {"change_note": "v2"})
+    v2 = CatalogueVersion.objects.get(practice=case.practice, number=2)
+    alice_client.post(f"/cases/{case.pk}/checklist/move/", {"version": v2.pk})
+    # A page still showing v1 posts for the v1 category: not found now, never a server error.
+    response = alice_client.post(
+        f"/cases/{case.pk}/checklist/{chemo.pk}/",
+        {"status": "discussed", "revision": 1},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 404
+
+
+def test_a_first_save_by_someone_else_makes_a_first_save_stale(alice_client, case):
+    chemo = Category.objects.get(practice=case.practice, code="chemotherapy")
+    url = f"/cases/{case.pk}/checklist/{chemo.pk}/"
+    alice_client.post(url, {"status": "raise", "note": "first", "revision": 0})
+    response = alice_client.post(
+        url, {"status": "not_raised", "note": "second", "revision": 0}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 409
+    assert ChecklistItem.objects.get().note == "first"
+
+
+def test_a_relinked_line_keeps_its_older_category(alice_client, adam_client, case):
+    chemo = Category.objects.get(practice=case.practice, code="chemotherapy", version__number=1)
+    post_row(
+        alice_client,
+        case,
+        "line",
+        {
+            "number": 1,
+            "types": ["CH"],
+            "setting": "adjuvant",
+            "started_on": "2020-01-01",
+            "ended_on": "2020-06-01",
+            "category": chemo.pk,
+        },
+    )
+    adam_client.post("/catalogue/draft/")
+    adam_client.post("/catalogue/2/publish/", {"change_note": "v2"})
+    line = TherapyLine.objects.get()
+    form = alice_client.get(f"/cases/{case.pk}/line/{line.pk}/").content.decode()
+    assert f'value="{chemo.pk}" selected' in form

@@ -117,3 +117,41 @@ def test_a_percentage_is_a_share_of_the_leukocytes(percent, leukocytes):
 def test_an_unknown_unit_is_refused(unit):
     with pytest.raises(ValueError):
         to_billion_per_litre(Decimal(1), unit, None)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/cases/?sort=-updated&after=garbage|1",
+        "/cases/?sort=-updated&after=2024-13-45T00:00:00|1",
+        "/cases/?sort=label&after=x|²",
+        "/audit/?user=²",
+        "/audit/?case=²",
+        "/audit/?before=²",
+        "/audit/?before=99999999999999999999999",
+        "/audit/reports/?days=1000000000000",
+        "/notes/1/?v=²",
+        "/notes/1/?v=99999999",
+    ],
+)
+def test_odd_query_strings_never_fail_with_a_server_error(adam_client, alice, case, url):
+    from checklist.services import note_create
+
+    note_create(
+        case=case,
+        acting_user=alice,
+        data={
+            "registering_physician": "x",
+            "target_board": "x",
+            "board_type": "postth",
+            "question": "q",
+        },
+    )
+    assert adam_client.get(url).status_code in (200, 403, 404)
+
+
+def test_a_garbage_version_to_move_to_is_404(alice_client, case):
+    assert (
+        alice_client.post(f"/cases/{case.pk}/checklist/move/", {"version": "abc"}).status_code
+        == 404
+    )

@@ -56,6 +56,16 @@ def signable(alice_client, case):
     return case
 
 
+def _sign(client, note_pk):
+    """Signs as the page's form does: with the note's revision and the case version shown."""
+    version = BoardNoteVersion.objects.filter(note_id=note_pk).order_by("-number").first()
+    assert version is not None
+    return client.post(
+        f"/notes/{note_pk}/sign/",
+        {"revision": version.revision, "case_version": version.note.case.version},
+    )
+
+
 def _create(client, case, **change):
     response = client.post(f"/cases/{case.pk}/notes/new/", {**NOTE, **change})
     assert response.status_code == 302, response.content[-3000:]
@@ -72,7 +82,7 @@ def test_signing_is_refused_with_the_list_of_what_is_missing(alice_client, case)
     page = alice_client.get(f"/notes/{note}/").content.decode()
     assert "a tumour type" in page and "the metastasis status" in page
     assert "no prior tumour-specific therapy" in page and "not assessed" in page
-    alice_client.post(f"/notes/{note}/sign/")
+    _sign(alice_client, note)
     assert BoardNoteVersion.objects.get().state == "draft"
 
 
@@ -80,7 +90,7 @@ def test_the_lifecycle_draft_ready_signed_amended_outcome(alice_client, signable
     note = _create(alice_client, signable)
     alice_client.post(f"/notes/{note}/ready/")
     assert BoardNoteVersion.objects.get().state == "ready"
-    alice_client.post(f"/notes/{note}/sign/")
+    _sign(alice_client, note)
     v1 = BoardNoteVersion.objects.get()
     assert v1.signed_by is not None and v1.snapshot is not None
     assert v1.state == "signed" and v1.signed_by.username == "alice"
@@ -113,8 +123,10 @@ def test_the_lifecycle_draft_ready_signed_amended_outcome(alice_client, signable
     alice_client.post(f"/notes/{note}/amend/", {"reason": "Board date moved."})
     v2 = BoardNoteVersion.objects.get(number=2)
     assert v2.supersedes == v1 and v2.state == "draft"
-    alice_client.post(f"/notes/{note}/edit/", {**NOTE, "board_date": "2026-12-10"})
-    alice_client.post(f"/notes/{note}/sign/")
+    alice_client.post(
+        f"/notes/{note}/edit/", {**NOTE, "board_date": "2026-12-10", "revision": v2.revision}
+    )
+    _sign(alice_client, note)
     v2.refresh_from_db()
     assert v2.state == "signed" and v2.snapshot_hash != v1.snapshot_hash
     v1.refresh_from_db()
@@ -137,7 +149,7 @@ def test_the_hash_is_the_same_for_the_same_snapshot_and_differs_for_any_change()
 
 def test_later_case_edits_do_not_change_a_signed_note(alice_client, signable):
     note = _create(alice_client, signable)
-    alice_client.post(f"/notes/{note}/sign/")
+    _sign(alice_client, note)
     before = alice_client.get(f"/notes/{note}/v1/text/").content
     post_row(alice_client, signable, "comorbidity", {"name": "New comorbidity"})
     assert alice_client.get(f"/notes/{note}/v1/text/").content == before
@@ -146,7 +158,7 @@ def test_later_case_edits_do_not_change_a_signed_note(alice_client, signable):
 
 def test_the_database_refuses_to_change_a_signed_version(alice_client, signable):
     note = _create(alice_client, signable)
-    alice_client.post(f"/notes/{note}/sign/")
+    _sign(alice_client, note)
     version = BoardNoteVersion.objects.get()
     for sql in (
         "UPDATE checklist_boardnoteversion SET question = 'changed' WHERE id = %s",
@@ -212,7 +224,7 @@ def test_a_haematological_case_signs_without_tnm_or_metastasis_rows(alice_client
         {"no_prior_therapy": "on", "expected_version": case.version},
     )
     note = _create(alice_client, case)
-    alice_client.post(f"/notes/{note}/sign/")
+    _sign(alice_client, note)
     assert BoardNoteVersion.objects.get().state == "signed"
 
 
@@ -224,7 +236,7 @@ def _pdf_text(pdf: bytes) -> str:
 
 def test_the_pdf_has_the_case_footer_and_german_characters(alice_client, signable, tmp_path):
     note = _create(alice_client, signable)
-    alice_client.post(f"/notes/{note}/sign/")
+    _sign(alice_client, note)
     response = alice_client.get(f"/notes/{note}/v1/pdf/")
     assert response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF")
@@ -260,7 +272,7 @@ def _without_disclaimers(text: str) -> str:
 
 def test_the_note_html_text_and_pdf_contain_no_recommending_word(alice_client, signable):
     note = _create(alice_client, signable, question="Would SBRT be recommended here?")
-    alice_client.post(f"/notes/{note}/sign/")
+    _sign(alice_client, note)
     html = alice_client.get(f"/notes/{note}/").content.decode()
     assert "Would SBRT be recommended here?" in html  # the physician's words, quoted
     assert not recommending_words(html, html=True)
@@ -275,7 +287,7 @@ def test_the_note_html_text_and_pdf_contain_no_recommending_word(alice_client, s
 def test_the_notes_list_filters_by_state(alice_client, signable):
     _create(alice_client, signable)
     signed = _create(alice_client, signable)
-    alice_client.post(f"/notes/{signed}/sign/")
+    _sign(alice_client, signed)
     assert alice_client.get("/notes/?state=draft").content.decode().count("/notes/") >= 1
     pending = alice_client.get("/notes/?state=outcome_pending").content.decode()
     assert f'href="/notes/{signed}/"' in pending
@@ -302,3 +314,26 @@ def test_the_note_page_queries_are_constant(
 # 27 the access event, 28 the signing check (tumour exists; the rest is on the case row),
 # 29 deviation labels, 30 outcomes, 31 audit context reset.
 QUERIES_NOTE_PAGE = 31
+
+
+def test_a_stale_sign_or_edit_is_refused(alice_client, signable):
+    note = _create(alice_client, signable)
+    version = BoardNoteVersion.objects.get()
+    seen = {"revision": version.revision, "case_version": signable.version}
+    # A colleague edits the draft after this physician opened it.
+    alice_client.post(f"/notes/{note}/edit/", {**NOTE, "question": "Changed?", "revision": 1})
+    response = alice_client.post(f"/notes/{note}/sign/", seen, follow=True)
+    assert b"changed in the meantime" in response.content
+    assert BoardNoteVersion.objects.get().state == "draft"
+    stale_edit = alice_client.post(f"/notes/{note}/edit/", {**NOTE, "revision": 1})
+    assert stale_edit.status_code == 200 and b"changed in the meantime" in stale_edit.content
+    # The case record changed since the note was opened.
+    version.refresh_from_db()
+    post_row(alice_client, signable, "comorbidity", {"name": "Gout"})
+    response = alice_client.post(
+        f"/notes/{note}/sign/",
+        {"revision": version.revision, "case_version": signable.version},
+        follow=True,
+    )
+    assert b"case record changed since you opened the note" in response.content
+    assert BoardNoteVersion.objects.get().state == "draft"
