@@ -116,3 +116,30 @@ def test_every_practice_table_has_the_capture_triggers(db):
     expected = ["audit_capture_delete", "audit_capture_insert", "audit_capture_update"]
     missing = {table: funcs for table, funcs in rows.items() if sorted(funcs or []) != expected}
     assert not missing, f"tables without audit capture: {missing}"
+
+
+def test_each_row_of_a_mixed_update_records_exactly_its_own_changes(alice, practice_a):
+    a = Case.objects.create(practice=practice_a, label="a", **Case.MINIMAL)
+    b = Case.objects.create(practice=practice_a, label="b", **Case.MINIMAL)
+    c = Case.objects.create(practice=practice_a, label="c", **Case.MINIMAL)
+    with audit.audit_context(user=alice, path="mixed"), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE checklist_case SET label = CASE WHEN id = %s THEN 'a2' ELSE label END,"
+            " version = CASE WHEN id = %s THEN 5 ELSE version END,"
+            " no_prior_therapy = CASE WHEN id = %s THEN NULL IS NULL ELSE no_prior_therapy END",
+            [a.pk, b.pk, a.pk],
+        )
+    updates = {e.row_id: e for e in _changes() if e.op == "UPDATE"}
+    assert set(updates) == {str(a.pk), str(b.pk)}  # c did not change: no event
+    assert updates[str(a.pk)].old_values == {"label": "a", "no_prior_therapy": False}
+    assert updates[str(a.pk)].new_values == {"label": "a2", "no_prior_therapy": True}
+    assert updates[str(b.pk)].old_values == {"version": 1}
+    assert updates[str(b.pk)].new_values == {"version": 5}
+    assert str(c.pk) not in updates
+
+
+def test_an_update_that_changes_nothing_records_nothing(practice_a):
+    Case.objects.create(practice=practice_a, label="same", **Case.MINIMAL)
+    before = AuditEvent.objects.count()
+    Case.objects.filter(label="same").update(label="same")
+    assert AuditEvent.objects.count() == before

@@ -31,13 +31,16 @@ $$;
 -- aggregate so a statement's events are chained in one INSERT ... SELECT.
 -- (PL/pgSQL rather than SQL: an aggregate's SQL transition function is never inlined, and a
 -- PL/pgSQL call is cheaper per row; measured in docs/benchmarks.md.)
-CREATE FUNCTION audit_chain_step(state text, genesis text, canonical text)
-RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+-- The state is {previous hash, this hash}, so one pass yields both columns of each row.
+CREATE FUNCTION audit_chain_step(state text[], genesis text, canonical text)
+RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    prev text := coalesce(state[2], genesis);
 BEGIN
-    RETURN encode(sha256(convert_to(coalesce(state, genesis) || canonical, 'UTF8')), 'hex');
+    RETURN ARRAY[prev, encode(sha256(convert_to(prev || canonical, 'UTF8')), 'hex')];
 END
 $$;
-CREATE AGGREGATE audit_chain(text, text) (SFUNC = audit_chain_step, STYPE = text);
+CREATE AGGREGATE audit_chain(text, text) (SFUNC = audit_chain_step, STYPE = text[]);
 
 -- Appends events to the chains of their practices (practice 0: events of no practice).
 -- p_ctx is who acts, where and in which request; NULL takes the session's `audit.context`,
@@ -81,15 +84,15 @@ BEGIN
         INSERT INTO checklist_auditevent (
             practice_id, seq, prev_hash, hash, ts, kind, table_name, op, row_id, case_id,
             actor_id, actor_name, path, request_id, old_values, new_values, detail)
-        SELECT v_practice, c.seq, coalesce(lag(c.hash) OVER (ORDER BY c.seq), v_head_hash),
-               c.hash, v_ts, p_kind, p_table, p_op, c.row_id, c.case_id, c.actor_id,
-               c.actor_name, c.path, c.request_id, c.old_values, c.new_values, c.detail
+        SELECT v_practice, c.seq, c.link[1], c.link[2], v_ts, p_kind, p_table, p_op, c.row_id,
+               c.case_id, c.actor_id, c.actor_name, c.path, c.request_id, c.old_values,
+               c.new_values, c.detail
         FROM (
             SELECT n.*, audit_chain(v_head_hash, audit_canonical(
                        v_practice, n.seq, v_ts_us, p_kind, p_table, p_op, n.row_id, n.case_id,
                        n.actor_id, n.actor_name, n.path, n.request_id, n.old_values,
                        n.new_values, n.detail
-                   )) OVER (ORDER BY n.seq) AS hash
+                   )) OVER (ORDER BY n.seq) AS link
             FROM (
                 SELECT v_head_seq + row_number() OVER (ORDER BY t.ord) AS seq,
                        t.row_id,
@@ -152,25 +155,41 @@ BEGIN
 END
 $$;
 
--- Updates record a field diff: only the changed columns, old and new. The comparison is
--- written out per column (built from the catalogue once per statement) because comparing
--- generic jsonb key by key costs several times more per row.
+-- Updates record a field diff: only the changed columns, old and new, compared column by
+-- column in SQL built from the catalogue once per statement.
 CREATE FUNCTION audit_capture_update() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
+    v_columns text[];
+    v_probe text;
+    v_changed boolean[];
     v_old text;
     v_new text;
 BEGIN
-    SELECT string_agg(format(
-               'CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I'
-               ' THEN jsonb_build_object(%1$L, o.%1$I) ELSE ''{}''::jsonb END', attname), ' || '
-               ORDER BY attnum),
-           string_agg(format(
-               'CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I'
-               ' THEN jsonb_build_object(%1$L, n.%1$I) ELSE ''{}''::jsonb END', attname), ' || '
-               ORDER BY attnum)
-    INTO v_old, v_new
+    SELECT array_agg(attname::text ORDER BY attnum),
+           string_agg(format('bool_or(o.%1$I IS DISTINCT FROM n.%1$I)', attname), ', '
+                      ORDER BY attnum)
+    INTO v_columns, v_probe
     FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped;
+
+    -- First pass: which columns changed in any row. A bulk update usually changes one or two,
+    -- and only those are compared per row below (comparing every column of every row as jsonb
+    -- costs several times more).
+    EXECUTE format('SELECT ARRAY[%s] FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id',
+                   v_probe)
+    INTO v_changed;
+    SELECT string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I'
+                             ' THEN jsonb_build_object(%1$L, o.%1$I) ELSE ''{}''::jsonb END',
+                             c.name), ' || '),
+           string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I'
+                             ' THEN jsonb_build_object(%1$L, n.%1$I) ELSE ''{}''::jsonb END',
+                             c.name), ' || ')
+    INTO v_old, v_new
+    FROM unnest(v_columns, v_changed) AS c(name, changed)
+    WHERE c.changed;
+    IF v_old IS NULL THEN
+        RETURN NULL;  -- no row changed: nothing to record
+    END IF;
 
     EXECUTE format(
         'SELECT audit_append_rows(''change'', %L, ''UPDATE'', NULL, array_agg(n.practice_id),'
@@ -215,7 +234,7 @@ DROP FUNCTION IF EXISTS audit_case_expression(regclass, text);
 DROP FUNCTION IF EXISTS audit_append_rows(text, text, text, jsonb, bigint[], text[], bigint[],
     jsonb[], jsonb[], jsonb[]);
 DROP AGGREGATE IF EXISTS audit_chain(text, text);
-DROP FUNCTION IF EXISTS audit_chain_step(text, text, text);
+DROP FUNCTION IF EXISTS audit_chain_step(text[], text, text);
 DROP FUNCTION IF EXISTS audit_canonical(bigint, bigint, bigint, text, text, text, text, bigint,
     bigint, text, text, text, jsonb, jsonb, jsonb);
 """
