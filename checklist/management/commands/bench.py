@@ -376,10 +376,10 @@ def bench_trail(lines: list[str], scale: float) -> None:
     ttfb_s, _el_s, rows_s, peak_s = export(small, "/audit/export.csv?date_from=2000-01-01")
     ttfb, el, rows, peak = export(client, "/audit/export.csv")
     lines.append(
-        f"- CSV export of {rows:,} rows: first byte after {ttfb * 1000:.0f} ms, {rows / el:,.0f} rows/s, peak Python memory {peak:.1f} MB"
+        f"- CSV export of {rows:,} rows: first byte after {ttfb * 1000:.0f} ms, {rows / el:,.0f} rows/s, peak Python memory (tracemalloc) {peak:.2f} MB"
     )
     lines.append(
-        f"- CSV export of {rows_s:,} rows (another practice): first byte after {ttfb_s * 1000:.0f} ms, peak {peak_s:.1f} MB (difference {peak - peak_s:+.1f} MB)"
+        f"- CSV export of {rows_s:,} rows (another practice): first byte after {ttfb_s * 1000:.0f} ms, peak {peak_s:.2f} MB (difference {peak - peak_s:+.2f} MB)"
     )
     started = time.perf_counter()
     result = audit.verify_chain(target.pk)
