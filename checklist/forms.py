@@ -864,24 +864,7 @@ class PublishForm(forms.Form):
 class NoteForm(forms.ModelForm):
     class Meta:
         model = BoardNoteVersion
-        fields = [
-            "registering_physician",
-            "target_board",
-            "board_type",
-            "board_date",
-            "images_available",
-            "question",
-            "question_radiology",
-            "question_pathology",
-            "question_radiotherapy",
-            "question_surgery",
-            "patient_informed",
-            "patient_goals",
-            "trial_screening",
-            "requested_participants",
-            "history_summary",
-            "open_questions",
-        ]
+        fields = BoardNoteVersion.REGISTRATION_FIELDS
         widgets = {
             "board_date": DateInput(),
             **{

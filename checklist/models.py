@@ -911,6 +911,26 @@ class BoardNoteVersion(PracticeScoped):
     """One version of a board note. Once signed the row is immutable: the database refuses
     UPDATE and DELETE of a signed row (migration trigger), and an amendment is a new row."""
 
+    # What the physician fills in; copied into an amendment and into the snapshot.
+    REGISTRATION_FIELDS = [
+        "registering_physician",
+        "target_board",
+        "board_type",
+        "board_date",
+        "images_available",
+        "question",
+        "question_radiology",
+        "question_pathology",
+        "question_radiotherapy",
+        "question_surgery",
+        "patient_informed",
+        "patient_goals",
+        "trial_screening",
+        "requested_participants",
+        "history_summary",
+        "open_questions",
+    ]
+
     note = models.ForeignKey(BoardNote, on_delete=models.PROTECT, related_name="versions")
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
     number = models.PositiveSmallIntegerField()

@@ -45,26 +45,6 @@ def _num(value: Any) -> str:
     )
 
 
-REGISTRATION_FIELDS = [
-    "registering_physician",
-    "target_board",
-    "board_type",
-    "board_date",
-    "images_available",
-    "question",
-    "question_radiology",
-    "question_pathology",
-    "question_radiotherapy",
-    "question_surgery",
-    "patient_informed",
-    "patient_goals",
-    "trial_screening",
-    "requested_participants",
-    "history_summary",
-    "open_questions",
-]
-
-
 def build_snapshot(version: BoardNoteVersion, *, language: str) -> dict[str, Any]:
     """Everything the note shows, as plain JSON-able data in the given language."""
     with translation.override(language):
@@ -107,7 +87,7 @@ def _build(version: BoardNoteVersion, language: str) -> dict[str, Any]:
                 "note": item.note if item else "",
             }
         )
-    registration = {f: getattr(version, f) for f in REGISTRATION_FIELDS}
+    registration = {f: getattr(version, f) for f in BoardNoteVersion.REGISTRATION_FIELDS}
     registration["board_date"] = _d(version.board_date)
     registration["board_type_label"] = board_types.get(version.board_type, version.board_type)
     latest_immune = record.immune[-1] if record.immune else None

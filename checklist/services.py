@@ -628,7 +628,7 @@ def note_amend(*, note: BoardNote, reason: str, acting_user: Any) -> BoardNoteVe
     assert latest is not None
     if latest.state != NoteState.SIGNED:
         raise ValidationError(_("Only a signed version can be amended; edit the draft instead."))
-    copy = {f: getattr(latest, f) for f in NOTE_FIELDS}
+    copy = {f: getattr(latest, f) for f in BoardNoteVersion.REGISTRATION_FIELDS}
     return BoardNoteVersion.objects.create(
         practice_id=note.practice_id,
         note=note,
@@ -639,26 +639,6 @@ def note_amend(*, note: BoardNote, reason: str, acting_user: Any) -> BoardNoteVe
         created_by=acting_user,
         **copy,
     )
-
-
-NOTE_FIELDS = [
-    "registering_physician",
-    "target_board",
-    "board_type",
-    "board_date",
-    "images_available",
-    "question",
-    "question_radiology",
-    "question_pathology",
-    "question_radiotherapy",
-    "question_surgery",
-    "patient_informed",
-    "patient_goals",
-    "trial_screening",
-    "requested_participants",
-    "history_summary",
-    "open_questions",
-]
 
 
 @transaction.atomic

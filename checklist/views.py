@@ -1163,24 +1163,27 @@ def note_amend(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _export_version(
-    request: HttpRequest, pk: int, number: int
+    request: HttpRequest, pk: int, number: int, *, op: str, fmt: str
 ) -> tuple[BoardNote, BoardNoteVersion, dict[str, Any]]:
+    """The note version to print or export, with the access event that says so."""
     note = _get_note_for_user(request, pk)
     version = _version(note, number)
+    audit.record_access(
+        request,
+        op,
+        practice_id=note.practice_id,
+        table="checklist_boardnoteversion",
+        case_id=note.case_id,
+        row_id=version.pk,
+        detail={"label": note.case.label, "version": version.number, "format": fmt},
+    )
     return note, version, notes.snapshot_for(version, get_language())
 
 
 @practice_required()
 def note_print(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    note, version, snapshot = _export_version(request, pk, number)
-    audit.record_access(
-        request,
-        audit.NOTE_PRINTED,
-        practice_id=note.practice_id,
-        table="checklist_boardnoteversion",
-        case_id=note.case_id,
-        row_id=version.pk,
-        detail={"label": note.case.label, "version": version.number, "format": "print"},
+    note, version, snapshot = _export_version(
+        request, pk, number, op=audit.NOTE_PRINTED, fmt="print"
     )
     return render(
         request, "checklist/note_print.html", {"s": snapshot, "version": version, "note": note}
@@ -1189,17 +1192,8 @@ def note_print(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 @practice_required()
 def note_pdf(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    note, version, snapshot = _export_version(request, pk, number)
+    note, version, snapshot = _export_version(request, pk, number, op=audit.EXPORTED, fmt="pdf")
     pdf = notes.render_pdf(snapshot, version, base_url=request.build_absolute_uri("/"))
-    audit.record_access(
-        request,
-        audit.EXPORTED,
-        practice_id=note.practice_id,
-        table="checklist_boardnoteversion",
-        case_id=note.case_id,
-        row_id=version.pk,
-        detail={"label": note.case.label, "version": version.number, "format": "pdf"},
-    )
     response = HttpResponse(pdf, content_type="application/pdf")
     filename = f"board-note-{slugify(note.case.label) or note.case_id}-v{version.number}.pdf"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -1208,15 +1202,8 @@ def note_pdf(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 @practice_required()
 def note_text(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    note, version, snapshot = _export_version(request, pk, number)
-    audit.record_access(
-        request,
-        audit.EXPORTED,
-        practice_id=note.practice_id,
-        table="checklist_boardnoteversion",
-        case_id=note.case_id,
-        row_id=version.pk,
-        detail={"label": note.case.label, "version": version.number, "format": "markdown"},
+    _note, version, snapshot = _export_version(
+        request, pk, number, op=audit.EXPORTED, fmt="markdown"
     )
     return HttpResponse(
         notes.render_text(snapshot, version), content_type="text/markdown; charset=utf-8"
