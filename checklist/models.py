@@ -159,7 +159,10 @@ class CaseQuerySet(PracticeScopedQuerySet):
             has_tumour=has(Tumour) | models.Q(unknown_primary=True),
             has_stage=has(StagingRecord),
             has_metastasis_status=~models.Q(metastasis_status=""),
-            has_immune=has(ImmuneFinding) | has(ImmuneAdverseEvent),
+            # Findings recorded, or the explicit statement that they were not assessed.
+            has_immune=has(ImmuneFinding)
+            | has(ImmuneAdverseEvent)
+            | models.Q(immune_not_assessed=True),
             has_prior=has(TherapyLine) | models.Q(no_prior_therapy=True),
         ).annotate(
             complete=models.Q(has_tumour=True)

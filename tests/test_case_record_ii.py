@@ -221,3 +221,16 @@ def test_the_timeline_coordinates_are_not_localised(alice_client, case):
     import re
 
     assert not re.search(r'(x|y|x1|x2|y1|y2|cx|cy|width)="[0-9]+,[0-9]', svg)
+
+
+def test_immune_status_stated_as_not_assessed_counts_as_documented(alice_client, case):
+    from checklist.models import Case
+
+    case.refresh_from_db()
+    alice_client.post(
+        f"/cases/{case.pk}/immune-not-assessed/", {"value": "on", "expected_version": case.version}
+    )
+    flags = Case.objects.with_completeness().get(pk=case.pk)
+    assert flags.has_immune
+    page = alice_client.get(f"/cases/{case.pk}/").content.decode()
+    assert 'data-group="immune_status" data-state="not_assessed"' in page
