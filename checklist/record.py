@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 from django.db.models import Prefetch
@@ -115,7 +116,7 @@ class CaseRecord:
             for line in self.lines
         )
 
-    @property
+    @cached_property
     def facts(self) -> rules.CaseFacts:
         case = self.case
         return rules.CaseFacts(
@@ -141,11 +142,11 @@ class CaseRecord:
             biomarkers=len(self.biomarkers),
         )
 
-    @property
+    @cached_property
     def summary(self) -> tuple[rules.FactorSummary, ...]:
         return rules.summarise(self.facts)
 
-    @property
+    @cached_property
     def gaps(self) -> tuple[str, ...]:
         return rules.gaps(self.summary)
 

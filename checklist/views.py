@@ -117,24 +117,28 @@ def practice_required(role: str | None = None) -> Callable[[View], View]:
     return decorator
 
 
-def _get_case_for_user(request: HttpRequest, pk: int) -> Case:
-    """The only way a view reaches a case: scoped to the active practice, 404 otherwise.
-
-    A miss on a case that exists in another practice is recorded as a permission denial.
-    """
+def _get_in_practice(request: HttpRequest, queryset: Any, pk: int) -> Any:
+    """The row `pk` of `queryset` within the active practice, 404 otherwise. A miss on a row
+    that exists in another practice is recorded as a permission denial."""
     practice = request.practice  # type: ignore[attr-defined]
-    case = Case.objects.for_practice(practice).filter(pk=pk).first()
-    if case is None:
-        if Case.objects.filter(pk=pk).exists():
+    found = queryset.for_practice(practice).filter(pk=pk).first()
+    if found is None:
+        if queryset.model.objects.filter(pk=pk).exists():
             audit.record_access(
                 request,
                 audit.PERMISSION_DENIED,
                 practice_id=practice.pk,
-                table="checklist_case",
+                table=queryset.model._meta.db_table,
                 row_id=pk,
                 detail={"reason": "other practice"},
             )
         raise Http404
+    return found
+
+
+def _get_case_for_user(request: HttpRequest, pk: int) -> Case:
+    """The only way a view reaches a case: scoped to the active practice, 404 otherwise."""
+    case: Case = _get_in_practice(request, Case.objects.all(), pk)
     return case
 
 
@@ -668,7 +672,8 @@ def _checklist_context(request: HttpRequest, case: Case) -> dict[str, Any]:
     language = get_language()
     record = CaseRecord.load(case)
     checklist = Checklist.objects.filter(case=case).select_related("version").first()
-    version = checklist.version if checklist else latest_published(case.practice_id)
+    newest = latest_published(case.practice_id)
+    version = checklist.version if checklist else newest
     if version is None:
         raise Http404
     categories = {c.code: c for c in version.categories.order_by("position")}
@@ -698,7 +703,6 @@ def _checklist_context(request: HttpRequest, case: Case) -> dict[str, Any]:
         }
         for row in view.rows
     ]
-    newest = latest_published(case.practice_id)
     newer = newest if newest and newest.number > version.number else None
     return {
         "case": case,
@@ -969,24 +973,8 @@ def catalogue_discard(request: HttpRequest, number: int) -> HttpResponse:
 
 def _get_note_for_user(request: HttpRequest, pk: int) -> BoardNote:
     """Notes are reached only within the active practice; another practice's note is 404."""
-    practice = request.practice  # type: ignore[attr-defined]
-    note = (
-        BoardNote.objects.for_practice(practice)
-        .select_related("case", "case__practice")
-        .filter(pk=pk)
-        .first()
-    )
-    if note is None:
-        if BoardNote.objects.filter(pk=pk).exists():
-            audit.record_access(
-                request,
-                audit.PERMISSION_DENIED,
-                practice_id=practice.pk,
-                table="checklist_boardnote",
-                row_id=pk,
-                detail={"reason": "other practice"},
-            )
-        raise Http404
+    queryset = BoardNote.objects.select_related("case", "case__practice")
+    note: BoardNote = _get_in_practice(request, queryset, pk)
     return note
 
 

@@ -139,3 +139,12 @@ def post_row(client, case, kind, data, row=None):
     case.refresh_from_db()
     url = f"/cases/{case.pk}/{kind}/{row.pk}/" if row else f"/cases/{case.pk}/{kind}/new/"
     return client.post(url, {**data, "expected_version": case.version})
+
+
+def set_metastasis_status(client, case, status, **extra):
+    """Posts the metastasis status with the case's current version, as the browser would."""
+    case.refresh_from_db()
+    return client.post(
+        f"/cases/{case.pk}/metastasis-status/",
+        {"metastasis_status": status, "expected_version": case.version, **extra},
+    )

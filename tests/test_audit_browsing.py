@@ -6,7 +6,7 @@ import io
 import pytest
 
 from checklist.models import AuditEvent, AuditVerification, Case, Membership
-from tests.conftest import logged_in, post_row
+from tests.conftest import logged_in, post_row, set_metastasis_status
 
 STAGING = {
     "staged_on": "2024-01-10",
@@ -150,11 +150,7 @@ def test_audit_pages_need_the_same_queries_for_few_and_many_events(
 
 
 def test_code_list_values_are_shown_with_their_labels(adam_client, alice_client, case):
-    case.refresh_from_db()
-    alice_client.post(
-        f"/cases/{case.pk}/metastasis-status/",
-        {"metastasis_status": "present", "expected_version": case.version},
-    )
+    set_metastasis_status(alice_client, case, "present")
     post_row(
         alice_client,
         case,

@@ -12,7 +12,7 @@ from checklist.models import (
     StagingRecord,
     Tumour,
 )
-from tests.conftest import post_row
+from tests.conftest import post_row, set_metastasis_status
 
 TNM = {
     "staged_on": "2019-03-20",
@@ -211,15 +211,12 @@ def test_a_pending_result_has_no_value(alice_client, case):
 
 
 def test_metastasis_rows_follow_the_status(alice_client, case):
-    case.refresh_from_db()
-    alice_client.post(
-        f"/cases/{case.pk}/metastasis-status/",
-        {
-            "metastasis_status": "none_known",
-            "metastasis_assessed_on": "2024-01-05",
-            "metastasis_assessment_method": "ct",
-            "expected_version": case.version,
-        },
+    set_metastasis_status(
+        alice_client,
+        case,
+        "none_known",
+        metastasis_assessed_on="2024-01-05",
+        metastasis_assessment_method="ct",
     )
     response = post_row(
         alice_client,

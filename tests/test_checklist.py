@@ -16,7 +16,7 @@ from checklist.models import (
     TherapyLine,
 )
 from checklist.wording import recommending_words
-from tests.conftest import post_row
+from tests.conftest import post_row, set_metastasis_status
 
 CODES = [
     "chemotherapy",
@@ -69,10 +69,7 @@ def test_two_very_different_cases_render_the_same_categories_and_markup(
         "staging",
         {"staged_on": "2020-01-01", "kind": "clinical", "system": "binet", "stage_text": "B"},
     )
-    alice_client.post(
-        f"/cases/{other.pk}/metastasis-status/",
-        {"metastasis_status": "not_applicable", "expected_version": 4},
-    )
+    set_metastasis_status(alice_client, other, "not_applicable")
     post_row(
         alice_client,
         other,
@@ -389,10 +386,9 @@ def test_the_checklist_page_queries_are_constant(
     alice_client.get(f"/cases/{case.pk}/checklist/")
     # 1 session, 2 user, 3 memberships, 4 audit context, 5 the case (access helper),
     # 6 the case with creator and editor, 7-18 its rows (as on the case page), 19 the checklist,
-    # 20 the newest published version, 21 its categories, 22 code labels,
-    # 23 metastasis-site labels, 24 the newest published version again (for the notice),
-    # 25 the access event, 26 audit context reset.
-    with django_assert_num_queries(26):
+    # 20 the newest published version (for the notice), 21 the categories, 22 code labels,
+    # 23 metastasis-site labels, 24 the access event, 25 audit context reset.
+    with django_assert_num_queries(25):
         response = alice_client.get(f"/cases/{case.pk}/checklist/")
     assert len(_codes(response.content.decode())) == categories
 

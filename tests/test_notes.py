@@ -10,7 +10,7 @@ from django.db.utils import InternalError, ProgrammingError
 from checklist import notes, services
 from checklist.models import AuditEvent, BoardNoteVersion, BoardOutcome, Category, Membership
 from checklist.wording import recommending_words, strip_exempt_markdown
-from tests.conftest import post_row
+from tests.conftest import post_row, set_metastasis_status
 
 NOTE = {
     "registering_physician": "Dr. Alice",
@@ -27,11 +27,7 @@ def signable(alice_client, case):
     """A case with what signing needs: a tumour type, metastasis status, a prior-therapy
     statement and immune findings stated as not assessed."""
     post_row(alice_client, case, "tumour", {"oncotree": "IDC", "laterality": "left"})
-    case.refresh_from_db()
-    alice_client.post(
-        f"/cases/{case.pk}/metastasis-status/",
-        {"metastasis_status": "present", "expected_version": case.version},
-    )
+    set_metastasis_status(alice_client, case, "present")
     post_row(
         alice_client,
         case,
@@ -202,11 +198,7 @@ def test_a_haematological_case_signs_without_tnm_or_metastasis_rows(alice_client
         "staging",
         {"staged_on": "2024-01-01", "kind": "clinical", "system": "binet", "stage_text": "B"},
     )
-    case.refresh_from_db()
-    alice_client.post(
-        f"/cases/{case.pk}/metastasis-status/",
-        {"metastasis_status": "not_applicable", "expected_version": case.version},
-    )
+    set_metastasis_status(alice_client, case, "not_applicable")
     post_row(
         alice_client,
         case,

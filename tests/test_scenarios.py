@@ -1,15 +1,7 @@
 """The issues' "done when" cases, recorded as a physician would (through the views)."""
 
 from checklist.models import AdverseEvent, ImmuneFinding, StagingRecord, TherapyLine
-from tests.conftest import post_row
-
-
-def _status(client, case, status, **extra):
-    case.refresh_from_db()
-    return client.post(
-        f"/cases/{case.pk}/metastasis-status/",
-        {"metastasis_status": status, "expected_version": case.version, **extra},
-    )
+from tests.conftest import post_row, set_metastasis_status
 
 
 def _new_case(client, label, **fields):
@@ -70,7 +62,7 @@ def test_breast_cancer_pt2_pn1a_cm0_with_metachronous_bone_and_liver_metastases(
         ).status_code
         == 302
     )
-    _status(alice_client, case, "present")
+    set_metastasis_status(alice_client, case, "present")
     for site in ("OSS", "HEP"):
         assert (
             post_row(
@@ -166,7 +158,7 @@ def test_lung_adenocarcinoma_tnm_9_and_immune_related_pneumonitis(
         == 302
     )
     assert StagingRecord.objects.get(case=case).tnm_edition == "9"
-    _status(
+    set_metastasis_status(
         alice_client,
         case,
         "none_known",
@@ -237,7 +229,7 @@ def test_cll_binet_b_with_low_igg_and_three_pneumonias(alice_client, codelists, 
         "staging",
         {"staged_on": "2023-09-01", "kind": "clinical", "system": "binet", "stage_text": "B"},
     )
-    _status(alice_client, case, "not_applicable")
+    set_metastasis_status(alice_client, case, "not_applicable")
     assert (
         post_row(
             alice_client,
