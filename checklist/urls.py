@@ -1,85 +1,110 @@
+"""Every URL, grouped by area in the order of `checklist/views/`."""
+
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from checklist import views
+from checklist.views import accounts, audit, cases, catalogue, checklist, notes, system
+
+
+class RowKindConverter:
+    """Only the row kinds the case page knows, so `cases/<pk>/checklist/...` and
+    `cases/<pk>/notes/...` can never be taken for a row, whatever the order below."""
+
+    regex = "|".join(sorted(cases.ROW_KINDS))
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(RowKindConverter, "rowkind")
 
 urlpatterns = [
+    # system
     path("", RedirectView.as_view(pattern_name="case_list", permanent=False), name="home"),
-    path("healthz", views.healthz, name="healthz"),
-    path("login/", views.LoginView.as_view(), name="login"),
+    path("healthz", system.healthz, name="healthz"),
+    # accounts
+    path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("set-password/<uidb64>/<token>/", views.SetPasswordView.as_view(), name="set_password"),
-    path("cases/", views.case_list, name="case_list"),
-    path("cases/new/", views.case_create, name="case_create"),
-    path("cases/<int:pk>/", views.case_detail, name="case_detail"),
-    path("cases/<int:pk>/edit/", views.case_edit, name="case_edit"),
+    path("set-password/<uidb64>/<token>/", accounts.SetPasswordView.as_view(), name="set_password"),
+    path("practice/switch/", accounts.practice_switch, name="practice_switch"),
+    path("accounts/", accounts.account_list, name="account_list"),
+    path("accounts/new/", accounts.account_create, name="account_create"),
+    path("accounts/<int:pk>/", accounts.account_edit, name="account_edit"),
+    path("accounts/<int:pk>/link/", accounts.account_link, name="account_link"),
+    # cases
+    path("cases/", cases.case_list, name="case_list"),
+    path("cases/new/", cases.case_create, name="case_create"),
+    path("cases/<int:pk>/", cases.case_detail, name="case_detail"),
+    path("cases/<int:pk>/edit/", cases.case_edit, name="case_edit"),
     path(
         "cases/<int:pk>/metastasis-status/",
-        views.case_metastasis_status,
+        cases.case_metastasis_status,
         name="case_metastasis_status",
     ),
-    path("cases/<int:pk>/prior-therapy/", views.case_prior_therapy, name="case_prior_therapy"),
-    path("cases/<int:pk>/checklist/", views.checklist_page, name="checklist"),
-    path(
-        "cases/<int:pk>/checklist/<int:category_pk>/",
-        views.checklist_item,
-        name="checklist_item",
-    ),
-    path("cases/<int:pk>/checklist/move/", views.checklist_move, name="checklist_move"),
-    path("cases/<int:pk>/notes/new/", views.note_create, name="note_create"),
-    path("cases/<int:pk>/<slug:kind>/new/", views.case_row_create, name="case_row_create"),
-    path("cases/<int:pk>/<slug:kind>/<int:row_pk>/", views.case_row_edit, name="case_row_edit"),
-    path(
-        "cases/<int:pk>/<slug:kind>/<int:row_pk>/delete/",
-        views.case_row_delete,
-        name="case_row_delete",
-    ),
-    path("oncotree/search/", views.oncotree_search, name="oncotree_search"),
+    path("cases/<int:pk>/prior-therapy/", cases.case_prior_therapy, name="case_prior_therapy"),
     path(
         "cases/<int:pk>/immune-not-assessed/",
-        views.case_immune_not_assessed,
+        cases.case_immune_not_assessed,
         name="case_immune_not_assessed",
     ),
-    path("notes/", views.note_list, name="note_list"),
-    path("notes/<int:pk>/", views.note_detail, name="note_detail"),
-    path("notes/<int:pk>/edit/", views.note_edit, name="note_edit"),
-    path("notes/<int:pk>/ready/", views.note_ready, name="note_ready"),
-    path("notes/<int:pk>/sign/", views.note_sign, name="note_sign"),
-    path("notes/<int:pk>/amend/", views.note_amend, name="note_amend"),
-    path("notes/<int:pk>/outcome/", views.outcome_create, name="outcome_create"),
-    path("notes/<int:pk>/v<int:number>/print/", views.note_print, name="note_print"),
-    path("notes/<int:pk>/v<int:number>/pdf/", views.note_pdf, name="note_pdf"),
-    path("notes/<int:pk>/v<int:number>/text/", views.note_text, name="note_text"),
-    path("cases/<int:pk>/history/", views.case_history, name="case_history"),
-    path("audit/", views.audit_trail, name="audit_trail"),
-    path("audit/export.csv", views.audit_export, name="audit_export"),
-    path("audit/reports/", views.audit_reports, name="audit_reports"),
-    path("audit/chain/", views.audit_chain, name="audit_chain"),
-    path("catalogue/", views.catalogue_list, name="catalogue_list"),
-    path("catalogue/draft/", views.catalogue_draft, name="catalogue_draft"),
-    path("catalogue/diff/", views.catalogue_diff, name="catalogue_diff"),
-    path("catalogue/<int:number>/", views.catalogue_version, name="catalogue_version"),
+    path("cases/<int:pk>/<rowkind:kind>/new/", cases.case_row_create, name="case_row_create"),
+    path("cases/<int:pk>/<rowkind:kind>/<int:row_pk>/", cases.case_row_edit, name="case_row_edit"),
+    path(
+        "cases/<int:pk>/<rowkind:kind>/<int:row_pk>/delete/",
+        cases.case_row_delete,
+        name="case_row_delete",
+    ),
+    path("oncotree/search/", cases.oncotree_search, name="oncotree_search"),
+    path("cases/<int:pk>/history/", cases.case_history, name="case_history"),
+    # checklist
+    path("cases/<int:pk>/checklist/", checklist.checklist_page, name="checklist"),
+    path(
+        "cases/<int:pk>/checklist/<int:category_pk>/",
+        checklist.checklist_item,
+        name="checklist_item",
+    ),
+    path("cases/<int:pk>/checklist/move/", checklist.checklist_move, name="checklist_move"),
+    # catalogue
+    path("catalogue/", catalogue.catalogue_list, name="catalogue_list"),
+    path("catalogue/draft/", catalogue.catalogue_draft, name="catalogue_draft"),
+    path("catalogue/diff/", catalogue.catalogue_diff, name="catalogue_diff"),
+    path("catalogue/<int:number>/", catalogue.catalogue_version, name="catalogue_version"),
     path(
         "catalogue/<int:number>/categories/new/",
-        views.catalogue_category,
+        catalogue.catalogue_category,
         name="catalogue_category_new",
     ),
     path(
         "catalogue/<int:number>/categories/<int:category_pk>/",
-        views.catalogue_category,
+        catalogue.catalogue_category,
         name="catalogue_category",
     ),
     path(
         "catalogue/<int:number>/categories/<int:category_pk>/<slug:action>/",
-        views.catalogue_category_action,
+        catalogue.catalogue_category_action,
         name="catalogue_category_action",
     ),
-    path("catalogue/<int:number>/publish/", views.catalogue_publish, name="catalogue_publish"),
-    path("catalogue/<int:number>/discard/", views.catalogue_discard, name="catalogue_discard"),
-    path("practice/switch/", views.practice_switch, name="practice_switch"),
-    path("accounts/", views.account_list, name="account_list"),
-    path("accounts/new/", views.account_create, name="account_create"),
-    path("accounts/<int:pk>/", views.account_edit, name="account_edit"),
-    path("accounts/<int:pk>/link/", views.account_link, name="account_link"),
+    path("catalogue/<int:number>/publish/", catalogue.catalogue_publish, name="catalogue_publish"),
+    path("catalogue/<int:number>/discard/", catalogue.catalogue_discard, name="catalogue_discard"),
+    # notes
+    path("cases/<int:pk>/notes/new/", notes.note_create, name="note_create"),
+    path("notes/", notes.note_list, name="note_list"),
+    path("notes/<int:pk>/", notes.note_detail, name="note_detail"),
+    path("notes/<int:pk>/edit/", notes.note_edit, name="note_edit"),
+    path("notes/<int:pk>/ready/", notes.note_ready, name="note_ready"),
+    path("notes/<int:pk>/sign/", notes.note_sign, name="note_sign"),
+    path("notes/<int:pk>/amend/", notes.note_amend, name="note_amend"),
+    path("notes/<int:pk>/outcome/", notes.outcome_create, name="outcome_create"),
+    path("notes/<int:pk>/v<int:number>/print/", notes.note_print, name="note_print"),
+    path("notes/<int:pk>/v<int:number>/pdf/", notes.note_pdf, name="note_pdf"),
+    path("notes/<int:pk>/v<int:number>/text/", notes.note_text, name="note_text"),
+    # audit
+    path("audit/", audit.audit_trail, name="audit_trail"),
+    path("audit/export.csv", audit.audit_export, name="audit_export"),
+    path("audit/reports/", audit.audit_reports, name="audit_reports"),
+    path("audit/chain/", audit.audit_chain, name="audit_chain"),
 ]

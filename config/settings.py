@@ -84,7 +84,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
-                "checklist.views.practice_context",
+                "checklist.context_processors.practice_context",
             ],
         },
     },

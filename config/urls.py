@@ -5,5 +5,5 @@ urlpatterns = [
     path("", include("checklist.urls")),
 ]
 
-handler404 = "checklist.views.error_404"
-handler500 = "checklist.views.error_500"
+handler404 = "checklist.views.system.error_404"
+handler500 = "checklist.views.system.error_500"

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checklist.forms import to_billion_per_litre
-from checklist.views import ROW_KINDS
+from checklist.views.cases import ROW_KINDS
 
 FIELD_VALUES = st.one_of(
     st.text(max_size=30),

@@ -10,7 +10,8 @@ def test_it_answers_ok_after_a_database_round_trip(client, db):
 
 
 def test_it_answers_503_when_the_database_is_down(client, db):
-    with mock.patch("checklist.views.connection.cursor", side_effect=OperationalError("down")):
+    down = OperationalError("down")
+    with mock.patch("checklist.views.system.connection.cursor", side_effect=down):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "database unavailable"

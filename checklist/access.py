@@ -1,0 +1,88 @@
+"""The only ways a view reaches a practice's rows: login, membership and role, then the row
+scoped to the active practice (404 otherwise, a cross-practice miss recorded as a denial)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
+
+from checklist import audit
+from checklist.models import BoardNote, Case, Membership, Practice
+
+View = Callable[..., HttpResponseBase]
+
+
+class PracticeRequest(HttpRequest):
+    """A request that passed `practice_required`: `PracticeMiddleware` has set the active
+    practice and membership, and the user is logged in. For type checking only."""
+
+    user: User
+    practice: Practice
+    membership: Membership
+    memberships: list[Membership]
+    htmx: HtmxDetails
+    request_id: str
+
+
+def practice_required(role: str | None = None) -> Callable[[View], View]:
+    """Login, an active membership in the active practice and, if given, that role."""
+
+    def decorator(view: View) -> View:
+        @login_required
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            membership = getattr(request, "membership", None)
+            if membership is None:
+                return render(request, "checklist/no_membership.html", status=403)
+            if role is not None and membership.role != role:
+                audit.record_access(
+                    request,
+                    audit.PERMISSION_DENIED,
+                    practice_id=membership.practice_id,
+                    detail={"reason": "role", "needs": role},
+                )
+                return render(request, "checklist/forbidden.html", status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def get_in_practice(request: PracticeRequest, queryset: Any, pk: int) -> Any:
+    """The row `pk` of `queryset` within the active practice, 404 otherwise. A miss on a row
+    that exists in another practice is recorded as a permission denial."""
+    practice = request.practice
+    found = queryset.for_practice(practice).filter(pk=pk).first()
+    if found is None:
+        if queryset.model.objects.filter(pk=pk).exists():
+            audit.record_access(
+                request,
+                audit.PERMISSION_DENIED,
+                practice_id=practice.pk,
+                table=queryset.model._meta.db_table,
+                row_id=pk,
+                detail={"reason": "other practice"},
+            )
+        raise Http404
+    return found
+
+
+def get_case_for_user(request: PracticeRequest, pk: int) -> Case:
+    """The only way a view reaches a case: scoped to the active practice, 404 otherwise."""
+    case: Case = get_in_practice(request, Case.objects.all(), pk)
+    return case
+
+
+def get_note_for_user(request: PracticeRequest, pk: int) -> BoardNote:
+    """Notes are reached only within the active practice; another practice's note is 404."""
+    queryset = BoardNote.objects.select_related("case", "case__practice")
+    note: BoardNote = get_in_practice(request, queryset, pk)
+    return note

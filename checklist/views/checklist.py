@@ -1,0 +1,166 @@
+"""The per-case checklist: every category of the catalogue version, status and note per item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from checklist import audit, rules, services
+from checklist.access import PracticeRequest, get_case_for_user, practice_required
+from checklist.models import Case, CatalogueVersion, Category, Checklist, ItemStatus, Membership
+from checklist.record import CaseRecord, category_text, latest_published, version_diff
+from checklist.views.common import query_int
+
+
+def _checklist_context(request: PracticeRequest, case: Case) -> dict[str, Any]:
+    language = get_language()
+    record = CaseRecord.load(case)
+    checklist = Checklist.objects.filter(case=case).select_related("version").first()
+    newest = latest_published(case.practice_id)
+    version = checklist.version if checklist else newest
+    if version is None:
+        raise Http404
+    categories = {c.code: c for c in version.categories.order_by("position")}
+    items = (
+        {i.category_id: i for i in checklist.items.select_related("set_by")} if checklist else {}
+    )
+    view = rules.checklist(
+        record.facts,
+        rules.Catalogue(
+            version.number, tuple(category_text(c, language) for c in categories.values())
+        ),
+    )
+    labels = record.code_labels(language)
+    rows = [
+        {
+            "row": row,
+            "category": categories[row.category.code],
+            "item": items.get(categories[row.category.code].pk),
+            "lines": [
+                {
+                    "line": line,
+                    "end_reason": labels["mii:therapie-ende-grund"].get(line.end_reason, ""),
+                    "types": [labels["mii:therapie-typ"].get(t, t) for t in line.types],
+                }
+                for line in row.linked_lines
+            ],
+        }
+        for row in view.rows
+    ]
+    newer = newest if newest and newest.number > version.number else None
+    return {
+        "case": case,
+        "record": record,
+        "view": view,
+        "rows": rows,
+        "version": version,
+        "checklist": checklist,
+        "newer": newer,
+        "newer_diff": version_diff(version, newer) if newer else (),
+        "statuses": ItemStatus.choices,
+        "mechanisms": version.mechanisms,
+    }
+
+
+@practice_required()
+def checklist_page(request: PracticeRequest, pk: int) -> HttpResponse:
+    case = get_case_for_user(request, pk)
+    context = _checklist_context(request, case)
+    audit.record_access(
+        request,
+        audit.CASE_VIEWED,
+        practice_id=case.practice_id,
+        table="checklist_case",
+        row_id=case.pk,
+        case_id=case.pk,
+        detail={"label": case.label, "page": "checklist"},
+    )
+    return render(request, "checklist/checklist.html", context)
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpResponse:
+    case = get_case_for_user(request, pk)
+    # Only an active category of the version this checklist is worked under (the newest
+    # published one before the first save): never a draft's, a retired or an older one.
+    checklist = Checklist.objects.filter(case=case).first()
+    version_id = (
+        checklist.version_id
+        if checklist
+        else getattr(latest_published(case.practice_id), "pk", None)
+    )
+    category = get_object_or_404(
+        Category.objects.filter(
+            practice_id=case.practice_id, version_id=version_id, active=True
+        ).select_related("version"),
+        pk=category_pk,
+    )
+    status = request.POST.get("status", "")
+    note = request.POST.get("note", "").strip()[:4000]
+    error = ""
+    if status not in ItemStatus.values:
+        error = _("Choose one of the statuses.")
+    else:
+        # The item's revision as the form showed it (0: no item yet); missing counts as stale.
+        revision = query_int(request.POST.get("revision"), -1)
+        try:
+            services.checklist_item_set(
+                case=case,
+                version=category.version,
+                category=category,
+                status=status,
+                note=note,
+                acting_user=request.user,
+                expected_revision=revision,
+            )
+        except services.StaleItem as stale:
+            error = _(
+                "%(who)s changed this item in the meantime (now “%(status)s”). Your entry was"
+                " not saved; check it and save again."
+            ) % {
+                "who": stale.item.set_by.get_username() if stale.item.set_by else "?",
+                "status": stale.item.get_status_display(),
+            }
+        except ValidationError as invalid:
+            error = " ".join(invalid.messages)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(reverse("checklist", kwargs={"pk": case.pk}) + f"#category-{category.code}")
+    context = _checklist_context(request, case)
+    row = next((r for r in context["rows"] if r["category"].pk == category.pk), None)
+    if row is None:  # the checklist moved to another version meanwhile: reload the page
+        response = HttpResponse(status=409)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(
+        request,
+        "checklist/_checklist_item.html",
+        {**context, "r": row, "error": error, "posted_note": note if error else None},
+        status=409 if error else 200,
+    )
+
+
+@practice_required(role=Membership.PHYSICIAN)
+@require_POST
+def checklist_move(request: PracticeRequest, pk: int) -> HttpResponse:
+    case = get_case_for_user(request, pk)
+    version = get_object_or_404(
+        CatalogueVersion.objects.filter(practice_id=case.practice_id, published_at__isnull=False),
+        pk=query_int(request.POST.get("version"), 0),
+    )
+    if Checklist.objects.filter(case=case).exists():
+        services.checklist_move(case=case, to_version=version, acting_user=request.user)
+        messages.success(
+            request, _("The checklist now uses catalogue version %(n)s.") % {"n": version.number}
+        )
+    return redirect("checklist", pk=case.pk)

@@ -1,0 +1,36 @@
+"""Small helpers shared by the view modules: the case version a form was shown with, integer
+query parameters, the stale-version page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import render
+
+from checklist import audit, services
+from checklist.access import PracticeRequest
+
+
+def expected_version(request: PracticeRequest) -> int:
+    """The case version the form was opened at. A form without one is treated as stale (-1
+    matches no version), so a save can never skip the check."""
+    try:
+        return int(request.POST.get("expected_version", ""))
+    except ValueError:
+        return -1
+
+
+def query_int(value: str | None, default: int | None = None, limit: int = 2**62) -> int | None:
+    """An integer from a query or form value; anything else (or out of range) is `default`."""
+    try:
+        number = int(value or "")
+    except ValueError:
+        return default
+    return number if -limit <= number <= limit else default
+
+
+def stale_response(request: PracticeRequest, error: services.StaleVersion, context: dict[str, Any]):
+    """The case changed since the form was opened: show who changed what, keep the input."""
+    changes = audit.case_changes_since(error.case, error.expected)
+    context.update({"case": error.case, "changes": changes, "stale": True})
+    return render(request, "checklist/case_stale.html", context, status=409)
