@@ -6,6 +6,8 @@ class ChecklistConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Not at the top: audit imports the models, which Django loads only after this
+        # module (the app registry is not ready when apps.py is imported).
         from checklist import audit
 
         audit.connect_signals()

@@ -1,27 +1,39 @@
-"""Audit: request context for the capture triggers, access events, and chain verification.
+"""Audit: the context for the capture triggers, access events, and chain verification.
 
 Change events are written by database triggers (migration 0001 holds the SQL: the capture
-functions, the per-practice hash chain and the append-only guard). This module gives those
-triggers their context: who is acting, on which path, in which request. It does so with a
-session-level setting (`audit.context`) that the middleware sets at the start of each request
-and resets at its end, so a persistent connection never carries one request's user into the
-next. Access events (views, exports, logins) are written by `record_access`, through the same
-SQL function, so they share the chain.
+functions, the per-practice hash chain and the append-only guard; 0003 refuses TRUNCATE).
+The triggers read who is acting, on which path, in which request from the setting
+`audit.context`. It is set per transaction: `atomic`, which every service uses instead of
+`transaction.atomic`, opens the transaction and sets it with `set_config(..., true)`, so it
+ends with the transaction. Nothing is reset after the response (a query there would fail on
+a connection that has just died and replace a committed save's redirect with an error page),
+and a pooled connection cannot carry one request's user into the next. What `atomic` sets
+comes from a context variable: the middleware binds the request to it (no query), and
+`audit_context` binds a fixed actor for commands and scripts.
+
+Access events (views, exports, logins) are written by `record_access` with an explicit
+context, through the same SQL function, so they share the chain.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from django.contrib.auth import user_logged_in, user_logged_out, user_login_failed
-from django.db import connection
+from django.apps import apps
+from django.contrib.auth import get_user_model, user_logged_in, user_logged_out, user_login_failed
+from django.db import connection, connections, transaction
+from django.db.models.signals import post_migrate
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
+
+from checklist.models import AuditEvent, Code, Membership, Practice, PracticeScoped
 
 SYSTEM_CHAIN = 0  # the chain for events that belong to no practice
 _yes = gettext_lazy("yes")
@@ -45,35 +57,71 @@ def _actor(user: Any) -> tuple[int | None, str | None]:
     return user.pk, user.get_username()
 
 
-def set_context(
-    *, user: Any = None, path: str | None = None, request_id: str | None = None
-) -> None:
+def _payload(*, user: Any, path: str | None, request_id: str | None) -> dict[str, Any]:
     actor_id, actor_name = _actor(user)
-    payload = {
-        "user_id": actor_id,
-        "user_name": actor_name,
-        "path": path,
-        "request_id": request_id,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('audit.context', %s, false)", [json.dumps(payload)])
+    return {"user_id": actor_id, "user_name": actor_name, "path": path, "request_id": request_id}
 
 
-def reset_context() -> None:
-    if connection.connection is None:  # nothing was set on a connection that no longer exists
-        return
+# What the next transaction's `audit.context` is built from: a function, so that a request's
+# user is read when the transaction starts (a login during the request is followed).
+_bound: ContextVar[Callable[[], dict[str, Any]] | None] = ContextVar("audit_bound", default=None)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def bind_request(request: HttpRequest) -> Token[Callable[[], dict[str, Any]] | None]:
+    """Binds the request as the context of the transactions it opens (pure Python)."""
+    return _bound.set(
+        lambda: _payload(
+            user=getattr(request, "user", None),
+            path=request.path,
+            request_id=getattr(request, "request_id", None),
+        )
+    )
+
+
+def unbind(token: Token[Callable[[], dict[str, Any]] | None]) -> None:
+    _bound.reset(token)
+
+
+def _set_context(payload: dict[str, Any] | None, *, local: bool) -> None:
+    value = json.dumps(payload) if payload is not None else ""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('audit.context', '', false)")
+        cursor.execute("SELECT set_config('audit.context', %s, %s)", [value, local])
+
+
+def atomic(func: Callable[P, R]) -> Callable[P, R]:
+    """`transaction.atomic` that first gives the audit triggers the bound context, for this
+    transaction only. Every service is wrapped in it; nested services set it again (one
+    cheap query each). With nothing bound (a shell, a test calling a service directly), the
+    setting is left as it is: unset, or what `audit_context` set."""
+
+    @functools.wraps(func)
+    def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+        with transaction.atomic():
+            make = _bound.get()
+            if make is not None:
+                _set_context(make(), local=True)
+            return func(*args, **kwargs)
+
+    return inner
 
 
 @contextmanager
 def audit_context(*, user: Any = None, path: str | None = None) -> Iterator[None]:
-    """Context for work outside a request: management commands, scripts, tests."""
-    set_context(user=user, path=path, request_id=str(uuid.uuid4()))
+    """Context for work outside a request: management commands, scripts, tests. Services
+    called inside set it per transaction, as in a request; writes made directly (bulk_create,
+    raw SQL) read the session-level setting made here, on a connection that the command owns,
+    and cleared on the way out."""
+    payload = _payload(user=user, path=path, request_id=str(uuid.uuid4()))
+    token = _bound.set(lambda: payload)
+    _set_context(payload, local=False)
     try:
         yield
     finally:
-        reset_context()
+        _bound.reset(token)
+        _set_context(None, local=False)
 
 
 def record_access(
@@ -113,10 +161,8 @@ def record_access(
 
 
 def _on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    from checklist.models import Membership
-
-    if request is not None:
-        set_context(user=user, path=request.path, request_id=getattr(request, "request_id", None))
+    # Writes later in this request take the new user: `login` has set `request.user`, and the
+    # bound context reads it when a transaction starts.
     practice_ids = list(
         Membership.objects.filter(user=user, active=True).values_list("practice_id", flat=True)
     )
@@ -133,10 +179,6 @@ def _on_login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
     # Django has already replaced the password in `credentials`; only the user name is kept.
-    from django.contrib.auth import get_user_model
-
-    from checklist.models import Membership
-
     typed = str(credentials.get("username", ""))[:150]
     user = get_user_model().objects.filter(username=typed).first()
     practice_ids = (
@@ -154,10 +196,35 @@ def _on_login_failed(
         )
 
 
+def _practice_ids_past_the_trail(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """The trail outlives a flush (it is unmanaged, and refuses TRUNCATE), but `manage.py
+    flush` restarts the practice ids: a new practice would take an id whose events are still in
+    the trail and continue that practice's chain, showing its events as its own. Runs after
+    every migrate and flush: moves the id sequence past the highest practice id in the trail."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT to_regclass('checklist_auditevent') IS NOT NULL")
+        row = cursor.fetchone()
+        if not (row and row[0]):  # migrated back before the trail existed
+            return
+        cursor.execute(
+            """
+            SELECT setval(s.seq, s.trail_max)
+            FROM (SELECT pg_get_serial_sequence('checklist_practice', 'id') AS seq,
+                         (SELECT max(practice_id) FROM checklist_auditevent) AS trail_max) AS s
+            WHERE s.trail_max > coalesce(pg_sequence_last_value(s.seq::regclass), 0)
+            """
+        )
+
+
 def connect_signals() -> None:
     user_logged_in.connect(_on_login, dispatch_uid="audit_login")
     user_logged_out.connect(_on_logout, dispatch_uid="audit_logout")
     user_login_failed.connect(_on_login_failed, dispatch_uid="audit_login_failed")
+    post_migrate.connect(
+        _practice_ids_past_the_trail,
+        sender=apps.get_app_config("checklist"),
+        dispatch_uid="audit_practice_ids",
+    )
 
 
 # --- verification --------------------------------------------------------------------------
@@ -187,17 +254,44 @@ _VERIFY_SQL = """
 """
 
 
+EMPTY_CHAIN = "no events, but the practice has records"
+
+
 def chain_ids() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT practice_id FROM checklist_auditevent ORDER BY 1")
         return [row[0] for row in cursor.fetchall()]
 
 
+def ids_to_verify() -> list[int]:
+    """Every practice, whether or not it has a chain, and every chain, whether or not its
+    practice still exists (the system chain 0 among them)."""
+    return sorted({*Practice.objects.values_list("pk", flat=True), *chain_ids()})
+
+
+def practice_has_records(practice_id: int) -> bool:
+    """Whether any practice-scoped table holds a row of the practice. Each of those rows was
+    written under a capture trigger, so the practice's chain cannot be empty."""
+    tables = [
+        connection.ops.quote_name(model._meta.db_table)
+        for model in apps.get_app_config("checklist").get_models()
+        if issubclass(model, PracticeScoped)
+    ]
+    union = " UNION ALL ".join(f"SELECT 1 FROM {t} WHERE practice_id = %s" for t in tables)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS ({union})", [practice_id] * len(tables))  # noqa: S608
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
 def verify_chain(practice_id: int, *, batch: int = 5000) -> ChainResult:
     """Recompute one chain: each row's hash from its stored content, each link to the row before.
 
     Names the first broken sequence number: a modified row fails its own hash, a deleted row
-    leaves a gap in `seq`, and swapped rows break the links.
+    leaves a gap in `seq`, and swapped rows break the links. An empty chain of a practice that
+    has records is broken at 1: its events were removed (a TRUNCATE past the guard). Removing
+    only the newest events leaves a chain that verifies; only a checkpoint kept outside the
+    database reveals that.
     """
     expected_seq, expected_prev, count = 1, GENESIS, 0
     # A named (server-side) cursor streams the chain without loading it into memory.
@@ -217,6 +311,8 @@ def verify_chain(practice_id: int, *, batch: int = 5000) -> ChainResult:
             if stored_hash != recomputed:
                 return ChainResult(practice_id, count, seq, stored_hash, seq, "content changed")
             expected_seq, expected_prev = seq + 1, stored_hash
+    if count == 0 and practice_id != SYSTEM_CHAIN and practice_has_records(practice_id):
+        return ChainResult(practice_id, 0, 0, GENESIS, 1, EMPTY_CHAIN)
     return ChainResult(practice_id, count, expected_seq - 1, expected_prev)
 
 
@@ -245,8 +341,6 @@ def new_request_id() -> str:
 def case_changes_since(case: Any, version: int) -> list[Any]:
     """The change events of the requests that moved the case past `version`: who changed what
     since a form was opened, for the stale-version page."""
-    from checklist.models import AuditEvent
-
     bumps = AuditEvent.objects.filter(
         practice_id=case.practice_id,
         table_name="checklist_case",
@@ -289,9 +383,8 @@ class FieldChange:
     new: str
 
 
-def _models_by_table() -> dict[str, Any]:
-    from django.apps import apps
-
+def table_models() -> dict[str, Any]:
+    """The app's models by database table name (the trail names tables)."""
     return {m._meta.db_table: m for m in apps.get_app_config("checklist").get_models()}
 
 
@@ -306,8 +399,6 @@ CODE_LIST_FIELDS = {
 
 
 def code_list_labels(language: str | None) -> dict[str, dict[str, str]]:
-    from checklist.models import Code
-
     labels: dict[str, dict[str, str]] = {}
     for code in Code.objects.filter(system__in=set(CODE_LIST_FIELDS.values())):
         labels.setdefault(code.system, {})[code.code] = code.label(language)
@@ -340,7 +431,7 @@ def field_changes(
     code_labels: dict[str, dict[str, str]] | None = None,
 ) -> list[FieldChange]:
     """An event's values as (field label, old, new), in the user's language, codes labelled."""
-    models_by_table = models_by_table or _models_by_table()
+    models_by_table = models_by_table or table_models()
     code_labels = code_labels or {}
     model = models_by_table.get(event.table_name)
     fields = {f.attname: f for f in model._meta.concrete_fields} if model else {}
@@ -370,5 +461,5 @@ def field_changes(
 
 
 def table_label(table_name: str, models_by_table: dict[str, Any] | None = None) -> str:
-    model = (models_by_table or _models_by_table()).get(table_name)
+    model = (models_by_table or table_models()).get(table_name)
     return str(model._meta.verbose_name) if model else table_name

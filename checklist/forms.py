@@ -24,23 +24,97 @@ from checklist.models import (
     Comorbidity,
     ImmuneAdverseEvent,
     ImmuneFinding,
+    ItemStatus,
     LineSetting,
     Medication,
     Membership,
     Metastasis,
     MetastasisStatus,
+    NoteState,
     OrganFunction,
     PerformanceStatus,
     Practice,
     ResultStatus,
+    Situation,
     StagingRecord,
     StagingSystem,
     TherapyLine,
     Tumour,
 )
 
+# --- text the forms accept ----------------------------------------------------------------
 
-class LoginForm(AuthenticationForm):
+# Bidirectional embeddings, overrides and isolates: invisible, they make a text display in
+# another order than it is stored, searched and exported.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+class TextCharactersValidator:
+    """Refuses control characters (C0, DEL, C1) and bidi overrides; a multi-line field keeps
+    line breaks and tabs. NUL is refused by Django's own CharField validator as well."""
+
+    def __init__(self, *, multiline: bool) -> None:
+        self.multiline = multiline
+
+    def __call__(self, value: Any) -> None:
+        for char in str(value):
+            code = ord(char)
+            if char in BIDI_CONTROLS:
+                message = _(
+                    "This text contains an invisible direction override (U+%(code)s), which"
+                    " makes it display in another order than it is saved. Remove it."
+                )
+            elif not (code < 0x20 or 0x7F <= code <= 0x9F) or (self.multiline and char in "\n\r\t"):
+                continue
+            elif char in "\n\r":
+                message = _("This field takes one line: remove the line break (U+%(code)s).")
+            else:
+                message = _(
+                    "This text contains an invisible control character (U+%(code)s). Remove it."
+                )
+            raise forms.ValidationError(
+                message, code="forbidden_character", params={"code": f"{code:04X}"}
+            )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TextCharactersValidator) and other.multiline == self.multiline
+
+    def __hash__(self) -> int:
+        return hash(self.multiline)
+
+
+SINGLE_LINE_TEXT = TextCharactersValidator(multiline=False)
+MULTI_LINE_TEXT = TextCharactersValidator(multiline=True)
+
+
+class TextCharactersMixin(forms.BaseForm):
+    """Every text field of the form refuses control characters and bidi overrides; a Textarea
+    keeps line breaks and tabs. Every form of the project has this (through `Form` and
+    `ModelForm` below); the validators are added when the form is cleaned, so fields an
+    `__init__` adds later are covered too. Passwords are never shown, and left alone."""
+
+    def full_clean(self) -> None:
+        for field in self.fields.values():
+            if not isinstance(field, forms.CharField) or isinstance(
+                field.widget, forms.PasswordInput
+            ):
+                continue
+            multiline = isinstance(field.widget, forms.Textarea)
+            validator = MULTI_LINE_TEXT if multiline else SINGLE_LINE_TEXT
+            if validator not in field.validators:
+                field.validators.append(validator)
+        super().full_clean()
+
+
+class Form(TextCharactersMixin, forms.Form):
+    """The base of every plain form of the project."""
+
+
+class ModelForm(TextCharactersMixin, forms.ModelForm):
+    """The base of every model form of the project."""
+
+
+class LoginForm(TextCharactersMixin, AuthenticationForm):
     error_messages = {
         "invalid_login": _(
             "The user name or password is not correct. Both are case-sensitive; please try again."
@@ -49,7 +123,7 @@ class LoginForm(AuthenticationForm):
     }
 
 
-class AccountCreateForm(forms.Form):
+class AccountCreateForm(Form):
     username = forms.CharField(label=_("User name"), max_length=150)
     first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
     last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
@@ -63,12 +137,9 @@ class AccountCreateForm(forms.Form):
         return username
 
 
-class MembershipForm(forms.Form):
+class MembershipForm(Form):
     role = forms.ChoiceField(label=_("Role"), choices=Membership.ROLE_CHOICES)
     active = forms.BooleanField(label=_("Active"), required=False)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
 
 
 # --- the case record ------------------------------------------------------------------------
@@ -112,7 +183,7 @@ class CaseFormMixin:
                 self.add_error(name, _("This date is before the year of birth."))  # type: ignore[attr-defined]
 
 
-class CaseForm(CaseFormMixin, forms.ModelForm):
+class CaseForm(CaseFormMixin, ModelForm):
     date_fields = ("last_restaging_on", "deceased_on")
 
     class Meta:
@@ -158,7 +229,7 @@ class CaseForm(CaseFormMixin, forms.ModelForm):
         return cleaned
 
 
-class MetastasisStatusForm(CaseFormMixin, forms.ModelForm):
+class MetastasisStatusForm(CaseFormMixin, ModelForm):
     date_fields = ("metastasis_assessed_on",)
 
     class Meta:
@@ -194,7 +265,7 @@ class MetastasisStatusForm(CaseFormMixin, forms.ModelForm):
         return cleaned
 
 
-class RowForm(CaseFormMixin, forms.ModelForm):
+class RowForm(CaseFormMixin, ModelForm):
     """A form for one row of a case; `case` gives the date rules their year of birth."""
 
     warnings: list[Any]
@@ -819,13 +890,13 @@ class MedicationForm(RowForm):
         fields = ["name", "kind", "dose"]
 
 
-class PriorTherapyForm(forms.Form):
+class PriorTherapyForm(Form):
     no_prior_therapy = forms.BooleanField(
         label=_("No prior tumour-specific therapy"), required=False
     )
 
 
-class CategoryForm(forms.ModelForm):
+class CategoryForm(ModelForm):
     class Meta:
         model = Category
         fields = [
@@ -855,13 +926,13 @@ class CategoryForm(forms.ModelForm):
         return code
 
 
-class PublishForm(forms.Form):
+class PublishForm(Form):
     change_note = forms.CharField(
         label=_("Change note"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
     )
 
 
-class NoteForm(forms.ModelForm):
+class NoteForm(ModelForm):
     class Meta:
         model = BoardNoteVersion
         fields = BoardNoteVersion.REGISTRATION_FIELDS
@@ -897,7 +968,7 @@ class NoteForm(forms.ModelForm):
         return value
 
 
-class AmendForm(forms.Form):
+class AmendForm(Form):
     reason = forms.CharField(
         label=_("Reason for the amendment"),
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -908,7 +979,7 @@ class AmendForm(forms.Form):
 MEASURE_ROWS = 6
 
 
-class OutcomeForm(forms.Form):
+class OutcomeForm(Form):
     held_on = forms.DateField(label=_("Board held on"), widget=DateInput())
     attendees = forms.CharField(label=_("Attendees"), widget=forms.Textarea(attrs={"rows": 2}))
     reason = forms.CharField(
@@ -955,3 +1026,82 @@ class OutcomeForm(forms.Form):
                 "measure_1", _("Record at least one measure as the board documented it.")
             )
         return cleaned
+
+
+# --- query strings and small POSTs: every parameter a view reads goes through one of these, so
+# odd input (NUL, control characters, impossible dates, huge numbers) is a form error and the
+# view answers 400, never 500. CharField refuses NUL itself (Django's null-character validator).
+
+MAX_ID = 2**31 - 1  # PostgreSQL integer ids
+MAX_SEQ = 2**62  # bigint audit sequence numbers
+
+
+class CaseListQuery(Form):
+    q = forms.CharField(required=False, max_length=200)
+    situation = forms.ChoiceField(required=False, choices=[("", ""), *Situation.choices])
+    tumour = forms.CharField(required=False, max_length=64)
+    complete = forms.ChoiceField(required=False, choices=[("", ""), ("yes", ""), ("no", "")])
+    sort = forms.ChoiceField(
+        required=False, choices=[("label", ""), ("-updated", ""), ("-created", "")]
+    )
+    # The keyset cursor "<last sort value>|<last id>"; its parts are read by the view.
+    after = forms.CharField(required=False, max_length=400)
+
+
+class OncotreeQuery(Form):
+    q = forms.CharField(required=False, max_length=200)
+    oncotree = forms.CharField(required=False, max_length=200)
+
+
+class AuditQuery(Form):
+    user = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    case = forms.CharField(required=False, max_length=100)
+    kind = forms.ChoiceField(
+        required=False, choices=[("", ""), ("change", ""), ("access", ""), ("login", "")]
+    )
+    table = forms.CharField(required=False, max_length=63)
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+    before = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
+
+
+class HistoryQuery(Form):
+    before = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
+
+
+class ReportQuery(Form):
+    days = forms.IntegerField(required=False, min_value=0, max_value=3650)
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+
+
+class NoteListQuery(Form):
+    state = forms.ChoiceField(
+        required=False,
+        choices=[("", ""), *NoteState.choices, ("outcome_pending", "")],
+    )
+
+
+class NoteVersionQuery(Form):
+    v = forms.IntegerField(required=False, min_value=1, max_value=32767)
+
+
+class CatalogueDiffQuery(Form):
+    a = forms.IntegerField(min_value=1, max_value=32767)
+    b = forms.IntegerField(min_value=1, max_value=32767)
+
+
+class IdForm(Form):
+    """One posted id (practice to switch to, catalogue version to move to)."""
+
+    id = forms.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class ChecklistItemForm(Form):
+    status = forms.ChoiceField(
+        choices=ItemStatus.choices,
+        error_messages={"required": _("Choose one of the statuses.")},
+    )
+    note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea)
+    # The item's revision as the form showed it (0: no item yet); missing counts as stale.
+    revision = forms.IntegerField(required=False, min_value=0, max_value=MAX_ID)

@@ -3,7 +3,7 @@ audited by database triggers from its first migration (see audit.py and Practice
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import pgtrigger
 from django.conf import settings
@@ -60,7 +60,10 @@ AUDIT_TRIGGERS = [
 ]
 
 
-class PracticeScopedQuerySet(models.QuerySet):
+_Scoped = TypeVar("_Scoped", bound=models.Model)
+
+
+class PracticeScopedQuerySet(models.QuerySet[_Scoped]):
     def for_practice(self, practice: Practice | int) -> Self:
         return self.filter(practice=practice)
 
@@ -758,6 +761,15 @@ class Medication(CaseRow):
 # --- catalogue ------------------------------------------------------------------------------
 
 
+class CatalogueVersionQuerySet(PracticeScopedQuerySet["CatalogueVersion"]):
+    def published(self) -> Self:
+        return self.filter(published_at__isnull=False)
+
+    def newest_published(self) -> CatalogueVersion | None:
+        """The practice's current catalogue: scope with `for_practice` first."""
+        return self.published().order_by("-number").first()
+
+
 class CatalogueVersion(PracticeScoped):
     """A version of the practice's catalogue. Drafts have no `published_at`; a published
     version is never edited again: edits go into a new draft."""
@@ -780,6 +792,8 @@ class CatalogueVersion(PracticeScoped):
     disclaimer_de = models.TextField(blank=True)
     source_title = models.CharField(max_length=300, blank=True)
 
+    objects = CatalogueVersionQuerySet.as_manager()  # type: ignore[misc]  # a narrower queryset
+
     class Meta(PracticeScoped.Meta):
         constraints = [
             models.UniqueConstraint(fields=["practice", "number"], name="catalogue_number"),
@@ -794,6 +808,20 @@ class CatalogueVersion(PracticeScoped):
 
 
 class Category(PracticeScoped):
+    # The text a version documents for a category, in the order the diff between versions
+    # shows it. A checklist keeps an item's status across a move only if all of it is unchanged.
+    TEXT_FIELDS = [
+        "group_en",
+        "group_de",
+        "name_en",
+        "name_de",
+        "description_en",
+        "description_de",
+        "source_section",
+        "source_quote",
+        "mechanisms",
+    ]
+
     version = models.ForeignKey(
         CatalogueVersion, on_delete=models.CASCADE, related_name="categories"
     )
@@ -836,12 +864,25 @@ class ItemStatus(models.TextChoices):
     NOT_RAISED = "not_raised", _("not raised")
 
 
+class ChecklistQuerySet(PracticeScopedQuerySet["Checklist"]):
+    def worked_under(self, case: Case) -> tuple[Checklist | None, CatalogueVersion | None]:
+        """The case's checklist (None before its first save) and the catalogue version it is
+        worked under: its own, or before the first save the practice's newest published one."""
+        checklist = self.filter(case=case).select_related("version").first()
+        if checklist is not None:
+            return checklist, checklist.version
+        newest = CatalogueVersion.objects.for_practice(case.practice_id).newest_published()
+        return None, newest
+
+
 class Checklist(PracticeScoped):
     """A case's checklist, worked under one catalogue version until the physician moves it."""
 
     case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="checklist")
     version = models.ForeignKey(CatalogueVersion, on_delete=models.PROTECT, related_name="+")
     moved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ChecklistQuerySet.as_manager()  # type: ignore[misc]  # a narrower queryset
 
     class Meta(PracticeScoped.Meta):
         pass
@@ -888,6 +929,23 @@ class ChecklistItem(PracticeScoped):
 # --- tumour-board notes ----------------------------------------------------------------------
 
 
+class BoardNoteQuerySet(PracticeScopedQuerySet):
+    def for_list(self) -> BoardNoteQuerySet:
+        """What the note list shows and filters on: the case and author, the number, state and
+        board date of each note's newest version, whether any version is signed and whether
+        an outcome is recorded. (Typed as the plain class, like CaseQuerySet's methods: with
+        `Self` the Django mypy plugin rejects filters on the annotations.)"""
+        latest = BoardNoteVersion.objects.newest_first(note=models.OuterRef("pk"))
+        signed = BoardNoteVersion.objects.filter(note=models.OuterRef("pk"), state=NoteState.SIGNED)
+        return self.select_related("case", "created_by").annotate(
+            latest_number=models.Subquery(latest.values("number")[:1]),
+            latest_state=models.Subquery(latest.values("state")[:1]),
+            board_date=models.Subquery(latest.values("board_date")[:1]),
+            has_signed=models.Exists(signed),
+            has_outcome=models.Exists(BoardOutcome.objects.filter(note=models.OuterRef("pk"))),
+        )
+
+
 class BoardNote(PracticeScoped):
     """A case's registration and note for one tumour board; its content lives in versions."""
 
@@ -896,6 +954,8 @@ class BoardNote(PracticeScoped):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+
+    objects = BoardNoteQuerySet.as_manager()  # type: ignore[misc]  # a narrower queryset
 
     class Meta(PracticeScoped.Meta):
         pass
@@ -908,6 +968,17 @@ class NoteState(models.TextChoices):
     DRAFT = "draft", _("draft")
     READY = "ready", _("ready")
     SIGNED = "signed", _("signed")
+
+
+class BoardNoteVersionQuerySet(PracticeScopedQuerySet["BoardNoteVersion"]):
+    def newest_first(self, *, note: BoardNote | models.OuterRef) -> Self:
+        """A note's versions, newest first; `note` may be an OuterRef in a subquery."""
+        return self.filter(note=note).order_by("-number")
+
+    def latest_only(self) -> Self:
+        """Only each note's newest version (a signed version that has an amendment drops out)."""
+        latest = BoardNoteVersion.objects.newest_first(note=models.OuterRef("note"))
+        return self.filter(number=models.Subquery(latest.values("number")[:1]))
 
 
 class BoardNoteVersion(PracticeScoped):
@@ -978,6 +1049,8 @@ class BoardNoteVersion(PracticeScoped):
     )
     snapshot = models.JSONField(null=True, blank=True)
     snapshot_hash = models.CharField(max_length=64, blank=True)
+
+    objects = BoardNoteVersionQuerySet.as_manager()  # type: ignore[misc]  # a narrower queryset
 
     class Meta(PracticeScoped.Meta):
         constraints = [
@@ -1067,6 +1140,10 @@ class AuditEvent(models.Model):
     detail = models.JSONField(null=True)
 
     class Meta:
+        # The table, its indexes and its guards are created by the migrations; no flush (the
+        # test runner's, `manage.py flush`) lists an unmanaged table, so none tries to TRUNCATE
+        # it, which the guard refuses.
+        managed = False
         indexes = [
             # The trail is appended in time order: a BRIN index serves date ranges at almost no
             # cost per insert.

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from checklist import rules
@@ -26,7 +27,7 @@ from checklist.models import (
     NoteState,
     user_display,
 )
-from checklist.record import CaseRecord, category_text, latest_published
+from checklist.record import CaseRecord, category_text
 
 SNAPSHOT_FORMAT = 1
 
@@ -45,22 +46,25 @@ def _num(value: Any) -> str:
     )
 
 
-def build_snapshot(version: BoardNoteVersion, *, language: str) -> dict[str, Any]:
-    """Everything the note shows, as plain JSON-able data in the given language."""
+def build_snapshot(
+    version: BoardNoteVersion, *, language: str, record: CaseRecord | None = None
+) -> dict[str, Any]:
+    """Everything the note shows, as plain JSON-able data in the given language. `record` is
+    the note's case record if the caller has loaded it already (its facts not yet read)."""
     with translation.override(language):
-        return _build(version, language)
+        if record is None:
+            record = CaseRecord.load(version.note.case)
+        return _build(version, language, record)
 
 
-def _build(version: BoardNoteVersion, language: str) -> dict[str, Any]:
-    case: Case = version.note.case
-    record = CaseRecord.load(case)
+def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict[str, Any]:
+    case: Case = record.case
     labels = record.code_labels(language)
     sites = record.site_labels(language)
     board_types = {
         c.code: c.label(language) for c in Code.objects.filter(system="mii:therapieplanung-typ")
     }
-    checklist = Checklist.objects.filter(case=case).select_related("version").first()
-    catalogue = checklist.version if checklist else latest_published(case.practice_id)
+    checklist, catalogue = Checklist.objects.worked_under(case)
     categories = (
         list(catalogue.categories.filter(active=True).order_by("position")) if catalogue else []
     )
@@ -299,30 +303,38 @@ def verify(version: BoardNoteVersion) -> bool:
     return bool(version.snapshot) and snapshot_hash(version.snapshot or {}) == version.snapshot_hash
 
 
-def missing_for_signing(version: BoardNoteVersion) -> list[str]:
-    """What a signature needs and the note lacks. Immune findings may be stated as not
-    assessed; a haematological case signs without TNM or metastasis rows."""
-    case = version.note.case
+def _signing_needs() -> dict[str, str]:
+    """The factor groups a signature needs documented, with what the physician is asked for.
+    The stage is not among them: a haematological case signs without TNM."""
+    return {
+        rules.TUMOUR_TYPE: _("a tumour type, or “cancer of unknown primary”"),
+        rules.METASTASES: _("the metastasis status"),
+        rules.PRIOR_THERAPIES: _("the prior therapies, or “no prior tumour-specific therapy”"),
+        rules.IMMUNE_STATUS: _(
+            "immune-relevant findings, or the statement that they were not assessed"
+        ),
+    }
+
+
+def missing_for_signing(version: BoardNoteVersion, record: CaseRecord) -> list[str]:
+    """What a signature needs and the note lacks: the question, and each group above that the
+    case page shows as a gap (`record.gaps`, the same rules.py call). A metastasis status, or
+    immune findings stated as not assessed, count as documented, rows or not."""
     missing = []
     if not version.question.strip():
         missing.append(_("the question for the board"))
-    if not case.unknown_primary and not case.tumours.exists():
-        missing.append(_("a tumour type, or “cancer of unknown primary”"))
-    if not case.metastasis_status:
-        missing.append(_("the metastasis status"))
-    if not case.no_prior_therapy and not case.therapy_lines.exists():
-        missing.append(_("the prior therapies, or “no prior tumour-specific therapy”"))
-    if not case.immune_not_assessed and not (
-        case.immune_findings.exists() or case.immune_events.exists()
-    ):
-        missing.append(_("immune-relevant findings, or the statement that they were not assessed"))
+    missing += [text for group, text in _signing_needs().items() if group in record.gaps]
     return missing
 
 
-def snapshot_for(version: BoardNoteVersion, language: str) -> dict[str, Any]:
+def snapshot_for(
+    version: BoardNoteVersion, language: str, record: CaseRecord | None = None
+) -> dict[str, Any]:
+    """A signed version's stored snapshot; otherwise one built live (from `record`, if the
+    caller has loaded the case's record already)."""
     if version.state == NoteState.SIGNED and version.snapshot:
         return version.snapshot
-    return build_snapshot(version, language=language)
+    return build_snapshot(version, language=language, record=record)
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, str]:
@@ -360,20 +372,50 @@ def disclaimer_lines() -> dict[str, str]:
     }
 
 
+def markdown_text(value: Any) -> Any:
+    """Every string of a snapshot as text for Markdown: HTML-escaped (`&`, `<` and `>`, so
+    no tag or entity typed into the record reaches a system the note is pasted into, while
+    quotes and apostrophes stay readable), line breaks indented as continuation lines of the
+    list item or paragraph they are in (so a typed line never starts a heading, a list or a
+    "---" of its own). The template quotes multi-line text with `markdown_quote`."""
+    if isinstance(value, str):
+        lines = value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        escaped = (
+            line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in lines
+        )
+        return mark_safe(MARKDOWN_CONTINUATION.join(escaped))  # noqa: S308 - escaped above
+    if isinstance(value, dict):
+        return {key: markdown_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [markdown_text(item) for item in value]
+    return value
+
+
+MARKDOWN_CONTINUATION = "\n  "
+
+
 def render_text(snapshot: dict[str, Any], version: BoardNoteVersion) -> str:
+    """The note as Markdown. The template renders with autoescape on; the snapshot's strings
+    come escaped for Markdown by `markdown_text`, anything else is HTML-escaped by Django."""
     with translation.override(snapshot.get("language", "en")):
         return render_to_string(
-            "checklist/note.md", {"s": snapshot, "version": version, **disclaimer_lines()}
+            "checklist/note.md",
+            {"s": markdown_text(snapshot), "version": version, **markdown_text(disclaimer_lines())},
         )
 
 
 def render_pdf(snapshot: dict[str, Any], version: BoardNoteVersion, *, base_url: str) -> bytes:
+    """The note as a PDF. Its text (running headers too) is document text, never style; what
+    WeasyPrint may read is our static files only (`checklist.pdf.StaticOnlyFetcher`)."""
     from weasyprint import HTML
+
+    from checklist.pdf import StaticOnlyFetcher
 
     with translation.override(snapshot.get("language", "en")):
         html = render_to_string(
             "checklist/note_pdf.html",
             {"s": snapshot, "version": version, "pdf": True, **disclaimer_lines()},
         )
-    pdf: bytes = HTML(string=html, base_url=base_url).write_pdf()
+    fetcher = StaticOnlyFetcher(base_url)
+    pdf: bytes = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf()
     return pdf

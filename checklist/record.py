@@ -8,7 +8,7 @@ from datetime import date
 from functools import cached_property
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils.translation import get_language
 
 from checklist import rules, timeline
@@ -19,16 +19,13 @@ from checklist.models import (
     Category,
     Code,
     StagingRecord,
+    TherapyLine,
 )
 
 
 def catalogue_categories(practice_id: int) -> Any:
     """The active categories of the practice's newest published catalogue version."""
-    version = (
-        CatalogueVersion.objects.filter(practice_id=practice_id, published_at__isnull=False)
-        .order_by("-number")
-        .first()
-    )
+    version = CatalogueVersion.objects.for_practice(practice_id).newest_published()
     if version is None:
         return Category.objects.none()
     return Category.objects.filter(version=version, active=True).order_by("position")
@@ -52,30 +49,26 @@ class CaseRecord:
 
     @classmethod
     def load(cls, case: Case) -> CaseRecord:
-        case = (
-            Case.objects.filter(pk=case.pk)
-            .select_related("created_by", "updated_by")
-            .prefetch_related(
-                "tumours",
-                Prefetch(
-                    "staging_records", queryset=StagingRecord.objects.select_related("tumour")
+        """The record of `case` as the caller fetched it (not fetched again): its rows are
+        prefetched onto it, one query per kind of row."""
+        prefetch_related_objects(
+            [case],
+            "tumours",
+            Prefetch("staging_records", queryset=StagingRecord.objects.select_related("tumour")),
+            "biomarkers",
+            "metastases",
+            Prefetch(
+                "therapy_lines",
+                queryset=TherapyLine.objects.select_related("category").prefetch_related(
+                    Prefetch("events", queryset=AdverseEvent.objects.order_by("onset_on", "pk"))
                 ),
-                "biomarkers",
-                "metastases",
-                Prefetch(
-                    "therapy_lines",
-                    queryset=case.therapy_lines.select_related("category").prefetch_related(
-                        Prefetch("events", queryset=AdverseEvent.objects.order_by("onset_on", "pk"))
-                    ),
-                ),
-                "performance",
-                "immune_findings",
-                "immune_events",
-                "comorbidities",
-                "organ_functions",
-                "medications",
-            )
-            .get()
+            ),
+            "performance",
+            "immune_findings",
+            "immune_events",
+            "comorbidities",
+            "organ_functions",
+            "medications",
         )
         return cls(
             case=case,
@@ -222,27 +215,6 @@ class CaseRecord:
         return labels
 
 
-def latest_published(practice_id: int) -> CatalogueVersion | None:
-    return (
-        CatalogueVersion.objects.filter(practice_id=practice_id, published_at__isnull=False)
-        .order_by("-number")
-        .first()
-    )
-
-
-DIFF_FIELDS = (
-    "group_en",
-    "group_de",
-    "name_en",
-    "name_de",
-    "description_en",
-    "description_de",
-    "source_section",
-    "source_quote",
-    "mechanisms",
-)
-
-
 def category_rows(version: CatalogueVersion) -> tuple[dict[str, object], ...]:
     return tuple(
         {
@@ -251,7 +223,7 @@ def category_rows(version: CatalogueVersion) -> tuple[dict[str, object], ...]:
             "position": c.position,
             **{
                 f: (", ".join(c.mechanisms) if f == "mechanisms" else getattr(c, f))
-                for f in DIFF_FIELDS
+                for f in Category.TEXT_FIELDS
             },
         }
         for c in version.categories.order_by("position")

@@ -171,14 +171,16 @@ class ChecklistRow:
 
 
 @dataclass(frozen=True)
-class Checklist:
+class ChecklistSheet:
+    """The checklist as shown for a case; the stored statuses and notes are models.Checklist."""
+
     catalogue_number: int
     summary: tuple[FactorSummary, ...]
     gaps: tuple[str, ...]
     rows: tuple[ChecklistRow, ...]
 
 
-def checklist(facts: CaseFacts, catalogue: Catalogue) -> Checklist:
+def checklist(facts: CaseFacts, catalogue: Catalogue) -> ChecklistSheet:
     """The case-level summary once, then every active category in the catalogue's order.
 
     The order comes from the catalogue alone (`position`, then `code` to break ties); the
@@ -196,7 +198,7 @@ def checklist(facts: CaseFacts, catalogue: Catalogue) -> Checklist:
         )
         for category in ordered
     )
-    return Checklist(catalogue.number, summary, gaps(summary), rows)
+    return ChecklistSheet(catalogue.number, summary, gaps(summary), rows)
 
 
 @dataclass(frozen=True)

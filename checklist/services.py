@@ -1,4 +1,7 @@
-"""All writes. Keyword-only, one transaction each; views never save rows themselves."""
+"""All writes. Keyword-only, one transaction each; views never save rows themselves.
+
+Each service is wrapped in `audit.atomic` rather than `transaction.atomic`: the same
+transaction, which first tells the audit triggers who acts (for this transaction only)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,11 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from checklist import audit
 from checklist.models import (
     AuditVerification,
     BoardNote,
@@ -34,13 +36,15 @@ from checklist.models import (
     TherapyLine,
     user_display,
 )
+from checklist.notes import build_snapshot, missing_for_signing, snapshot_hash
+from checklist.record import CaseRecord
 
 CaseRowModel = TypeVar("CaseRowModel", bound=CaseRow)
 
 User = get_user_model()
 
 
-@transaction.atomic
+@audit.atomic
 def account_create(
     *,
     practice: Practice,
@@ -57,7 +61,7 @@ def account_create(
     return Membership.objects.create(practice=practice, user=user, role=role, active=True)
 
 
-@transaction.atomic
+@audit.atomic
 def membership_update(
     *, membership: Membership, role: str, active: bool, acting_membership: Membership
 ) -> Membership:
@@ -83,16 +87,12 @@ def membership_update(
     return locked
 
 
-@transaction.atomic
+@audit.atomic
 def practice_create(*, name: str, **kwargs: Any) -> Practice:
     """A new practice with its own copy of the shipped catalogue."""
     practice = Practice.objects.create(name=name, **kwargs)
     catalogue_seed(practice=practice)
     return practice
-
-
-def user_is_usable(user: AbstractBaseUser) -> bool:
-    return user.has_usable_password()
 
 
 # --- the case aggregate ----------------------------------------------------------------------
@@ -132,7 +132,7 @@ def _check_metastasis_rows_allowed(case: Case) -> None:
         )
 
 
-@transaction.atomic
+@audit.atomic
 def case_create(*, practice: Practice, data: dict[str, Any], acting_user: Any) -> Case:
     if Case.objects.for_practice(practice).filter(label=data["label"]).exists():
         raise ValidationError({"label": _("This label is already used in the practice.")})
@@ -141,24 +141,7 @@ def case_create(*, practice: Practice, data: dict[str, Any], acting_user: Any) -
     )
 
 
-CASE_HEADER_FIELDS = [
-    "label",
-    "year_of_birth",
-    "sex",
-    "situation",
-    "last_restaging_on",
-    "last_restaging_method",
-    "unknown_primary",
-    "deceased_on",
-]
-METASTASIS_STATUS_FIELDS = [
-    "metastasis_status",
-    "metastasis_assessed_on",
-    "metastasis_assessment_method",
-]
-
-
-@transaction.atomic
+@audit.atomic
 def case_update(
     *, case: Case, data: dict[str, Any], acting_user: Any, expected_version: int | None
 ) -> Case:
@@ -199,7 +182,7 @@ def case_update(
     return locked
 
 
-@transaction.atomic
+@audit.atomic
 def case_row_save(
     *, case: Case, row: CaseRowModel, acting_user: Any, expected_version: int | None
 ) -> CaseRowModel:
@@ -221,7 +204,7 @@ def case_row_save(
     return row
 
 
-@transaction.atomic
+@audit.atomic
 def case_row_delete(
     *, case: Case, row: CaseRowModel, acting_user: Any, expected_version: int | None
 ) -> None:
@@ -233,17 +216,6 @@ def case_row_delete(
 # --- the catalogue --------------------------------------------------------------------------
 
 SHIPPED_CATALOGUE = Path(settings.BASE_DIR) / "fixtures" / "catalogue.json"
-CATEGORY_TEXT_FIELDS = [
-    "group_en",
-    "group_de",
-    "name_en",
-    "name_de",
-    "description_en",
-    "description_de",
-    "mechanisms",
-    "source_section",
-    "source_quote",
-]
 
 
 def shipped_catalogue() -> dict[str, Any]:
@@ -293,7 +265,7 @@ def _version_from_shipped(
     return version
 
 
-@transaction.atomic
+@audit.atomic
 def catalogue_seed(*, practice: Practice, acting_user: Any = None) -> CatalogueVersion:
     """The practice's own copy of the shipped catalogue, published as version 1. Idempotent."""
     existing = CatalogueVersion.objects.filter(practice=practice).order_by("number").first()
@@ -318,18 +290,14 @@ def _open_draft(practice_id: int) -> CatalogueVersion | None:
     ).first()
 
 
-@transaction.atomic
+@audit.atomic
 def catalogue_draft_create(*, practice: Practice) -> CatalogueVersion:
     """A draft copied from the newest published version (one draft at a time)."""
     _lock_practice_catalogue(practice.pk)
     draft = _open_draft(practice.pk)
     if draft:
         return draft
-    source = (
-        CatalogueVersion.objects.filter(practice=practice, published_at__isnull=False)
-        .order_by("-number")
-        .first()
-    )
+    source = CatalogueVersion.objects.for_practice(practice).newest_published()
     if source is None:
         raise ValidationError(_("The practice has no published catalogue to start from."))
     draft = CatalogueVersion.objects.create(
@@ -351,7 +319,7 @@ def catalogue_draft_create(*, practice: Practice) -> CatalogueVersion:
     return draft
 
 
-@transaction.atomic
+@audit.atomic
 def catalogue_import_shipped(*, practice: Practice) -> CatalogueVersion:
     """The shipped catalogue as a new draft, to be compared with the current version."""
     _lock_practice_catalogue(practice.pk)
@@ -378,7 +346,7 @@ def _draft_for_edit(category_or_version: Category | CatalogueVersion) -> Catalog
     return version
 
 
-@transaction.atomic
+@audit.atomic
 def category_save(*, category: Category) -> Category:
     version = _draft_for_edit(category)
     if not category.source_section.strip() or not category.source_quote.strip():
@@ -395,7 +363,7 @@ def category_save(*, category: Category) -> Category:
     return category
 
 
-@transaction.atomic
+@audit.atomic
 def category_move(*, category: Category, up: bool) -> None:
     version = _draft_for_edit(category)
     ordered = list(version.categories.order_by("position"))
@@ -408,13 +376,13 @@ def category_move(*, category: Category, up: bool) -> None:
                 Category.objects.filter(pk=item.pk).update(position=position * 10)
 
 
-@transaction.atomic
+@audit.atomic
 def category_set_active(*, category: Category, active: bool) -> None:
     _draft_for_edit(category)
     Category.objects.filter(pk=category.pk).update(active=active)
 
 
-@transaction.atomic
+@audit.atomic
 def catalogue_publish(*, version: CatalogueVersion, change_note: str, acting_user: Any) -> None:
     version = _draft_for_edit(version)
     if not change_note.strip():
@@ -427,7 +395,7 @@ def catalogue_publish(*, version: CatalogueVersion, change_note: str, acting_use
     version.save()
 
 
-@transaction.atomic
+@audit.atomic
 def catalogue_discard_draft(*, version: CatalogueVersion) -> None:
     version = _draft_for_edit(version)
     version.categories.all().delete()
@@ -443,7 +411,7 @@ class StaleItem(Exception):
         self.item = item
 
 
-@transaction.atomic
+@audit.atomic
 def checklist_item_set(
     *,
     case: Case,
@@ -485,10 +453,10 @@ def checklist_item_set(
 
 
 def category_text_key(category: Category) -> tuple[Any, ...]:
-    return (category.code, *(getattr(category, f) for f in CATEGORY_TEXT_FIELDS))
+    return (category.code, *(getattr(category, f) for f in Category.TEXT_FIELDS))
 
 
-@transaction.atomic
+@audit.atomic
 def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any) -> Checklist:
     """Moves the checklist to a newer version: unchanged categories keep status and note;
     changed ones start again as "not yet reviewed", with what they said before kept."""
@@ -519,7 +487,7 @@ def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any
 # --- tumour-board notes ----------------------------------------------------------------------
 
 
-@transaction.atomic
+@audit.atomic
 def note_create(*, case: Case, data: dict[str, Any], acting_user: Any) -> BoardNoteVersion:
     note = BoardNote.objects.create(practice_id=case.practice_id, case=case, created_by=acting_user)
     return BoardNoteVersion.objects.create(
@@ -543,7 +511,7 @@ def _check_revision(locked: BoardNoteVersion, expected_revision: int | None) -> 
         )
 
 
-@transaction.atomic
+@audit.atomic
 def note_update(
     *, version: BoardNoteVersion, data: dict[str, Any], expected_revision: int | None = None
 ) -> BoardNoteVersion:
@@ -561,14 +529,12 @@ def note_update(
     return locked
 
 
-@transaction.atomic
+@audit.atomic
 def note_mark_ready(*, version: BoardNoteVersion) -> BoardNoteVersion:
-    from checklist.notes import missing_for_signing
-
     locked = _lock_version(version)
     if locked.state != NoteState.DRAFT:
         raise ValidationError(_("Only a draft can be marked ready."))
-    missing = missing_for_signing(locked)
+    missing = missing_for_signing(locked, CaseRecord.load(locked.note.case))
     if missing:
         raise ValidationError(_("Missing: %(what)s.") % {"what": "; ".join(missing)})
     locked.state = NoteState.READY
@@ -577,7 +543,7 @@ def note_mark_ready(*, version: BoardNoteVersion) -> BoardNoteVersion:
     return locked
 
 
-@transaction.atomic
+@audit.atomic
 def note_sign(
     *,
     version: BoardNoteVersion,
@@ -588,25 +554,25 @@ def note_sign(
 ) -> BoardNoteVersion:
     """Freezes everything the note shows into a snapshot with its SHA-256 and signs it.
     Only a physician of the practice signs; items still "not yet reviewed" are allowed."""
-    from checklist.notes import build_snapshot, missing_for_signing, snapshot_hash
-
     locked = _lock_version(version)
     if not acting_membership.is_physician or acting_membership.practice_id != locked.practice_id:
         raise ValidationError(_("Only a physician of the practice signs a board note."))
     if locked.state == NoteState.SIGNED:
         raise ValidationError(_("This version is signed already."))
     _check_revision(locked, expected_revision)
-    missing = missing_for_signing(locked)
+    # Lock the case so that the snapshot and the signing check see one consistent state of the
+    # record, and refuse if the record changed since the physician looked at the note. The
+    # snapshot is built first: it reads the record's facts in the note's language.
+    case = Case.objects.select_for_update().get(pk=locked.note.case_id)
+    record = CaseRecord.load(case)
+    snapshot = build_snapshot(locked, language=language, record=record)
+    missing = missing_for_signing(locked, record)
     if missing:
         raise ValidationError(_("Missing: %(what)s.") % {"what": "; ".join(missing)})
-    # Lock the case so that the snapshot is taken from one consistent state of the record, and
-    # refuse if the record changed since the physician looked at the note.
-    case = Case.objects.select_for_update().get(pk=locked.note.case_id)
     if expected_case_version is not None and case.version != expected_case_version:
         raise ValidationError(
             _("The case record changed since you opened the note; check it and sign again.")
         )
-    snapshot = build_snapshot(locked, language=language)
     snapshot["signed_by"] = user_display(acting_membership.user)
     snapshot["signed_at"] = timezone.now().isoformat(timespec="seconds")
     locked.snapshot = snapshot
@@ -618,7 +584,7 @@ def note_sign(
     return locked
 
 
-@transaction.atomic
+@audit.atomic
 def note_amend(*, note: BoardNote, reason: str, acting_user: Any) -> BoardNoteVersion:
     """A new version that supersedes the newest signed one; the signed row is not touched."""
     if not reason.strip():
@@ -641,7 +607,7 @@ def note_amend(*, note: BoardNote, reason: str, acting_user: Any) -> BoardNoteVe
     )
 
 
-@transaction.atomic
+@audit.atomic
 def outcome_record(
     *,
     note: BoardNote,
@@ -671,7 +637,7 @@ def outcome_record(
     )
 
 
-@transaction.atomic
+@audit.atomic
 def case_set_immune_not_assessed(
     *, case: Case, value: bool, acting_user: Any, expected_version: int | None
 ) -> Case:
@@ -685,8 +651,6 @@ def case_set_immune_not_assessed(
 
 def audit_verify_practice(*, practice_id: int, ran_by: str = "") -> AuditVerification:
     """Verifies one practice's chain and keeps the result (shown to the practice's admins)."""
-    from checklist import audit
-
     result = audit.verify_chain(practice_id)
     return AuditVerification.objects.create(
         chain=practice_id,

@@ -5,5 +5,6 @@ urlpatterns = [
     path("", include("checklist.urls")),
 ]
 
+handler400 = "checklist.views.system.error_400"
 handler404 = "checklist.views.system.error_404"
 handler500 = "checklist.views.system.error_500"

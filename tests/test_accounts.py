@@ -13,10 +13,10 @@ def test_it_lists_only_the_practice_accounts(adam_client, alice, bob):
     assert not re.search(rb"\bbob\b", response.content)
 
 
-def test_it_refuses_the_account_pages_to_a_physician(alice_client):
+def test_it_refuses_the_account_pages_to_a_physician(alice_client, practice_a):
     assert alice_client.get("/accounts/").status_code == 403
     assert alice_client.get("/accounts/new/").status_code == 403
-    denials = AuditEvent.objects.filter(op="permission_denied")
+    denials = AuditEvent.objects.filter(practice_id=practice_a.pk, op="permission_denied")
     assert [d.actor_name for d in denials] == ["alice", "alice"]
 
 
@@ -64,7 +64,9 @@ def test_it_deactivates_and_never_deletes(adam_client, alice, client):
     membership.refresh_from_db()
     assert membership.active is False
     assert get_user_model().objects.filter(pk=alice.pk).exists()
-    change = AuditEvent.objects.filter(table_name="checklist_membership", op="UPDATE").get()
+    change = AuditEvent.objects.filter(
+        practice_id=membership.practice_id, table_name="checklist_membership", op="UPDATE"
+    ).get()
     assert change.old_values == {"active": True}
     assert change.new_values == {"active": False}
     assert change.actor_name == "adam"

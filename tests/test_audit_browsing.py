@@ -95,7 +95,9 @@ def test_the_csv_export_streams_the_filtered_trail_and_is_audited(adam_client, s
     assert rows[0][:3] == ["practice_id", "seq", "ts"]
     assert {r[4] for r in rows[1:]} >= {"checklist_stagingrecord", "checklist_case"}
     assert all(r[7] == str(story.pk) for r in rows[1:])
-    export = AuditEvent.objects.get(op="exported", table_name="checklist_auditevent")
+    export = AuditEvent.objects.get(
+        practice_id=story.practice_id, op="exported", table_name="checklist_auditevent"
+    )
     assert export.actor_name == "adam" and (export.detail or {})["filters"] == {"case": "BC-1"}
 
 
@@ -140,12 +142,12 @@ def test_audit_pages_need_the_same_queries_for_few_and_many_events(
         [Case(practice=story.practice, label=f"Q-{i}", **Case.MINIMAL) for i in range(n)]
     )
     adam_client.get("/audit/")
-    # 1 session, 2 user, 3 memberships, 4 audit context, 5 the page of events,
-    # 6 the labels of their cases, 7 the practice's users for the filter, 8 audit reset.
-    with django_assert_num_queries(8):
+    # 1 session, 2 user, 3 memberships, 4 the page of events, 5 the labels of their cases,
+    # 6 the practice's users for the filter. (No audit-context query: a read sets none.)
+    with django_assert_num_queries(6):
         adam_client.get("/audit/")
-    # 1-4 as above, 5 the case (access helper), 6 its events, 7 case labels, 8 audit reset.
-    with django_assert_num_queries(8):
+    # 1-3 as above, 4 the case (access helper), 5 its events, 6 case labels.
+    with django_assert_num_queries(6):
         adam_client.get(f"/cases/{story.pk}/history/")
 
 

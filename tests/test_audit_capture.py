@@ -8,14 +8,19 @@ from checklist import audit
 from checklist.models import AuditEvent, Case, Membership
 
 
-def _changes(table="checklist_case"):
-    return list(AuditEvent.objects.filter(kind="change", table_name=table).order_by("seq"))
+def _changes(*practices, table="checklist_case"):
+    # The trail outlives flushes (earlier transactional tests' events stay): read the test's
+    # own practices only.
+    events = AuditEvent.objects.filter(
+        practice_id__in=[p.pk for p in practices], kind="change", table_name=table
+    )
+    return list(events.order_by("seq"))
 
 
 def test_it_captures_a_change_made_through_the_ui(adam_client, adam, alice, practice_a):
     membership = Membership.objects.get(user=alice)
     adam_client.post(f"/accounts/{membership.pk}/", {"role": "practice_admin", "active": "on"})
-    [event] = [e for e in _changes("checklist_membership") if e.op == "UPDATE"]
+    [event] = [e for e in _changes(practice_a, table="checklist_membership") if e.op == "UPDATE"]
     assert (event.practice_id, event.actor_id, event.actor_name) == (
         practice_a.pk,
         adam.pk,
@@ -33,7 +38,7 @@ def test_it_captures_a_bulk_update_with_user_and_practice(alice, practice_a, pra
     Case.objects.create(practice=practice_b, label="b0", **Case.MINIMAL)
     with audit.audit_context(user=alice, path="bulk"):
         Case.objects.all().update(version=7)
-    updates = [e for e in _changes() if e.op == "UPDATE"]
+    updates = [e for e in _changes(practice_a, practice_b) if e.op == "UPDATE"]
     assert sorted(e.practice_id for e in updates) == [practice_a.pk] * 3 + [practice_b.pk]
     assert {e.actor_name for e in updates} == {"alice"}
     assert all(e.new_values == {"version": 7} for e in updates)
@@ -44,9 +49,9 @@ def test_it_captures_raw_sql_and_deletes_with_the_whole_row(alice, practice_a):
     with audit.audit_context(user=alice, path="raw"), connection.cursor() as cursor:
         cursor.execute("UPDATE checklist_case SET label = 'raw2' WHERE id = %s", [case.pk])
         cursor.execute("DELETE FROM checklist_case WHERE id = %s", [case.pk])
-    ops = [(e.op, e.actor_name) for e in _changes()]
+    ops = [(e.op, e.actor_name) for e in _changes(practice_a)]
     assert ops == [("INSERT", None), ("UPDATE", "alice"), ("DELETE", "alice")]
-    deleted = _changes()[-1]
+    deleted = _changes(practice_a)[-1]
     assert deleted.old_values["label"] == "raw2"
     assert deleted.old_values["practice_id"] == practice_a.pk
 
@@ -55,7 +60,7 @@ def test_the_context_is_reset_after_a_request(alice_client, practice_a):
     alice_client.get("/cases/")
     # The same connection, outside any request: no user may be left on it.
     Case.objects.create(practice=practice_a, label="after", **Case.MINIMAL)
-    assert _changes()[-1].actor_id is None
+    assert _changes(practice_a)[-1].actor_id is None
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('audit.context', true)")
         assert cursor.fetchone()[0] in ("", None)
@@ -89,7 +94,7 @@ def test_pgtrigger_ignore_does_not_switch_off_the_capture(practice_a):
         case = Case.objects.create(practice=practice_a, label="ignored?", **Case.MINIMAL)
         case.label = "still audited"
         case.save()
-    assert [e.op for e in _changes()] == ["INSERT", "UPDATE"]
+    assert [e.op for e in _changes(practice_a)] == ["INSERT", "UPDATE"]
 
 
 def test_every_practice_table_has_the_capture_triggers(db):
@@ -129,7 +134,7 @@ def test_each_row_of_a_mixed_update_records_exactly_its_own_changes(alice, pract
             " no_prior_therapy = CASE WHEN id = %s THEN NULL IS NULL ELSE no_prior_therapy END",
             [a.pk, b.pk, a.pk],
         )
-    updates = {e.row_id: e for e in _changes() if e.op == "UPDATE"}
+    updates = {e.row_id: e for e in _changes(practice_a) if e.op == "UPDATE"}
     assert set(updates) == {str(a.pk), str(b.pk)}  # c did not change: no event
     assert updates[str(a.pk)].old_values == {"label": "a", "no_prior_therapy": False}
     assert updates[str(a.pk)].new_values == {"label": "a2", "no_prior_therapy": True}

@@ -40,7 +40,9 @@ def test_it_creates_a_case_and_shows_it(alice_client, practice_a, codelists):
     assert b"LU-7" in page.content
     # Nothing recorded yet: every factor group says so.
     assert page.content.count(b'data-state="not_recorded"') == 7
-    viewed = AuditEvent.objects.filter(op="case_viewed", row_id=str(case.pk)).get()
+    viewed = AuditEvent.objects.filter(
+        practice_id=case.practice_id, op="case_viewed", row_id=str(case.pk)
+    ).get()
     assert viewed.detail == {"label": "LU-7"} and viewed.actor_name == "alice"
 
 

@@ -189,3 +189,16 @@ def test_public_urls_answer_without_login(client, db):
     response = client.get(reverse("set_password", kwargs={"uidb64": "x", "token": "y"}))
     assert response.status_code == 200
     assert b"no longer valid" in response.content
+
+
+@pytest.mark.parametrize("name", sorted(PROTECTED))
+def test_no_response_may_be_cached(practice_a, alice, adam, client, name):
+    """Pages, print views, PDFs, exports and htmx fragments carry patient data: every response
+    (to the physician, the admin, an htmx request and an anonymous visitor) says no-store."""
+    from tests.conftest import logged_in
+
+    builder = PROTECTED[name]
+    url = reverse(name, kwargs=builder(practice_a, alice) if builder else None)
+    for who in (logged_in(alice), logged_in(adam), client):
+        for response in (who.get(url), who.get(url, HTTP_HX_REQUEST="true"), who.post(url)):
+            assert "no-store" in response.get("Cache-Control", ""), (name, response.status_code)

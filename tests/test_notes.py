@@ -244,7 +244,9 @@ def test_the_pdf_has_the_case_footer_and_german_characters(alice_client, signabl
     fonts = subprocess.run(["pdffonts", str(pdf_file)], capture_output=True, check=True)
     rows = fonts.stdout.decode().splitlines()[2:]
     assert rows and all(" yes " in row for row in rows)  # every font embedded
-    exported = AuditEvent.objects.filter(op="exported", detail__format="pdf")
+    exported = AuditEvent.objects.filter(
+        practice_id=signable.practice_id, op="exported", detail__format="pdf"
+    )
     assert exported.count() == 1
 
 
@@ -298,14 +300,14 @@ def test_the_note_page_queries_are_constant(
         alice_client.get(f"/notes/{note}/")
 
 
-# 1 session, 2 user, 3 memberships, 4 audit context set, 5 the note with its case,
-# 6 the newest version, 7 the case, 8-19 its rows (tumours, staging, biomarkers, metastases,
+# 1 session, 2 user, 3 memberships, 4 the note with its case,
+# 5 the newest version, 6-17 the case's rows (tumours, staging, biomarkers, metastases,
 # lines, their events, performance, immune findings, immune events, comorbidities, organ
-# function, medication), 20 code labels, 21 metastasis-site labels, 22 board types,
-# 23 the checklist with its version, 24 categories, 25 items, 26 versions of the note,
-# 27 the access event, 28 the signing check (tumour exists; the rest is on the case row),
-# 29 deviation labels, 30 outcomes, 31 audit context reset.
-QUERIES_NOTE_PAGE = 31
+# function, medication), 18 code labels, 19 metastasis-site labels, 20 board types,
+# 21 the checklist with its version, 22 categories, 23 items, 24 versions of the note,
+# 25 the access event, 26 deviation labels, 27 outcomes. The signing
+# check reads the record already loaded.
+QUERIES_NOTE_PAGE = 27
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):

@@ -125,10 +125,9 @@ def test_the_case_list_needs_the_same_queries_for_10_and_1000_cases(
 ):
     seed_cases(practice_a, n)
     alice_client.get("/cases/")  # the first request stores the active practice in the session
-    # 1 session, 2 user, 3 memberships (practice middleware), 4 audit context set,
-    # 5 count, 6 page of cases with completeness flags, 7 prefetch tumours,
-    # 8 tumour codes for the filter, 9 audit context reset.
-    with django_assert_num_queries(9):
+    # 1 session, 2 user, 3 memberships (practice middleware), 4 count, 5 page of cases with
+    # completeness flags, 6 prefetch tumours, 7 tumour codes for the filter.
+    with django_assert_num_queries(7):
         response = alice_client.get("/cases/?sort=label")
     assert response.status_code == 200
 
@@ -139,12 +138,11 @@ def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
 ):
     seed_rows(case, n)
     alice_client.get("/cases/")  # the first request stores the active practice in the session
-    # 1 session, 2 user, 3 memberships, 4 audit context set, 5 the case (access helper),
-    # 6 the case with creator and editor, 7 tumours, 8 staging records with their tumour,
-    # 9 biomarkers, 10 metastases, 11 lines with linked category, 12 their adverse events,
-    # 13 performance status, 14 immune findings, 15 immune-related events,
-    # 16 comorbidities, 17 organ function, 18 medication, 19 the access event,
-    # 20 metastasis site labels, 21 code labels, 22 audit context reset.
-    with django_assert_num_queries(22):
+    # 1 session, 2 user, 3 memberships, 4 the case (access helper; the record does not fetch
+    # it again), 5 tumours, 6 staging records with their tumour, 7 biomarkers, 8 metastases,
+    # 9 lines with linked category, 10 their adverse events, 11 performance status,
+    # 12 immune findings, 13 immune-related events, 14 comorbidities, 15 organ function,
+    # 16 medication, 17 the access event, 18 metastasis site labels, 19 code labels.
+    with django_assert_num_queries(19):
         response = alice_client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200

@@ -133,7 +133,7 @@ JUDGING = (
 
 def test_no_output_field_orders_scores_or_judges():
     for cls in (
-        rules.Checklist,
+        rules.ChecklistSheet,
         rules.ChecklistRow,
         rules.FactorSummary,
         rules.CategoryText,

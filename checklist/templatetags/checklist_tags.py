@@ -1,6 +1,7 @@
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from checklist import rules
@@ -72,18 +73,16 @@ def lane_label(lane: str) -> Any:
 
 @register.simple_tag
 def version_field(case: Any) -> str:
-    from django.utils.html import format_html
-
     return format_html('<input type="hidden" name="expected_version" value="{}">', case.version)
 
 
-@register.filter
-def css_string(value: Any) -> str:
-    """Text for a CSS string literal (WeasyPrint's page margin boxes)."""
-    from django.utils.safestring import mark_safe
+@register.filter(is_safe=True)
+def markdown_quote(value: Any) -> str:
+    """Text for a "> " quote of the Markdown note, every one of its lines quoted. The note's
+    strings arrive escaped by `notes.markdown_text`; anything else is escaped here."""
+    from django.utils.safestring import SafeData, mark_safe
 
-    text = str(value)
-    for char, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\A "), ("<", "\\3c "),
-                          (">", "\\3e ")):  # fmt: skip
-        text = text.replace(char, escaped)
-    return mark_safe(text)  # noqa: S308 - escaped above for the CSS string context
+    from checklist.notes import MARKDOWN_CONTINUATION, markdown_text
+
+    text = value if isinstance(value, SafeData) else markdown_text(str(value))
+    return mark_safe(str(text).replace(MARKDOWN_CONTINUATION, "\n> "))  # noqa: S308 - escaped

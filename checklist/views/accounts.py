@@ -17,7 +17,7 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from checklist import audit, services
+from checklist import audit, forms, services
 from checklist.access import PracticeRequest, practice_required
 from checklist.forms import AccountCreateForm, LoginForm, MembershipForm
 from checklist.middleware import SESSION_KEY
@@ -50,10 +50,10 @@ class SetPasswordView(auth_views.PasswordResetConfirmView):
 @login_required
 @require_POST
 def practice_switch(request: HttpRequest) -> HttpResponse:
-    try:
-        wanted = int(request.POST.get("practice", ""))
-    except ValueError:
-        raise Http404 from None
+    form = forms.IdForm({"id": request.POST.get("practice")})
+    if not form.is_valid():
+        raise Http404
+    wanted = form.cleaned_data["id"]
     memberships = getattr(request, "memberships", [])
     if not any(m.practice_id == wanted for m in memberships):
         current = getattr(request, "practice", None)

@@ -7,14 +7,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 from django.utils.translation import get_language
 
-from checklist import audit, services
+from checklist import audit, forms, services
 from checklist.access import PracticeRequest, practice_required
 from checklist.models import (
     AuditEvent,
@@ -25,7 +24,7 @@ from checklist.models import (
     Membership,
     NoteState,
 )
-from checklist.views.common import query_int
+from checklist.views.common import valid
 
 CSV_COLUMNS = [
     "practice_id",
@@ -50,20 +49,20 @@ CSV_COLUMNS = [
 AUDIT_PAGE = 50
 
 
-def _audit_filters(request: PracticeRequest, practice_id: int) -> tuple[Any, dict[str, str]]:
-    params = {
-        k: request.GET.get(k, "").strip()
-        for k in ("user", "case", "kind", "table", "date_from", "date_to")
-    }
+def _audit_filters(
+    request: PracticeRequest, practice_id: int
+) -> tuple[Any, dict[str, str], int | None]:
+    """The trail filtered by the query string (`forms.AuditQuery`), the filters as text (for
+    the form and links) and the keyset cursor."""
+    params = valid(forms.AuditQuery(request.GET)).cleaned_data
     events = AuditEvent.objects.filter(practice_id=practice_id)
-    if query_int(params["user"]) is not None:
-        events = events.filter(actor_id=query_int(params["user"]))
+    if params["user"] is not None:
+        events = events.filter(actor_id=params["user"])
     if params["case"]:
-        case = (
-            Case.objects.for_practice(practice_id)
-            .filter(Q(label=params["case"]) | Q(pk=query_int(params["case"], 0)))
-            .first()
-        )
+        case_filter = Q(label=params["case"])
+        if params["case"].isascii() and params["case"].isdigit():
+            case_filter |= Q(pk=int(params["case"]))
+        case = Case.objects.for_practice(practice_id).filter(case_filter).first()
         events = events.filter(case_id=case.pk if case else -1)
     if params["kind"] == "change":
         events = events.filter(kind="change")
@@ -73,15 +72,16 @@ def _audit_filters(request: PracticeRequest, practice_id: int) -> tuple[Any, dic
         events = events.filter(kind="access", op__in=audit.LOGIN_OPS)
     if params["table"]:
         events = events.filter(table_name=params["table"])
-    for key, lookup in (("date_from", "ts__date__gte"), ("date_to", "ts__date__lte")):
-        day = parse_date(params[key]) if params[key] else None
-        if day:
-            events = events.filter(**{lookup: day})
-    return events, params
+    if params["date_from"]:
+        events = events.filter(ts__date__gte=params["date_from"])
+    if params["date_to"]:
+        events = events.filter(ts__date__lte=params["date_to"])
+    shown = {k: "" if v is None else str(v) for k, v in params.items() if k != "before"}
+    return events, shown, params["before"]
 
 
 def event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
-    by_table = audit._models_by_table()
+    by_table = audit.table_models()
     # One more query, only when a page shows rows whose fields hold code-list codes.
     coded_tables = {table for table, _field in audit.CODE_LIST_FIELDS}
     codes = (
@@ -108,10 +108,10 @@ def event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
     ]
 
 
-def keyset_page(events: Any, request: PracticeRequest) -> tuple[list[AuditEvent], int | None]:
-    before = request.GET.get("before", "")
-    if query_int(before) is not None:
-        events = events.filter(seq__lt=query_int(before))
+def keyset_page(events: Any, before: int | None) -> tuple[list[AuditEvent], int | None]:
+    """One page of events, newest first, older than sequence number `before`."""
+    if before is not None:
+        events = events.filter(seq__lt=before)
     page = list(events.order_by("-seq")[: AUDIT_PAGE + 1])
     next_before = page[AUDIT_PAGE - 1].seq if len(page) > AUDIT_PAGE else None
     return page[:AUDIT_PAGE], next_before
@@ -120,8 +120,8 @@ def keyset_page(events: Any, request: PracticeRequest) -> tuple[list[AuditEvent]
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def audit_trail(request: PracticeRequest) -> HttpResponse:
     practice = request.practice
-    events, params = _audit_filters(request, practice.pk)
-    page, next_before = keyset_page(events, request)
+    events, params, before = _audit_filters(request, practice.pk)
+    page, next_before = keyset_page(events, before)
     query = {k: v for k, v in params.items() if v}
     users = (
         Membership.objects.for_practice(practice).select_related("user").order_by("user__username")
@@ -133,13 +133,13 @@ def audit_trail(request: PracticeRequest) -> HttpResponse:
             "rows": event_rows(page),
             "params": params,
             "next_query": urlencode({**query, "before": next_before}) if next_before else "",
-            "first_query": urlencode(query) if request.GET.get("before") else "",
+            "first_query": urlencode(query) if before is not None else "",
             "export_query": urlencode(query),
             "users": users,
             "tables": sorted(
                 (
                     (t, str(m._meta.verbose_name))
-                    for t, m in audit._models_by_table().items()
+                    for t, m in audit.table_models().items()
                     if t != "checklist_auditevent" and t != "checklist_code"
                 ),
                 key=lambda pair: pair[1],
@@ -153,7 +153,7 @@ def audit_export(request: PracticeRequest) -> StreamingHttpResponse:
     """The filtered trail as CSV, streamed from a server-side cursor: the download starts at
     once and memory stays flat however many rows there are."""
     practice = request.practice
-    events, params = _audit_filters(request, practice.pk)
+    events, params, _before = _audit_filters(request, practice.pk)
     audit.record_access(
         request,
         audit.EXPORTED,
@@ -182,23 +182,23 @@ def audit_export(request: PracticeRequest) -> StreamingHttpResponse:
 def audit_reports(request: PracticeRequest) -> HttpResponse:
     practice = request.practice
     today = timezone.localdate()
-    days = min(max(0, query_int(request.GET.get("days"), 7) or 0), 3650)
-    start = parse_date(request.GET.get("from", "")) or today - timedelta(days=30)
-    end = parse_date(request.GET.get("to", "")) or today
+    query = valid(forms.ReportQuery(request.GET)).cleaned_data
+    days = 7 if query["days"] is None else query["days"]
+    start = query["date_from"] or today - timedelta(days=30)
+    end = query["date_to"] or today
     incomplete = (
         Case.objects.for_practice(practice)
         .with_completeness()
         .filter(complete=False)
         .order_by("label")[:200]
     )
-    latest = BoardNoteVersion.objects.filter(note=OuterRef("note")).order_by("-number")
     ready_unsigned = (
         BoardNoteVersion.objects.filter(
             practice=practice,
             state=NoteState.READY,
             ready_at__lt=timezone.now() - timedelta(days=days),
         )
-        .filter(number=Subquery(latest.values("number")[:1]))
+        .latest_only()
         .select_related("note__case")
         .order_by("ready_at")
     )
@@ -206,7 +206,7 @@ def audit_reports(request: PracticeRequest) -> HttpResponse:
         BoardNoteVersion.objects.filter(
             practice=practice, state=NoteState.SIGNED, board_date__lt=today
         )
-        .filter(number=Subquery(latest.values("number")[:1]))
+        .latest_only()
         .exclude(Exists(BoardOutcome.objects.filter(note=OuterRef("note"))))
         .select_related("note__case")
         .order_by("board_date")

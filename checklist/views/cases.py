@@ -46,7 +46,7 @@ from checklist.models import (
 )
 from checklist.record import CaseRecord, catalogue_categories
 from checklist.views.audit import event_rows, keyset_page
-from checklist.views.common import expected_version, query_int, stale_response
+from checklist.views.common import expected_version, query_int, stale_response, valid
 
 PAGE_SIZE = 50
 
@@ -148,8 +148,6 @@ def _save_row(request: PracticeRequest, case: Case, kind: str, form: Any) -> Htt
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            if kind == "line":
-                form.save_m2m()
             for warning in form.warnings:
                 messages.warning(request, warning)
             messages.success(request, _("Saved."))
@@ -181,7 +179,8 @@ def case_row_delete(request: PracticeRequest, pk: int, kind: str, row_pk: int) -
 @practice_required()
 def oncotree_search(request: PracticeRequest) -> HttpResponse:
     """Type-ahead over OncoTree names and codes; tissues are shown for context, not offered."""
-    query = request.GET.get("oncotree", request.GET.get("q", "")).strip()
+    params = valid(forms.OncotreeQuery(request.GET)).cleaned_data
+    query = (params["oncotree"] or params["q"]).strip()
     if "(" in query:
         query = query.split("(")[0].strip()
     results: list[Code] = []
@@ -194,8 +193,10 @@ def oncotree_search(request: PracticeRequest) -> HttpResponse:
     return render(request, "checklist/_oncotree_results.html", {"results": results, "query": query})
 
 
-def _case_list_queryset(request: PracticeRequest) -> tuple[Any, dict[str, str]]:
-    params = {k: request.GET.get(k, "").strip() for k in ("q", "situation", "tumour", "complete")}
+def _case_list_queryset(
+    request: PracticeRequest, query: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
+    params = {k: query[k].strip() for k in ("q", "situation", "tumour", "complete")}
     cases = Case.objects.for_practice(request.practice).for_list().with_completeness()
     if params["q"]:
         cases = cases.filter(label__icontains=params["q"])
@@ -216,11 +217,12 @@ def _case_list_queryset(request: PracticeRequest) -> tuple[Any, dict[str, str]]:
 def case_list(request: PracticeRequest) -> HttpResponse:
     """Keyset pagination: the cursor is the last row's sort value and id, so a deep page costs
     what the first costs."""
-    cases, params = _case_list_queryset(request)
-    sort = request.GET.get("sort", "label")
-    (key, tiebreak), descending = SORTS.get(sort, SORTS["label"])
+    query = valid(forms.CaseListQuery(request.GET)).cleaned_data
+    cases, params = _case_list_queryset(request, query)
+    sort = query["sort"] or "label"
+    (key, tiebreak), descending = SORTS[sort]
     total = cases.count()
-    after = request.GET.get("after", "")
+    after = query["after"]
     if after:
         raw, _sep, last_pk = after.rpartition("|")
         last = query_int(last_pk, 0)
@@ -401,7 +403,8 @@ def case_history(request: PracticeRequest, pk: int) -> HttpResponse:
     """The case's story: who created, changed, viewed, exported, signed what, and when."""
     case = get_case_for_user(request, pk)
     events = AuditEvent.objects.filter(practice_id=case.practice_id, case_id=case.pk)
-    page, next_before = keyset_page(events, request)
+    before = valid(forms.HistoryQuery(request.GET)).cleaned_data["before"]
+    page, next_before = keyset_page(events, before)
     return render(
         request,
         "checklist/case_history.html",
@@ -409,6 +412,6 @@ def case_history(request: PracticeRequest, pk: int) -> HttpResponse:
             "case": case,
             "rows": event_rows(page),
             "next_query": urlencode({"before": next_before}) if next_before else "",
-            "first_query": "?" if request.GET.get("before") else "",
+            "first_query": "?" if before is not None else "",
         },
     )

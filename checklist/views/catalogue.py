@@ -16,6 +16,7 @@ from checklist import forms, services
 from checklist.access import PracticeRequest, practice_required
 from checklist.models import CatalogueVersion, Category, Membership
 from checklist.record import version_diff
+from checklist.views.common import valid
 
 
 def _get_version(request: PracticeRequest, number: int) -> CatalogueVersion:
@@ -39,13 +40,9 @@ def catalogue_list(request: PracticeRequest) -> HttpResponse:
 def catalogue_version(request: PracticeRequest, number: int) -> HttpResponse:
     version = _get_version(request, number)
     previous = (
-        CatalogueVersion.objects.filter(
-            practice=request.practice,
-            number__lt=number,
-            published_at__isnull=False,
-        )
-        .order_by("-number")
-        .first()
+        CatalogueVersion.objects.for_practice(request.practice)
+        .filter(number__lt=number)
+        .newest_published()
     )
     return render(
         request,
@@ -62,10 +59,8 @@ def catalogue_version(request: PracticeRequest, number: int) -> HttpResponse:
 
 @practice_required()
 def catalogue_diff(request: PracticeRequest) -> HttpResponse:
-    try:
-        a, b = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
-    except ValueError:
-        raise Http404 from None
+    query = valid(forms.CatalogueDiffQuery(request.GET)).cleaned_data
+    a, b = query["a"], query["b"]
     old, new = _get_version(request, a), _get_version(request, b)
     return render(
         request,

@@ -13,21 +13,25 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from checklist import audit, rules, services
+from checklist import audit, forms, rules, services
 from checklist.access import PracticeRequest, get_case_for_user, practice_required
 from checklist.models import Case, CatalogueVersion, Category, Checklist, ItemStatus, Membership
-from checklist.record import CaseRecord, category_text, latest_published, version_diff
-from checklist.views.common import query_int
+from checklist.record import CaseRecord, category_text, version_diff
+from checklist.views.common import valid
 
 
 def _checklist_context(request: PracticeRequest, case: Case) -> dict[str, Any]:
     language = get_language()
     record = CaseRecord.load(case)
-    checklist = Checklist.objects.filter(case=case).select_related("version").first()
-    newest = latest_published(case.practice_id)
-    version = checklist.version if checklist else newest
+    checklist, version = Checklist.objects.worked_under(case)
     if version is None:
         raise Http404
+    # Before its first save a checklist is worked under the newest version already.
+    newest = (
+        CatalogueVersion.objects.for_practice(case.practice_id).newest_published()
+        if checklist
+        else version
+    )
     categories = {c.code: c for c in version.categories.order_by("position")}
     items = (
         {i.category_id: i for i in checklist.items.select_related("set_by")} if checklist else {}
@@ -92,26 +96,22 @@ def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpR
     case = get_case_for_user(request, pk)
     # Only an active category of the version this checklist is worked under (the newest
     # published one before the first save): never a draft's, a retired or an older one.
-    checklist = Checklist.objects.filter(case=case).first()
-    version_id = (
-        checklist.version_id
-        if checklist
-        else getattr(latest_published(case.practice_id), "pk", None)
-    )
+    _checklist, version = Checklist.objects.worked_under(case)
     category = get_object_or_404(
         Category.objects.filter(
-            practice_id=case.practice_id, version_id=version_id, active=True
+            practice_id=case.practice_id, version=version, active=True
         ).select_related("version"),
         pk=category_pk,
     )
-    status = request.POST.get("status", "")
-    note = request.POST.get("note", "").strip()[:4000]
+    form = forms.ChecklistItemForm(request.POST)
+    status = note = ""
     error = ""
-    if status not in ItemStatus.values:
-        error = _("Choose one of the statuses.")
+    if not form.is_valid():
+        error = " ".join(str(m) for messages_ in form.errors.values() for m in messages_)
+        note = request.POST.get("note", "")
     else:
-        # The item's revision as the form showed it (0: no item yet); missing counts as stale.
-        revision = query_int(request.POST.get("revision"), -1)
+        status, note = form.cleaned_data["status"], form.cleaned_data["note"]
+        revision = form.cleaned_data["revision"]
         try:
             services.checklist_item_set(
                 case=case,
@@ -120,7 +120,8 @@ def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpR
                 status=status,
                 note=note,
                 acting_user=request.user,
-                expected_revision=revision,
+                # missing counts as stale
+                expected_revision=-1 if revision is None else revision,
             )
         except services.StaleItem as stale:
             error = _(
@@ -155,8 +156,8 @@ def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpR
 def checklist_move(request: PracticeRequest, pk: int) -> HttpResponse:
     case = get_case_for_user(request, pk)
     version = get_object_or_404(
-        CatalogueVersion.objects.filter(practice_id=case.practice_id, published_at__isnull=False),
-        pk=query_int(request.POST.get("version"), 0),
+        CatalogueVersion.objects.for_practice(case.practice_id).published(),
+        pk=valid(forms.IdForm({"id": request.POST.get("version")})).cleaned_data["id"],
     )
     if Checklist.objects.filter(case=case).exists():
         services.checklist_move(case=case, to_version=version, acting_user=request.user)

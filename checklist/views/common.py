@@ -3,12 +3,32 @@ query parameters, the stale-version page."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from django import forms
+from django.core.exceptions import BadRequest
 from django.shortcuts import render
 
 from checklist import audit, services
 from checklist.access import PracticeRequest
+
+FormT = TypeVar("FormT", bound=forms.Form)
+
+
+class BadQuery(BadRequest):
+    """A query string or small POST that did not validate: answered 400 with the form's errors
+    (`system.error_400`), never a 500."""
+
+    def __init__(self, form: forms.Form) -> None:
+        super().__init__("invalid parameters")
+        self.form = form
+
+
+def valid(form: FormT) -> FormT:
+    """The bound form, validated; a parameter that does not validate raises `BadQuery`."""
+    if not form.is_valid():
+        raise BadQuery(form)
+    return form
 
 
 def expected_version(request: PracticeRequest) -> int:

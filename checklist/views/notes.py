@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models import F
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import slugify
@@ -25,13 +25,13 @@ from checklist.access import (
 from checklist.models import (
     BoardNote,
     BoardNoteVersion,
-    BoardOutcome,
     Code,
     Membership,
     NoteState,
     user_display,
 )
-from checklist.views.common import query_int
+from checklist.record import CaseRecord
+from checklist.views.common import query_int, valid
 
 
 def _version(note: BoardNote, number: int | None = None) -> BoardNoteVersion:
@@ -48,22 +48,12 @@ def _version(note: BoardNote, number: int | None = None) -> BoardNoteVersion:
 @practice_required()
 def note_list(request: PracticeRequest) -> HttpResponse:
     practice = request.practice
-    latest = BoardNoteVersion.objects.filter(note=OuterRef("pk")).order_by("-number")
     notes = (
         BoardNote.objects.for_practice(practice)
-        .select_related("case", "created_by")
-        .annotate(
-            latest_number=Subquery(latest.values("number")[:1]),
-            latest_state=Subquery(latest.values("state")[:1]),
-            board_date=Subquery(latest.values("board_date")[:1]),
-            has_signed=Exists(
-                BoardNoteVersion.objects.filter(note=OuterRef("pk"), state=NoteState.SIGNED)
-            ),
-            has_outcome=Exists(BoardOutcome.objects.filter(note=OuterRef("pk"))),
-        )
+        .for_list()
         .order_by(F("board_date").desc(nulls_last=True), "-pk")
     )
-    wanted = request.GET.get("state", "")
+    wanted = valid(forms.NoteListQuery(request.GET)).cleaned_data["state"]
     if wanted in (NoteState.DRAFT, NoteState.READY, NoteState.SIGNED):
         notes = notes.filter(latest_state=wanted)
     elif wanted == "outcome_pending":
@@ -111,9 +101,10 @@ def note_edit(request: PracticeRequest, pk: int) -> HttpResponse:
 @practice_required()
 def note_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     note = get_note_for_user(request, pk)
-    number = request.GET.get("v")
-    version = _version(note, query_int(number, limit=32767))
-    snapshot = notes.snapshot_for(version, get_language())
+    version = _version(note, valid(forms.NoteVersionQuery(request.GET)).cleaned_data["v"])
+    # An unsigned version shows the live record, which its signing check reads as well.
+    record = CaseRecord.load(note.case) if version.state != NoteState.SIGNED else None
+    snapshot = notes.snapshot_for(version, get_language(), record)
     versions = list(note.versions.select_related("signed_by").order_by("number"))
     previous = next((v for v in versions if v.number == version.number - 1), None)
     changes = notes.diff(notes.snapshot_for(previous, get_language()), snapshot) if previous else []
@@ -136,9 +127,7 @@ def note_detail(request: PracticeRequest, pk: int) -> HttpResponse:
             "versions": versions,
             "previous": previous,
             "changes": changes,
-            "missing": notes.missing_for_signing(version)
-            if version.state != NoteState.SIGNED
-            else [],
+            "missing": notes.missing_for_signing(version, record) if record is not None else [],
             "verified": notes.verify(version) if version.state == NoteState.SIGNED else None,
             "outcomes": note.outcomes.select_related("recorded_by").order_by("-number"),
             "amend_form": forms.AmendForm(),

@@ -17,6 +17,14 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok"})
 
 
+def error_400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A parameter that did not validate (`common.BadQuery` names which) or a request Django
+    refused; the user sees which parameter, never a stack trace."""
+    form = getattr(exception, "form", None)
+    errors = form.errors if form is not None else {}
+    return render(request, "400.html", {"errors": errors}, status=400)
+
+
 def error_404(request: HttpRequest, exception: Exception) -> HttpResponse:
     return render(request, "404.html", status=404)
 

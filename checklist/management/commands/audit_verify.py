@@ -1,4 +1,5 @@
-"""Recomputes every audit chain; names the first broken (practice, seq) or says OK."""
+"""Recomputes the audit chain of every practice; names the first broken (practice, seq) or says
+OK, and what it verified."""
 
 import json
 from pathlib import Path
@@ -20,10 +21,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ids = [options["practice"]] if options["practice"] is not None else audit.chain_ids()
+        # Every practice, not only the chains found: a practice whose chain was emptied has
+        # no chain to find.
+        ids = [options["practice"]] if options["practice"] is not None else audit.ids_to_verify()
         failures = []
+        events = 0
         for practice_id in ids:
             result = audit.verify_chain(practice_id)
+            events += result.events
             if practice_id != audit.SYSTEM_CHAIN:
                 AuditVerification.objects.create(
                     chain=practice_id,
@@ -34,14 +39,17 @@ class Command(BaseCommand):
                     broken_at=result.broken_at,
                     reason=result.reason,
                 )
+            name = "system chain" if practice_id == audit.SYSTEM_CHAIN else "practice"
             if result.ok:
                 self.stdout.write(
-                    f"practice {practice_id}: OK ({result.events} events, head {result.head_seq})"
+                    f"{name} {practice_id}: OK ({result.events} events, head seq {result.head_seq})"
                 )
             else:
                 failures.append(
-                    f"practice {practice_id}: BROKEN at seq {result.broken_at} ({result.reason})"
+                    f"{name} {practice_id}: BROKEN at seq {result.broken_at} ({result.reason})"
                 )
+        practices = sum(1 for practice_id in ids if practice_id != audit.SYSTEM_CHAIN)
+        self.stdout.write(f"verified {practices} practice(s), {events} event(s)")
         if options["checkpoint"]:
             saved = json.loads(options["checkpoint"].read_text())
             for practice_id, head in saved["heads"].items():
@@ -50,6 +58,13 @@ class Command(BaseCommand):
                         f"practice {practice_id}: checkpoint head seq {head['seq']} is missing"
                         " or changed"
                     )
+            self.stdout.write(f"checked {len(saved['heads'])} head(s) of {options['checkpoint']}")
+        else:
+            self.stdout.write(
+                "no checkpoint given: the removal of a chain's newest events cannot be detected"
+                " without one (--checkpoint, a file written by audit_checkpoint and kept"
+                " outside the database)"
+            )
         for failure in failures:
             self.stdout.write(failure)
         if failures:

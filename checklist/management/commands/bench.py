@@ -9,16 +9,22 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, connections, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from checklist import audit
-from checklist.models import Case, Practice
+from checklist import audit, notes, rules, services
+from checklist.management.commands.seed_cases import seed
+from checklist.models import AuditEvent, Case, Membership, Practice
+from tests.test_queries import seed_rows
 
 REPORT = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
 
@@ -129,8 +135,6 @@ def bench_audit(lines: list[str], scale: float) -> None:
 
 
 def _timed(client: Any, url: str, runs: int) -> tuple[float, float, int]:
-    from django.test.utils import CaptureQueriesContext
-
     times = []
     queries = 0
     for _ in range(runs):
@@ -145,11 +149,6 @@ def _timed(client: Any, url: str, runs: int) -> tuple[float, float, int]:
 
 
 def _client_for(practice: Practice, role: str) -> Any:
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    from checklist.models import Membership
-
     user, _created = get_user_model().objects.get_or_create(username=f"bench-{role}-{practice.pk}")
     Membership.objects.get_or_create(practice=practice, user=user, defaults={"role": role})
     client = Client()
@@ -159,16 +158,10 @@ def _client_for(practice: Practice, role: str) -> Any:
 
 
 def bench_cases(lines: list[str], scale: float) -> None:
-    from checklist.management.commands.seed_cases import seed
-    from checklist.models import Membership
-    from tests.test_queries import seed_rows
-
     n = int(10_000 * scale) or 100
     lines.append("## Case record (issues 4 and 5)\n")
     practice = _practice("bench-cases")
-    from checklist.services import catalogue_seed
-
-    catalogue_seed(practice=practice)
+    services.catalogue_seed(practice=practice)
     started = time.perf_counter()
     seed(practice, n, prefix=f"B{practice.pk}")
     lines.append(
@@ -214,8 +207,6 @@ def bench_cases(lines: list[str], scale: float) -> None:
 
 
 def bench_rules(lines: list[str], scale: float) -> None:
-    from checklist import rules
-
     lines.append("## rules.py (issue 6)\n")
     categories = tuple(
         rules.CategoryText(
@@ -252,16 +243,11 @@ def bench_rules(lines: list[str], scale: float) -> None:
 
 
 def bench_pdf(lines: list[str], scale: float) -> None:
-    from checklist import notes, services
-    from checklist.models import Membership
-
     lines.append("## Board-note PDF (issue 7)\n")
     practice = _practice("bench-pdf")
     services.catalogue_seed(practice=practice)
     client = _client_for(practice, Membership.PHYSICIAN)
     case = Case.objects.create(practice=practice, label="PDF-1", **Case.MINIMAL)
-    from tests.test_queries import seed_rows
-
     seed_rows(case, 3)
     user = Membership.objects.filter(practice=practice).first().user  # type: ignore[union-attr]
     version = services.note_create(
@@ -289,10 +275,6 @@ def bench_pdf(lines: list[str], scale: float) -> None:
 
 
 def bench_trail(lines: list[str], scale: float) -> None:
-    import tracemalloc
-
-    from checklist.models import AuditEvent, Membership
-
     # The measured practice holds 1M events (its trail, history and export are what is timed);
     # 19 more practices hold 10k each, so the table is shared as in production.
     big = int(1_000_000 * scale) or 10_000

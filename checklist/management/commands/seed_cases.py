@@ -20,6 +20,7 @@ from checklist.models import (
     TherapyLine,
     Tumour,
 )
+from checklist.services import catalogue_seed
 
 TUMOURS = [
     ("IDC", "Breast Invasive Ductal Carcinoma", "Breast"),
@@ -159,8 +160,6 @@ class Command(BaseCommand):
         parser.add_argument("--practice", default="Synthetic Practice")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from checklist.services import catalogue_seed
-
         practice, _created = Practice.objects.get_or_create(name=options["practice"])
         catalogue_seed(practice=practice)
         with audit_context(path="manage.py seed_cases"):
