@@ -28,12 +28,33 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.apps import apps
 from django.contrib.auth import get_user_model, user_logged_in, user_logged_out, user_login_failed
-from django.db import connection, connections, transaction
+from django.db import connection, connections, models, transaction
+from django.db.models import Value
+from django.db.models.functions import Cast, Coalesce
 from django.db.models.signals import post_migrate
 from django.http import HttpRequest
-from django.utils.translation import gettext_lazy
+from django.utils.functional import Promise
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import get_language, gettext, gettext_lazy
 
-from checklist.models import AuditEvent, Code, Membership, Practice, PracticeScoped
+from checklist.models import (
+    AuditEvent,
+    BoardNote,
+    BoardNoteVersion,
+    Case,
+    CatalogueVersion,
+    Category,
+    Checklist,
+    ChecklistItem,
+    Code,
+    Membership,
+    Practice,
+    PracticeScoped,
+    TherapyLine,
+    compose_display_name,
+)
+from checklist.templatetags.checklist_tags import local_date, local_datetime
 
 SYSTEM_CHAIN = 0  # the chain for events that belong to no practice
 _yes = gettext_lazy("yes")
@@ -49,6 +70,7 @@ LOGIN_SUCCESS = "login_success"
 LOGIN_FAILURE = "login_failure"
 LOGOUT = "logout"
 PERMISSION_DENIED = "permission_denied"
+SIGN_REFUSED = "sign_refused"  # a wrong password at the signing of a board note
 
 
 def _actor(user: Any) -> tuple[int | None, str | None]:
@@ -367,6 +389,7 @@ ACCESS_LABELS = {
     LOGIN_FAILURE: gettext_lazy("failed login"),
     LOGOUT: gettext_lazy("logged out"),
     PERMISSION_DENIED: gettext_lazy("permission denied"),
+    SIGN_REFUSED: gettext_lazy("signing refused: wrong password"),
 }
 CHANGE_LABELS = {
     "INSERT": gettext_lazy("created"),
@@ -381,6 +404,10 @@ class FieldChange:
     label: str
     old: str
     new: str
+    # A structured value (a note's frozen snapshot) as HTML, which the page shows collapsed
+    # behind a toggle rather than in the line.
+    collapsed: SafeString | None = None
+    summary: str = ""  # the toggle's text
 
 
 def table_models() -> dict[str, Any]:
@@ -405,19 +432,315 @@ def code_list_labels(language: str | None) -> dict[str, dict[str, str]]:
     return labels
 
 
-def _display(field: Any, value: Any, codes: dict[str, str] | None = None) -> str:
+# Labels of the columns whose model field has no translated name of its own.
+FIELD_LABELS = {
+    "case_id": gettext_lazy("case"),
+    "user_id": gettext_lazy("user"),
+    "category_id": gettext_lazy("category"),
+    "checklist_id": gettext_lazy("checklist"),
+    "note_id": gettext_lazy("board note"),
+    "line_id": gettext_lazy("therapy line"),
+    "tumour_id": gettext_lazy("tumour"),
+    "version_id": gettext_lazy("catalogue version"),
+    "supersedes_id": gettext_lazy("supersedes version"),
+    "created_at": gettext_lazy("created at"),
+    "created_by_id": gettext_lazy("created by"),
+    "updated_at": gettext_lazy("changed at"),
+    "updated_by_id": gettext_lazy("changed by"),
+    "set_at": gettext_lazy("set at"),
+    "set_by_id": gettext_lazy("set by"),
+    "ready_at": gettext_lazy("ready at"),
+    "signed_at": gettext_lazy("signed at"),
+    "signed_by_id": gettext_lazy("signed by"),
+    "recorded_at": gettext_lazy("recorded at"),
+    "recorded_by_id": gettext_lazy("recorded by"),
+    "published_at": gettext_lazy("published at"),
+    "published_by_id": gettext_lazy("published by"),
+    "moved_at": gettext_lazy("moved at"),
+    "state": gettext_lazy("state"),
+    "snapshot": gettext_lazy("snapshot"),
+    "snapshot_hash": gettext_lazy("snapshot hash (SHA-256)"),
+    "revision": gettext_lazy("revision"),
+    "number": gettext_lazy("number"),
+    "version": gettext_lazy("record version"),
+    "measures": gettext_lazy("measures"),
+    "previous_status": gettext_lazy("previous status"),
+    "previous_note": gettext_lazy("previous note"),
+    "prior_therapy_stated_on": gettext_lazy("no prior therapy stated on"),
+    "start_precision": gettext_lazy("precision of the start date"),
+    "end_precision": gettext_lazy("precision of the end date"),
+    "oncotree_name": gettext_lazy("OncoTree name"),
+    "oncotree_release": gettext_lazy("OncoTree release"),
+    "oncotree_tissue": gettext_lazy("OncoTree tissue"),
+    "oncotree_main_type": gettext_lazy("OncoTree main type"),
+    "change_note": gettext_lazy("change note"),
+    "source_title": gettext_lazy("source title"),
+}
+
+# Keys of an access event's detail, as the trail names them.
+DETAIL_LABELS = {
+    "label": gettext_lazy("case"),
+    "version": gettext_lazy("version"),
+    "format": gettext_lazy("format"),
+    "filters": gettext_lazy("filters"),
+    "username": gettext_lazy("user name typed"),
+    "reason": gettext_lazy("reason"),
+    "language": gettext_lazy("language"),
+    "page": gettext_lazy("page"),
+    "needs": gettext_lazy("role needed"),
+}
+
+
+def _field_label(name: str, field: Any) -> str:
+    if field is not None and isinstance(field.verbose_name, Promise):
+        return str(field.verbose_name)
+    if name in FIELD_LABELS:
+        return str(FIELD_LABELS[name])
+    return str(field.verbose_name) if field is not None else name.replace("_", " ")
+
+
+# --- labels of the rows that values point to ------------------------------------------------
+
+
+def _by_language(english: str, german: str, language: str | None) -> str:
+    return german if (language or "").startswith("de") and german else english
+
+
+# How a row of each model that the trail points to (a foreign key among the values, or the row
+# an event is about) is labelled: two columns read for it in the one label query of a page
+# (`row_labels`), and the label made of them. Users are named by `compose_display_name`; a row
+# of any other model, or one that no longer exists, by its id.
+ROW_LABELS: dict[Any, tuple[tuple[str, str | None], Callable[[str, str, str | None], str]]] = {
+    Case: (("label", None), lambda a, b, lang: a),
+    Category: (("name_en", "name_de"), _by_language),
+    ChecklistItem: (("category__name_en", "category__name_de"), _by_language),
+    Checklist: (("case__label", None), lambda a, b, lang: a),
+    BoardNote: (("case__label", None), lambda a, b, lang: a),
+    CatalogueVersion: (
+        ("number", None),
+        lambda a, b, lang: gettext("catalogue version %(n)s") % {"n": a},
+    ),
+    BoardNoteVersion: (("number", None), lambda a, b, lang: gettext("version %(n)s") % {"n": a}),
+    TherapyLine: (("number", None), lambda a, b, lang: gettext("line %(n)s") % {"n": a}),
+}
+
+
+def _user_model() -> Any:
+    return get_user_model()
+
+
+def _row_targets(event: Any, models_by_table: dict[str, Any]) -> Iterator[tuple[Any, str]]:
+    """(model, primary key) of every row an event points to: the user who acted, its case,
+    its own row when that has a label, and the users and rows among its values."""
+    user_model = _user_model()
+    if event.actor_id is not None:
+        yield user_model, str(event.actor_id)
+    if event.case_id is not None:
+        yield Case, str(event.case_id)
+    model = models_by_table.get(event.table_name)
+    if model is None or event.kind != "change":
+        return
+    if event.row_id and model._meta.pk.related_model is user_model:
+        yield user_model, str(event.row_id)  # an account's profile: the person
+    elif event.row_id and model in ROW_LABELS:
+        yield model, str(event.row_id)
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    for values in (event.old_values or {}, event.new_values or {}):
+        for name, value in values.items():
+            field = fields.get(name)
+            target = field.related_model if isinstance(field, models.ForeignKey) else None
+            if value is not None and (target is user_model or target in ROW_LABELS):
+                yield target, str(value)
+
+
+def _as_text(expression: Any) -> Any:
+    if expression is None:
+        return Value("", output_field=models.TextField())
+    return Cast(expression, output_field=models.TextField())
+
+
+def row_labels(
+    events: list[Any], language: str | None, models_by_table: dict[str, Any] | None = None
+) -> dict[tuple[Any, str], str]:
+    """Labels for everything a page of events points to, keyed by (model, primary key as
+    text): the people (who acted, "signed by"...) with their titles, the cases, and the rows
+    of ROW_LABELS. One query for the whole page, however many events and kinds of rows it
+    shows (a UNION ALL of one SELECT per kind). A row that no longer exists has no label."""
+    models_by_table = models_by_table or table_models()
+    wanted: dict[Any, set[int]] = {}
+    for event in events:
+        for model, pk in _row_targets(event, models_by_table):
+            if pk.isdigit():
+                wanted.setdefault(model, set()).add(int(pk))
+    user_model = _user_model()
+    columns = ("label_kind", "label_key", "label_a", "label_b", "label_c", "label_d")
+    parts = []
+    for model, ids in wanted.items():
+        a: str | None
+        b: str | None
+        c: str | None
+        d: str | None
+        if model is user_model:
+            a, b, c, d = "first_name", "last_name", "username", "account_profile__title"
+        else:
+            (a, b), _label = ROW_LABELS[model]
+            c = d = None
+        parts.append(
+            model.objects.filter(pk__in=sorted(ids))
+            .annotate(
+                label_kind=Value(model._meta.db_table, output_field=models.TextField()),
+                label_key=_as_text("pk"),
+                label_a=_as_text(a),
+                label_b=_as_text(b),
+                label_c=_as_text(c),
+                label_d=Coalesce(_as_text(d), Value("", output_field=models.TextField())),
+            )
+            .values_list(*columns)
+        )
+    if not parts:
+        return {}
+    by_table = {model._meta.db_table: model for model in wanted}
+    labels: dict[tuple[Any, str], str] = {}
+    for kind, key, a, b, c, d in parts[0].union(*parts[1:], all=True):
+        model = by_table[kind]
+        if model is user_model:
+            labels[(model, key)] = compose_display_name(d, a, b, c)
+        else:
+            labels[(model, key)] = ROW_LABELS[model][1](a, b, language)
+    return labels
+
+
+def event_row_label(
+    event: Any, labels: dict[tuple[Any, str], str], models_by_table: dict[str, Any]
+) -> str:
+    """What an event's own row is called (a checklist item by its category, an account by
+    its person's name), or ""."""
+    model = models_by_table.get(event.table_name)
+    if model is None or not event.row_id:
+        return ""
+    if model._meta.pk.related_model is _user_model():
+        return labels.get((_user_model(), str(event.row_id)), "")
+    return labels.get((model, str(event.row_id)), "")
+
+
+def _is_datetime_text(value: Any) -> bool:
+    return isinstance(value, str) and len(value) >= 16 and value[4] == "-" and value[10] == "T"
+
+
+def _tree(value: Any) -> SafeString:
+    """A JSON value as nested definition lists: readable, never program text. Keys are shown
+    as words; times in local time."""
+    if isinstance(value, dict):
+        return format_html(
+            '<dl class="audit-tree mb-0">{}</dl>',
+            format_html_join(
+                "",
+                "<dt>{}</dt><dd>{}</dd>",
+                (
+                    (str(key).replace("_", " ").capitalize(), _tree(item))
+                    for key, item in value.items()
+                ),
+            ),
+        )
+    if isinstance(value, list):
+        if all(not isinstance(item, (dict, list)) for item in value):
+            return format_html("{}", ", ".join(_text(item) for item in value) or "—")
+        return format_html(
+            '<ol class="mb-0">{}</ol>',
+            format_html_join("", "<li>{}</li>", ((_tree(item),) for item in value)),
+        )
+    return format_html("{}", _text(value))
+
+
+def _snapshot_html(snapshot: dict[str, Any]) -> SafeString:
+    """A board note's frozen snapshot as the note itself reads (`notes.document`, in the
+    reader's language): section headings and (label, value) rows. A snapshot the note code
+    cannot read is shown as a plain tree of its values."""
+    from checklist import notes
+
+    try:
+        document = notes.document(snapshot, get_language() or "en")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return _tree(snapshot)
+    parts = []
+    for section in document.sections:
+        groups = []
+        for group in section.groups:
+            rows = format_html_join(
+                "",
+                '<dt class="col-sm-4 fw-normal text-body-secondary">{}</dt>'
+                '<dd class="col-sm-8 mb-0">{}{}</dd>',
+                (
+                    (row.label, row.value or "—", f" “{row.quote}”" if row.quote else "")
+                    for row in group.rows
+                ),
+            )
+            groups.append(
+                format_html(
+                    "{}{}",
+                    format_html('<p class="fw-semibold mb-0 mt-1">{}</p>', group.heading)
+                    if group.heading
+                    else "",
+                    format_html('<dl class="row mb-1">{}</dl>', rows)
+                    if group.rows
+                    else format_html('<p class="mb-1">{}</p>', group.empty or "—"),
+                )
+            )
+        parts.append(
+            format_html(
+                '<section class="mb-2"><h3 class="h6 mt-2 mb-1">{}</h3>{}</section>',
+                section.title,
+                format_html_join("", "{}", ((g,) for g in groups)),
+            )
+        )
+    return format_html(
+        '<div class="audit-tree">{}</div>', format_html_join("", "{}", ((p,) for p in parts))
+    )
+
+
+def _text(value: Any) -> str:
     if value is None or value == "":
         return "—"
+    if isinstance(value, bool):
+        return str(_yes) if value else str(_no)
+    if _is_datetime_text(value):
+        return local_datetime(value)
+    return str(value)
+
+
+def _display(
+    field: Any,
+    value: Any,
+    codes: dict[str, str] | None = None,
+    labels: dict[tuple[Any, str], str] | None = None,
+) -> str:
+    if value is None or value == "":
+        return "—"
+    target = field.related_model if isinstance(field, models.ForeignKey) else None
+    if target is not None:
+        # A row is named by its label, never by its bare id: "Dr. Dana Demo", not "1".
+        found = (labels or {}).get((target, str(value)))
+        return found if found else f"#{value}"
+    if isinstance(field, models.DateTimeField):
+        return local_datetime(value)
+    if isinstance(field, models.DateField):
+        return local_date(value)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        # e.g. an outcome's measures: one "key: value" group per entry
+        return "; ".join(
+            ", ".join(f"{k.replace('_', ' ')}: {_text(v)}" for k, v in item.items() if v != "")
+            for item in value
+        )
     if codes:
         if isinstance(value, list):
             return ", ".join(codes.get(str(v), str(v)) for v in value)
         return f"{codes.get(str(value), str(value))} ({value})"
     choices = getattr(field, "choices", None) if field is not None else None
     if choices:
-        labels = {str(k): str(v) for k, v in choices}
+        choice_labels = {str(k): str(v) for k, v in choices}
         if isinstance(value, list):
-            return ", ".join(labels.get(str(v), str(v)) for v in value)
-        return labels.get(str(value), str(value))
+            return ", ".join(choice_labels.get(str(v), str(v)) for v in value)
+        return choice_labels.get(str(value), str(value))
     if isinstance(value, bool):
         return str(_yes) if value else str(_no)
     if isinstance(value, list):
@@ -429,8 +752,11 @@ def field_changes(
     event: Any,
     models_by_table: dict[str, Any] | None = None,
     code_labels: dict[str, dict[str, str]] | None = None,
+    labels: dict[tuple[Any, str], str] | None = None,
 ) -> list[FieldChange]:
-    """An event's values as (field label, old, new), in the user's language, codes labelled."""
+    """An event's values as (field label, old, new), in the user's language: codes and
+    choices by their labels, users and other rows by name (`labels`, from `row_labels`),
+    times in local time; a structured value (a snapshot) as collapsible HTML."""
     models_by_table = models_by_table or table_models()
     code_labels = code_labels or {}
     model = models_by_table.get(event.table_name)
@@ -448,18 +774,71 @@ def field_changes(
         if event.op != "UPDATE" and (old or new).get(name) in (None, "", [], {}):
             continue  # a created or deleted row: list what it held, not its empty fields
         field = fields.get(name)
-        label = str(field.verbose_name) if field is not None else name
+        label = _field_label(name, field)
+        structured = new.get(name) if isinstance(new.get(name), dict) else old.get(name)
+        if isinstance(structured, dict):
+            if name == "snapshot" and event.table_name == "checklist_boardnoteversion":
+                shown, summary = _snapshot_html(structured), gettext("show snapshot")
+            else:
+                shown, summary = _tree(structured), gettext("show values")
+            changes.append(FieldChange(label, "", "", shown, summary))
+            continue
         codes = code_labels.get(CODE_LIST_FIELDS.get((event.table_name, name), ""))
         changes.append(
             FieldChange(
                 label,
-                _display(field, old.get(name), codes) if old else "",
-                _display(field, new.get(name), codes) if new else "",
+                _display(field, old.get(name), codes, labels) if old else "",
+                _display(field, new.get(name), codes, labels) if new else "",
             )
         )
     return changes
 
 
+def detail_items(detail: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """An access event's detail as (label, text): "case: BC-1", "filters: case: BC-1"."""
+    items = []
+    for key, value in (detail or {}).items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}: {_text(v)}" for k, v in value.items()) or "—"
+        elif isinstance(value, list):
+            text = ", ".join(_text(v) for v in value) or "—"
+        else:
+            text = _text(value)
+        items.append((str(DETAIL_LABELS.get(key, key.replace("_", " "))), text))
+    return items
+
+
+# What the trail calls the rows of each table, where the model has no translated name.
+TABLE_LABELS = {
+    "checklist_practice": gettext_lazy("practice"),
+    "checklist_membership": gettext_lazy("membership"),
+    "checklist_case": gettext_lazy("case"),
+    "checklist_tumour": gettext_lazy("tumour"),
+    "checklist_stagingrecord": gettext_lazy("staging record"),
+    "checklist_biomarker": gettext_lazy("biomarker"),
+    "checklist_metastasis": gettext_lazy("metastasis"),
+    "checklist_therapyline": gettext_lazy("therapy line"),
+    "checklist_adverseevent": gettext_lazy("adverse event"),
+    "checklist_performancestatus": gettext_lazy("performance status"),
+    "checklist_immunefinding": gettext_lazy("immune finding"),
+    "checklist_immuneadverseevent": gettext_lazy("immune-related adverse event"),
+    "checklist_comorbidity": gettext_lazy("comorbidity"),
+    "checklist_organfunction": gettext_lazy("organ function"),
+    "checklist_medication": gettext_lazy("medication"),
+    "checklist_catalogueversion": gettext_lazy("catalogue version"),
+    "checklist_category": gettext_lazy("category"),
+    "checklist_checklist": gettext_lazy("checklist"),
+    "checklist_checklistitem": gettext_lazy("checklist item"),
+    "checklist_boardnote": gettext_lazy("board note"),
+    "checklist_boardnoteversion": gettext_lazy("board note version"),
+    "checklist_boardoutcome": gettext_lazy("board outcome"),
+}
+
+
 def table_label(table_name: str, models_by_table: dict[str, Any] | None = None) -> str:
     model = (models_by_table or table_models()).get(table_name)
+    if model is not None and isinstance(model._meta.verbose_name, Promise):
+        return str(model._meta.verbose_name)
+    if table_name in TABLE_LABELS:
+        return str(TABLE_LABELS[table_name])
     return str(model._meta.verbose_name) if model else table_name

@@ -6,11 +6,14 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.db import models
+from django.db.models import Subquery
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from checklist.models import (
@@ -123,8 +126,18 @@ class LoginForm(TextCharactersMixin, AuthenticationForm):
     }
 
 
+def _title_field() -> forms.CharField:
+    return forms.CharField(
+        label=_("Title"),
+        max_length=40,
+        required=False,
+        help_text=_("Shown before the name, for example “Dr.” or “Prof. Dr.”."),
+    )
+
+
 class AccountCreateForm(Form):
     username = forms.CharField(label=_("User name"), max_length=150)
+    title = _title_field()
     first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
     last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
     email = forms.EmailField(label=_("Email"), required=False)
@@ -138,18 +151,186 @@ class AccountCreateForm(Form):
 
 
 class MembershipForm(Form):
+    title = _title_field()
     role = forms.ChoiceField(label=_("Role"), choices=Membership.ROLE_CHOICES)
     active = forms.BooleanField(label=_("Active"), required=False)
 
 
-# --- the case record ------------------------------------------------------------------------
+class AccountTitleForm(Form):
+    """The user's own account page: the title shown with their name."""
+
+    title = _title_field()
+
+
+# --- numbers and dates as typed in the interface language ---------------------------------
+#
+# Decimals are text inputs parsed here, never by the browser (a number input follows the
+# browser's locale and silently dropped the comma of "0,9", sending 9) and never by Django's
+# `localize` (with thousands separators on, it reads an English "0,9" as 9).
+#
+# The rule, the same in every language: a point and a comma are both decimal separators.
+# Refused, with a message that asks for the unambiguous form, never guessed:
+# - both separators ("1,234.5", "1.234,5") or one separator twice ("1.234.567");
+# - the interface language's thousands separator followed by exactly three digits
+#   (English "1,234", German "1.234"): a thousands group as much as a decimal. "0,125" and
+#   ",125" are accepted: no one writes a thousands group after a zero.
+# So "12,5" and "12.5" are 12.5 in both languages, "0,9" is 0.9, English "1.234" and German
+# "1,234" are 1.234. No exponents, NaN or infinity; a minus sign may lead.
+
+NUMBER_TEXT = re.compile(r"([+\-\u2212]?)([0-9]*)(?:([.,])([0-9]*))?")
+
+
+class AmbiguousNumber(ValueError):
+    """A number that can be read in two ways: `reason` says why; for a thousands group,
+    `readings` holds both numbers (as a thousands group, as a decimal)."""
+
+    def __init__(self, reason: str, readings: tuple[Decimal, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.readings = readings
+
+
+def separators(language: str | None = None) -> tuple[str, str]:
+    """The (decimal, thousands) separators of the language, by default the active one."""
+    language = language or get_language()
+    return (
+        str(formats.get_format("DECIMAL_SEPARATOR", language)),
+        str(formats.get_format("THOUSAND_SEPARATOR", language)),
+    )
+
+
+def parse_decimal(text: str, language: str | None = None) -> Decimal:
+    """The number `text` means under the rule above. Raises AmbiguousNumber for a number that
+    can be read in two ways and ValueError for text that is not a number."""
+    text = text.strip()
+    points, commas = text.count("."), text.count(",")
+    if points and commas:
+        raise AmbiguousNumber("both")
+    if points > 1 or commas > 1:
+        raise AmbiguousNumber("repeated")
+    match = NUMBER_TEXT.fullmatch(text)
+    if match is None:
+        raise ValueError("not a number")
+    sign, whole, separator, fraction = match.groups()
+    if not (whole or fraction):
+        raise ValueError("no digits")
+    minus = "-" if sign in ("-", "\u2212") else ""
+    _decimal, thousands = separators(language)
+    if separator == thousands and len(fraction) == 3 and whole.strip("0"):
+        readings = (Decimal(f"{minus}{whole}{fraction}"), Decimal(f"{minus}{whole}.{fraction}"))
+        raise AmbiguousNumber("thousands", readings)
+    return Decimal(f"{minus}{whole or '0'}.{fraction or '0'}")
+
+
+def format_decimal(value: Decimal, language: str | None = None) -> str:
+    """`value` with the language's decimal separator, no thousands separator and no trailing
+    zeros: what a form shows and what reads back as the same number (see parse_decimal)."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("", "-0", "-"):
+        text = "0"
+    return text.replace(".", separators(language)[0])
+
+
+class DecimalInput(forms.TextInput):
+    """A text input that brings up the number keypad with the locale's decimal key on phones."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__({"inputmode": "decimal", "autocomplete": "off", **(attrs or {})})
+
+
+class DecimalNumberField(forms.DecimalField):
+    """A decimal typed with a point or a comma (the rule above); shown with the interface
+    language's decimal separator, so what a form shows posts back as the same value."""
+
+    widget = DecimalInput
+    # Far more digits than any field stores; longer text is refused, not cut.
+    max_text_length = 60
+
+    def to_python(self, value: Any) -> Decimal | None:  # type: ignore[override]  # stubs: int
+        if value in self.empty_values:
+            return None
+        if isinstance(value, (Decimal, int)):
+            return Decimal(value)
+        text = str(value).strip()
+        try:
+            if len(text) > self.max_text_length:
+                raise ValueError("too long")
+            return parse_decimal(text)
+        except AmbiguousNumber as error:
+            raise forms.ValidationError(
+                self._ambiguous_message(error, text), code="ambiguous"
+            ) from None
+        except (ValueError, ArithmeticError):
+            raise forms.ValidationError(
+                _("Enter a number, e.g. %(example)s.") % {"example": f"0{separators()[0]}9"},
+                code="invalid",
+            ) from None
+
+    @staticmethod
+    def _ambiguous_message(error: AmbiguousNumber, text: str) -> str:
+        example = f"1234{separators()[0]}5"
+        if error.reason == "thousands":
+            return _(
+                "Is “%(value)s” meant as %(thousands)s or as %(decimal)s? Type the one you"
+                " mean: numbers are taken without thousands separators."
+            ) % {
+                "value": text,
+                "thousands": format_decimal(error.readings[0]),
+                "decimal": format_decimal(error.readings[1]),
+            }
+        if error.reason == "both":
+            return _(
+                "“%(value)s” has both a point and a comma, so it can be read in two ways. Type"
+                " the number without thousands separators, e.g. %(example)s."
+            ) % {"value": text, "example": example}
+        return _(
+            "“%(value)s” has more than one separator. Type the number without thousands"
+            " separators, e.g. %(example)s."
+        ) % {"value": text, "example": example}
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, Decimal) and value.is_finite():
+            return format_decimal(value)
+        return value
+
+
+def number_formfield(db_field: models.Field[Any, Any], **kwargs: Any) -> forms.Field | None:
+    """The form field of a model field, with our decimal field for decimals: a row form's
+    `Meta.formfield_callback`."""
+    if isinstance(db_field, (models.DecimalField, models.FloatField)):
+        kwargs["form_class"] = DecimalNumberField
+    return db_field.formfield(**kwargs)
+
+
+DATE_PARTS = {"%d": _("DD"), "%m": _("MM"), "%Y": _("YYYY")}
+
+
+def date_format_hint(language: str | None = None) -> str:
+    """The date format the interface language types first, spelled out ("TT.MM.JJJJ")."""
+    pattern = str(formats.get_format("DATE_INPUT_FORMATS", language or get_language())[0])
+    for code, part in DATE_PARTS.items():
+        pattern = pattern.replace(code, str(part))
+    return pattern
 
 
 class DateInput(forms.DateInput):
-    input_type = "date"
+    """A date typed in the interface language's format, shown in it and named in the
+    placeholder: German 31.12.2024, English 2024-12-31; ISO is accepted in every language
+    (config/formats: DATE_INPUT_FORMATS; never a month-first format, never a two-digit year).
+    Not the browser's date picker: it follows the browser's locale, not the interface
+    language, so the same field read 12/31/2024 for one user and 31.12.2024 for the next."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(format="%Y-%m-%d", **kwargs)
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        widget_attrs = context["widget"]["attrs"]
+        widget_attrs.setdefault("placeholder", date_format_hint())
+        widget_attrs.setdefault("autocomplete", "off")
+        return context
+
+
+# --- the case record ------------------------------------------------------------------------
 
 
 def _date_widgets(model: type[models.Model]) -> dict[str, forms.Widget]:
@@ -265,21 +446,120 @@ class MetastasisStatusForm(CaseFormMixin, ModelForm):
         return cleaned
 
 
+CONFIRM_FIELD = "confirm_values"
+
+
 class RowForm(CaseFormMixin, ModelForm):
-    """A form for one row of a case; `case` gives the date rules their year of birth."""
+    """A form for one row of a case; `case` gives the date rules their year of birth.
+
+    `warnings` are shown after saving. `numbers` (field -> name and unit) are named with their
+    stored values in the message after saving ("Lymphocytes 0.9 × 10⁹/L saved"); a form that
+    calls `_ask_about_tenfold_changes` also asks to confirm a value that changed tenfold.
+    """
 
     warnings: list[Any]
+    numbers: dict[str, tuple[Any, Any]] = {}
 
     def __init__(self, *args: Any, case: Case, language: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.case = case
         self.language = language
         self.warnings = []
+        self.confirmed = self.is_bound and bool(
+            forms.CheckboxInput().value_from_datadict(
+                self.data, self.files, self.add_prefix(CONFIRM_FIELD)
+            )
+        )
+        if self.confirmed:
+            self._add_confirm_field()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         self._check_dates(cleaned)
         return cleaned
+
+    def saved_values(self) -> list[str]:
+        """The numbers of the saved row as stored, each with its name and unit."""
+        return [
+            f"{name} {format_decimal(Decimal(value))} {unit}".rstrip()
+            for field, (name, unit) in self.numbers.items()
+            if (value := getattr(self.instance, field)) is not None
+        ]
+
+    def _add_confirm_field(self) -> None:
+        self.fields[CONFIRM_FIELD] = forms.BooleanField(
+            label=_("The values marked above are correct: save them as entered"), required=False
+        )
+
+    def _ask_about_tenfold_changes(self, cleaned: dict[str, Any]) -> None:
+        """A number ten times or more, or a tenth or less, of the same field in the case's
+        newest earlier row of this kind (dated on or before this one, by `date_fields[0]`) is
+        a soft warning: the form comes back with the change named at the field and a box to
+        tick; ticked, it saves. Only values above zero are compared (a ratio to zero says
+        nothing). Two queries, whatever the number of rows."""
+        date_field = self.date_fields[0]
+        day = cleaned.get(date_field)
+        values = {
+            name: Decimal(cleaned[name])
+            for name in self.numbers
+            if isinstance(cleaned.get(name), (int, Decimal)) and cleaned[name] > 0
+        }
+        if self.confirmed or not isinstance(day, date) or not values or self.case is None:
+            return
+        model = self._meta.model
+        earlier = model.objects.filter(case=self.case, **{f"{date_field}__lte": day})
+        if self.instance.pk:
+            earlier = earlier.exclude(pk=self.instance.pk)
+        newest = {
+            f"newest_{name}": Subquery(
+                earlier.filter(**{f"{name}__isnull": False})
+                .order_by(f"-{date_field}", "-pk")
+                .values("pk")[:1]
+            )
+            for name in values
+        }
+        found = Case.objects.filter(pk=self.case.pk).values(**newest).first() or {}
+        rows = model.objects.in_bulk([pk for pk in found.values() if pk is not None])
+        changed = False
+        for name, value in values.items():
+            row = rows.get(found.get(f"newest_{name}"))
+            previous = getattr(row, name, None)
+            if not previous or previous <= 0:
+                continue
+            if value >= previous * 10:
+                message = _(
+                    "%(value)s %(unit)s is ten times or more the previous value"
+                    " (%(previous)s %(unit)s on %(date)s)."
+                )
+            elif value * 10 <= previous:
+                message = _(
+                    "%(value)s %(unit)s is a tenth or less of the previous value"
+                    " (%(previous)s %(unit)s on %(date)s)."
+                )
+            else:
+                continue
+            unit = self.numbers[name][1]
+            self.add_error(
+                name,
+                message
+                % {
+                    "value": format_decimal(value),
+                    "previous": format_decimal(Decimal(previous)),
+                    "unit": unit,
+                    "date": formats.date_format(getattr(row, date_field), "SHORT_DATE_FORMAT"),
+                },
+            )
+            changed = True
+        if changed:
+            self._add_confirm_field()
+            self.add_error(
+                None,
+                _(
+                    "A value differs tenfold or more from the case's previous one (marked"
+                    " below). If it is correct, tick the box at the end of the form and save"
+                    " again."
+                ),
+            )
 
 
 def resolve_oncotree(text: str) -> Code:
@@ -518,6 +798,13 @@ class BiomarkerForm(RowForm):
             "categorical_result",
         ]
         widgets = {**_date_widgets(Biomarker), "name": forms.TextInput(attrs={"list": "markers"})}
+        formfield_callback = number_formfield
+
+    def saved_values(self) -> list[str]:
+        row = self.instance
+        if row.value is None:
+            return []
+        return [f"{row.name} {format_decimal(row.value)} {row.unit}".rstrip()]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -703,6 +990,8 @@ class PerformanceStatusForm(RowForm):
         fields = ["assessed_on", "ecog", "karnofsky"]
         widgets = _date_widgets(PerformanceStatus)
 
+    numbers = {"ecog": ("ECOG", ""), "karnofsky": ("Karnofsky", "%")}
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if cleaned.get("ecog") is None and cleaned.get("karnofsky") is None:
@@ -775,6 +1064,18 @@ class ImmuneFindingForm(RowForm):
         ]
         widgets = {**_date_widgets(ImmuneFinding), "comment": forms.Textarea(attrs={"rows": 3})}
         labels = {"neutrophils": _("Neutrophils"), "lymphocytes": _("Lymphocytes")}
+        formfield_callback = number_formfield
+
+    numbers = {
+        "leukocytes": (_("Leukocytes"), "× 10⁹/L"),
+        "neutrophils": (_("Neutrophils"), "× 10⁹/L"),
+        "lymphocytes": (_("Lymphocytes"), "× 10⁹/L"),
+        "cd4": ("CD4", "/µL"),
+        "igg": ("IgG", "g/L"),
+        "iga": ("IgA", "g/L"),
+        "igm": ("IgM", "g/L"),
+        "steroid_mg_per_day": (_("Systemic steroid"), _("mg/day prednisolone equivalent")),
+    }
 
     field_order = [
         "assessed_on",
@@ -792,7 +1093,6 @@ class ImmuneFindingForm(RowForm):
         for name in ("neutrophils", "lymphocytes"):
             self.fields[name].max_digits = None  # type: ignore[attr-defined]  # checked below
             self.fields[name].validators = []
-            self.fields[name].widget.attrs["step"] = "any"
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -848,6 +1148,7 @@ class ImmuneFindingForm(RowForm):
             self.add_error(
                 "infections_hospitalised", _("More hospitalised infections than infections.")
             )
+        self._ask_about_tenfold_changes(cleaned)
         return cleaned
 
 
@@ -876,6 +1177,20 @@ class OrganFunctionForm(RowForm):
         model = OrganFunction
         fields = ["measured_on", "egfr", "bilirubin", "alt", "ast", "lvef"]
         widgets = _date_widgets(OrganFunction)
+        formfield_callback = number_formfield
+
+    numbers = {
+        "egfr": ("eGFR", "mL/min/1.73 m²"),
+        "bilirubin": (_("Bilirubin"), "mg/dL"),
+        "alt": ("ALT", "U/L"),
+        "ast": ("AST", "U/L"),
+        "lvef": ("LVEF", "%"),
+    }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._ask_about_tenfold_changes(cleaned)
+        return cleaned
 
     def clean_lvef(self) -> int | None:
         value = self.cleaned_data.get("lvef")
@@ -1067,6 +1382,8 @@ class AuditQuery(Form):
 
 class HistoryQuery(Form):
     before = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
+    # "Case viewed" events are left out unless asked for, so the changes come first.
+    views = forms.BooleanField(required=False)
 
 
 class ReportQuery(Form):
@@ -1105,3 +1422,36 @@ class ChecklistItemForm(Form):
     note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea)
     # The item's revision as the form showed it (0: no item yet); missing counts as stale.
     revision = forms.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+
+
+class SignForm(Form):
+    """The confirmation step of signing: the physician's password again, and the note's
+    revision and the case version the summary was shown with (a changed note or record is
+    refused by the service)."""
+
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+    revision = forms.IntegerField(min_value=0, max_value=MAX_ID, widget=forms.HiddenInput)
+    case_version = forms.IntegerField(min_value=0, max_value=MAX_ID, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError(
+                _("The password is not correct. Nothing was signed."), code="wrong_password"
+            )
+        return password
+
+
+class NoteExportQuery(Form):
+    """The language of a print view, PDF or Markdown export; the reader's own if not given."""
+
+    lang = forms.ChoiceField(required=False, choices=[("", ""), *settings.LANGUAGES])

@@ -3,18 +3,18 @@ audited by database triggers from its first migration (see audit.py and Practice
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+import uuid
+from datetime import timedelta
+from typing import Any, Self, TypeVar
 
 import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
+from django.core import signing
 from django.db import models
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
 
 
 class Practice(models.Model):
@@ -113,6 +113,57 @@ class Membership(PracticeScoped):
         return self.role == self.PHYSICIAN
 
 
+class AccountProfile(models.Model):
+    """What an account carries beside Django's user: the title shown with the name.
+
+    One row per person, not per practice: a title belongs to the person and is the same in
+    every practice they work in, and `display_name(user)` needs no practice. So it carries no
+    practice_id and is not PracticeScoped; a trigger of its own (migration 0004) records each
+    change in the audit chain of every practice the user belongs to."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="account_profile",
+        verbose_name=_("user"),
+    )
+    title = models.CharField(
+        _("title"),
+        max_length=40,
+        blank=True,
+        help_text=_("Shown before the name, for example “Dr.” or “Prof. Dr.”."),
+    )
+
+    class Meta:
+        verbose_name = _("account profile")
+
+    def __str__(self) -> str:
+        return f"profile of user {self.user_id}"
+
+
+def display_name(user: Any) -> str:
+    """How a person is named on every page, note and audit page: "Dr. Dana Demo" (title,
+    first and last name), or the user name when no name is recorded. Reads the profile:
+    a query that shows several users selects `<user>__account_profile` with them."""
+    if user is None:
+        return ""
+    try:
+        title = user.account_profile.title
+    except AccountProfile.DoesNotExist:
+        title = ""
+    return compose_display_name(title, user.first_name, user.last_name, user.get_username())
+
+
+def compose_display_name(title: str, first_name: str, last_name: str, username: str) -> str:
+    """`display_name` from its parts (the audit pages read them for a whole page in one query).
+    The title goes with a name only, never with a bare user name."""
+    full_name = f"{first_name} {last_name}".strip()
+    if not full_name:
+        return username
+    return f"{title.strip()} {full_name}" if title.strip() else full_name
+
+
 class Sex(models.TextChoices):
     FEMALE = "female", _("female")
     MALE = "male", _("male")
@@ -147,7 +198,7 @@ class MetastasisStatus(models.TextChoices):
 
 class CaseQuerySet(PracticeScopedQuerySet):
     def for_list(self) -> CaseQuerySet:
-        return self.select_related("updated_by").prefetch_related(
+        return self.select_related("updated_by__account_profile").prefetch_related(
             models.Prefetch("tumours", queryset=Tumour.objects.order_by("pk"))
         )
 
@@ -1090,6 +1141,62 @@ class BoardOutcome(PracticeScoped):
         return f"outcome {self.number} of note {self.note_id}"
 
 
+class SubmissionToken(models.Model):
+    """A form submission that was applied, under the one-time token its form carried.
+
+    A second POST with the same token finds this row and is answered "already saved"; the rows
+    of the last minutes also tell whether this user has just saved the same entry (the form page
+    reloads with a fresh token after Back). Written by `services.claim_submission` in the
+    transaction of the save itself.
+
+    No practice_id and not PracticeScoped: rows with that column are copied whole into the audit
+    trail by the capture triggers, and a token is bookkeeping, not a change of the record (the
+    row the submission created is audited as usual). Tokens expire after `LIFETIME`: a form
+    older than that is refused, and each claim deletes up to 100 expired rows.
+    """
+
+    LIFETIME = timedelta(hours=24)
+    SALT = "checklist.submission-token"
+
+    token = models.UUIDField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+    kind = models.CharField(max_length=30)  # a row kind ("comorbidity"), "case", "note", ...
+    scope_id = models.BigIntegerField(null=True)  # the case, note or catalogue version
+    object_id = models.BigIntegerField(null=True)  # the row the submission created or changed
+    revision = models.PositiveIntegerField(null=True)  # the note revision an edit produced
+    digest = models.CharField(max_length=64, blank=True)  # keyed hash of the submitted values
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["user", "kind", "scope_id", "created_at"], name="submission_recent"
+            ),
+            models.Index(fields=["created_at"], name="submission_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"submission {self.kind} {self.object_id}"
+
+    @classmethod
+    def issue(cls, user: Any) -> str:
+        """A new token for a form shown to `user`: signed, so that its age and owner are known
+        without storing tokens that are never used."""
+        return signing.TimestampSigner(salt=cls.SALT).sign(f"{user.pk}:{uuid.uuid4()}")
+
+    @classmethod
+    def read(cls, value: str, user: Any) -> uuid.UUID:
+        """The token's id; ValueError if it is altered, expired or another user's."""
+        try:
+            text = signing.TimestampSigner(salt=cls.SALT).unsign(value, max_age=cls.LIFETIME)
+        except signing.BadSignature as error:  # SignatureExpired is a BadSignature
+            raise ValueError("invalid or expired submission token") from error
+        owner, _sep, token = text.partition(":")
+        if owner != str(user.pk):
+            raise ValueError("submission token of another user")
+        return uuid.UUID(token)
+
+
 class AuditVerification(models.Model):
     """The result of one run of the chain verification for a practice. Kept outside the trail
     (no practice_id column, no capture): recording a verification must not extend the very
@@ -1155,8 +1262,8 @@ class AuditEvent(models.Model):
         return f"{self.practice_id}#{self.seq} {self.kind} {self.op}"
 
 
-def user_display(user: User) -> str:
-    return user.get_full_name() or user.get_username()
+# The older name of `display_name`, still imported by the note code.
+user_display = display_name
 
 
 class CodeQuerySet(models.QuerySet):

@@ -1,35 +1,203 @@
 """The tumour-board note: its snapshot (everything the note shows, frozen at signing), the
-snapshot's hash, what signing needs, the plain-text form and the PDF.
+snapshot's hash, the one structure every rendering is built from, what signing needs, the
+Markdown text and the PDF.
+
+The snapshot (format 2) is self-describing: sections -> groups -> rows, each row naming its
+label, its kind and its value (codes for coded values, never a translated word), plus the
+labels of everything it names in both languages, taken at signing. `document(snapshot,
+language)` turns it into sections of (label, value) rows in either language; the note page,
+the print view, the PDF and the Markdown all loop over that structure, so each shows every
+row of the snapshot. A translation changed later does not change a signed note.
 
 A draft is rendered from a snapshot built live; a signed version from its stored snapshot, so
-later edits to the case never change a signed note.
+later edits to the case never change a signed note. Notes signed before format 2 (display
+strings in the one language they were signed in) render in that language and are never
+re-hashed: `_legacy_sections`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
+from django.db import models
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from checklist import rules
 from checklist.models import (
     BoardNoteVersion,
-    Case,
     Checklist,
     Code,
     ItemStatus,
     NoteState,
     user_display,
 )
-from checklist.record import CaseRecord, category_text
+from checklist.record import CaseRecord
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+LANGUAGES = ("en", "de")
+
+# The kinds of a snapshot row: how its stored value becomes text.
+TEXT = "text"  # typed by the physician, one line: shown as their words
+LONG = "long"  # typed by the physician, may span lines: shown as a quote
+PLAIN = "plain"  # shown as stored: numbers, dates, OncoTree names, names of people
+BOOL = "bool"  # yes / no
+CHOICE = "choice"  # a code of a model's choices; its labels under "c:<ref>:<code>"
+CODE = "code"  # a code of a shipped code list; its labels under "k:<system>:<code>"
+CODES = "codes"  # a list of such codes
+I18N = "i18n"  # a value given in both languages (catalogue text): {"en": ..., "de": ...}
+ITEM = "item"  # a checklist item: {"status": code, "by": name, "at": ISO time}
+DATETIME = "datetime"  # an ISO 8601 time, shown in local time
+PHYSICIAN_KINDS = (TEXT, LONG)
+
+# Fields whose values are codes of a shipped code list.
+CODE_FIELDS = {
+    "boardnoteversion.board_type": "mii:therapieplanung-typ",
+    "metastasis.site": "obds:fm_lokalisation",
+    "therapyline.types": "mii:therapie-typ",
+    "therapyline.intent": "mii:intention",
+    "therapyline.end_reason": "mii:therapie-ende-grund",
+}
+# Text fields that come from a code list or the tool, not from the physician's keyboard.
+PLAIN_FIELDS = {
+    "tumour.oncotree_name",
+    "tumour.oncotree_code",
+    "tumour.oncotree_release",
+    "tumour.oncotree_tissue",
+    "tumour.oncotree_main_type",
+}
+# Statements that say something only when made: shown when true, left out when false.
+FLAG_FIELDS = {
+    "case.unknown_primary",
+    "case.no_prior_therapy",
+    "case.immune_not_assessed",
+    "immunefinding.neutrophils_not_tested",
+    "immunefinding.lymphocytes_not_tested",
+    "immunefinding.cd4_not_tested",
+    "immunefinding.igg_not_tested",
+}
+# Labels for fields whose model gives none a reader could use.
+FIELD_LABELS = {
+    "tumour.oncotree_name": gettext_lazy("Tumour type (OncoTree)"),
+    "tumour.oncotree_code": gettext_lazy("OncoTree code"),
+    "tumour.oncotree_release": gettext_lazy("OncoTree release"),
+    "tumour.oncotree_tissue": gettext_lazy("OncoTree tissue"),
+    "tumour.oncotree_main_type": gettext_lazy("OncoTree main type"),
+    "case.prior_therapy_stated_on": gettext_lazy("Prior therapies stated on"),
+    "stagingrecord.tumour": pgettext_lazy("board note", "Primary tumour"),
+}
+
+
+def _fields(names: str) -> list[str]:
+    return names.split()
+
+
+# What each kind of record shows, in the note's order. Every field of these models is here,
+# or shown another way (see `_staging_rows`, the line headings, the checklist), or is
+# technical; tests/test_note_renderings.py fails for a field that is none of these.
+CASE_FIELDS = _fields("""
+    label year_of_birth sex situation deceased_on last_restaging_on last_restaging_method
+""")
+TUMOUR_FIELDS = _fields("""
+    oncotree_name oncotree_code oncotree_release oncotree_tissue oncotree_main_type
+    icd10_text laterality diagnosed_on diagnosis_basis histology grade
+""")
+METASTASIS_STATUS_FIELDS = _fields("""
+    metastasis_status metastasis_assessed_on metastasis_assessment_method
+""")
+METASTASIS_FIELDS = _fields("site lesions detected_on timing established_by")
+BIOMARKER_FIELDS = _fields("""
+    name kind specimen sampled_on assay scoring value unit categorical_result status
+""")
+PERFORMANCE_FIELDS = _fields("assessed_on ecog karnofsky")
+IMMUNE_FIELDS = _fields("""
+    assessed_on leukocytes neutrophils neutrophils_not_tested lymphocytes
+    lymphocytes_not_tested count_context cd4 cd4_not_tested igg igg_not_tested iga igm
+    steroid_mg_per_day steroid_since hiv hbsag anti_hbc transplant_gvhd asplenia
+    autoimmune_disease infections_12m infections_hospitalised vaccinations comment
+""")
+IMMUNE_EVENT_FIELDS = _fields("occurred_on organ grade treatment resolved rechallenged")
+COMORBIDITY_FIELDS = _fields("name since note")
+ORGAN_FUNCTION_FIELDS = _fields("measured_on egfr bilirubin alt ast lvef")
+MEDICATION_FIELDS = _fields("name kind dose")
+LINE_FIELDS = _fields("""
+    types regimen intent setting palliative_line started_on ended_on ongoing cycles
+    dose_reductions response response_criteria end_reason category
+""")
+EVENT_FIELDS = _fields("""
+    term ctcae_version grade attributed_agent onset_on led_to_stop dose_reduced resolved
+""")
+REGISTRATION_ROWS = _fields("""
+    registering_physician target_board board_type board_date images_available
+    patient_informed requested_participants question question_radiology question_pathology
+    question_radiotherapy question_surgery patient_goals trial_screening history_summary
+    open_questions
+""")
+
+# The note's own words: section titles, group headings, labels of rows no model field names.
+# Stored with every snapshot in both languages.
+TEXTS = {
+    "t:yes": gettext_lazy("yes"),
+    "t:no": gettext_lazy("no"),
+    "t:not_recorded": gettext_lazy("not recorded"),
+    "t:none_recorded": gettext_lazy("none recorded"),
+    "t:registration": gettext_lazy("Registration"),
+    "t:case": gettext_lazy("Patient and case"),
+    "t:tumour": gettext_lazy("Tumour, stage and metastases"),
+    "t:findings": gettext_lazy(
+        "Performance status, immune-relevant findings, individual situation"
+    ),
+    "t:therapy": gettext_lazy("Prior therapies and tolerability"),
+    "t:raised": gettext_lazy("Questions raised by %(who)s"),
+    "t:none_raised": gettext_lazy("No category marked to raise at the board."),
+    "t:categories": gettext_lazy("Every category of catalogue version %(n)s, with its status"),
+    "t:categories_note": gettext_lazy(
+        "The order is the catalogue's own and states no priority. A category not raised is"
+        " not thereby excluded."
+    ),
+    "t:signature": gettext_lazy("Authorship and signature"),
+    "t:primary_tumour": gettext_lazy("Primary tumour %(n)s"),
+    "t:tumour_types": gettext_lazy("Tumour type"),
+    "t:staging": gettext_lazy("Staging"),
+    "t:metastasis_status": gettext_lazy("Metastasis status"),
+    "t:metastasis": gettext_lazy("Metastasis %(n)s"),
+    "t:biomarkers": gettext_lazy("Biomarkers"),
+    "t:biomarker": gettext_lazy("Biomarker %(n)s"),
+    "t:performance": gettext_lazy("Performance status"),
+    "t:immune": gettext_lazy("Immune-relevant findings"),
+    "t:immune_event": gettext_lazy("Prior immune-related adverse event"),
+    "t:comorbidities": gettext_lazy("Comorbidities"),
+    "t:comorbidity": pgettext_lazy("board note", "Comorbidity"),
+    "t:organ_function": gettext_lazy("Organ function"),
+    "t:medications": gettext_lazy("Current medication"),
+    "t:medication": pgettext_lazy("board note", "Medication"),
+    "t:lines": gettext_lazy("Therapy lines"),
+    "t:line": gettext_lazy("Line %(n)s"),
+    "t:event": gettext_lazy("Adverse event of line %(n)s"),
+    "t:statements": gettext_lazy("Statements"),
+    "t:tnm": gettext_lazy("TNM"),
+    "t:worst_grade": gettext_lazy("Worst CTCAE grade"),
+    "t:author": gettext_lazy("Author"),
+    "t:note_version": gettext_lazy("Note version"),
+    "t:supersedes": gettext_lazy("Supersedes version"),
+    "t:amendment_reason": gettext_lazy("Reason for the amendment"),
+    "t:record_version": gettext_lazy("Case record version"),
+    "t:catalogue_version": gettext_lazy("Catalogue version"),
+    "t:signed_by": gettext_lazy("Signed by"),
+    "t:signed_at": gettext_lazy("Signed at"),
+    "t:before_move": gettext_lazy("%(name)s, before the catalogue update"),
+}
 
 
 def _d(value: date | None) -> str:
@@ -37,258 +205,654 @@ def _d(value: date | None) -> str:
 
 
 def _num(value: Any) -> str:
-    return (
-        ""
-        if value is None
-        else f"{value.normalize():f}"
-        if hasattr(value, "normalize")
-        else str(value)
-    )
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return str(value)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+# --- building a snapshot ----------------------------------------------------------------------
+
+
+class _Builder:
+    """Collects the rows of a snapshot and the labels they name."""
+
+    def __init__(self, codes: dict[str, dict[str, tuple[str, str]]]) -> None:
+        self.texts: dict[str, Any] = dict(TEXTS)  # key -> lazy text, evaluated per language
+        self.codes = codes  # system -> code -> (English, German)
+        self.code_labels: dict[str, dict[str, str]] = {}
+
+    def row(
+        self, label: Any, kind: str, value: Any, ref: str = "", quote: str = ""
+    ) -> dict[str, Any]:
+        row: dict[str, Any] = {"l": label, "k": kind, "v": value}
+        if ref:
+            row["r"] = ref
+        if quote:
+            row["q"] = quote
+        return row
+
+    def _code(self, system: str, code: str) -> None:
+        english, german = self.codes.get(system, {}).get(code, (code, code))
+        self.code_labels[f"k:{system}:{code}"] = {"en": english, "de": german or english}
+
+    def field(
+        self, obj: models.Model, name: str, value: Any = None, kind: str = ""
+    ) -> dict[str, Any] | None:
+        """The row of one model field (its value shown as `kind`, if given), or None when
+        nothing is recorded in it."""
+        meta = obj._meta
+        key = f"{meta.model_name}.{name}"
+        field: Any = meta.get_field(name)
+        raw = getattr(obj, name) if value is None else value
+        if key in FLAG_FIELDS and not raw:
+            return None
+        if _empty(raw):
+            return None
+        label = f"f:{key}"
+        self.texts[label] = FIELD_LABELS.get(key) or capfirst(field.verbose_name)
+        if kind:
+            return self.row(label, kind, raw)
+        if key in CODE_FIELDS:
+            system = CODE_FIELDS[key]
+            for code in raw if isinstance(raw, list) else [raw]:
+                self._code(system, code)
+            return self.row(label, CODES if isinstance(raw, list) else CODE, raw, system)
+        if key in PLAIN_FIELDS:
+            return self.row(label, PLAIN, str(raw))
+        if field.choices:
+            self.texts[f"c:{key}:{raw}"] = dict(field.flatchoices).get(raw, raw)
+            return self.row(label, CHOICE, raw, key)
+        if isinstance(field, models.BooleanField):
+            return self.row(label, BOOL, bool(raw))
+        if isinstance(field, models.DateField):
+            return self.row(label, PLAIN, raw.isoformat())
+        if isinstance(field, models.DecimalField | models.IntegerField):
+            return self.row(label, PLAIN, _num(raw))
+        if isinstance(field, models.TextField):
+            return self.row(label, LONG, raw)
+        return self.row(label, TEXT, str(raw))
+
+    def rows(self, obj: models.Model, names: list[str]) -> list[dict[str, Any]]:
+        return [row for name in names if (row := self.field(obj, name)) is not None]
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for language in LANGUAGES:
+            with translation.override(language):
+                out[language] = {key: str(text) for key, text in self.texts.items()}
+            for key, both in self.code_labels.items():
+                out[language][key] = both[language]
+        return out
+
+
+def _group(heading: str, rows: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+    group: dict[str, Any] = {"h": heading, "rows": rows}
+    if params:
+        group["p"] = params
+    return group
+
+
+def _empty_group(heading: str, empty: str = "t:not_recorded") -> dict[str, Any]:
+    return {"h": heading, "rows": [], "e": empty}
+
+
+def _section(key: str, groups: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+    section: dict[str, Any] = {"key": key, "t": f"t:{key}", "groups": groups}
+    if params:
+        section["p"] = params
+    return section
+
+
+def _staging_rows(b: _Builder, s: Any) -> list[dict[str, Any]]:
+    """A staging record: its TNM as one formula (y/r/a symbols, prefixes, T, N, M, m, L, V,
+    Pn and R together, as physicians read it), the rest field by field."""
+    rows = b.rows(s, ["staged_on"])
+    if s.tumour_id and (row := b.field(s, "tumour", s.tumour.oncotree_name, PLAIN)):
+        rows.append(row)
+    rows += b.rows(s, ["kind", "system", "other_system_name", "tnm_edition"])
+    if s.tnm_text:
+        rows.append(b.row("t:tnm", PLAIN, s.tnm_text))
+    rows += b.rows(s, ["uicc_stage", "stage_text"])
+    return rows
+
+
+def _line_rows(b: _Builder, line: Any) -> list[dict[str, Any]]:
+    rows = []
+    for name in LINE_FIELDS:
+        if name in ("started_on", "ended_on"):
+            # A date known to the month is shown to the month, never padded to a day.
+            day = getattr(line, name)
+            precision = line.start_precision if name == "started_on" else line.end_precision
+            text = day.strftime("%Y-%m") if day and precision == "month" else _d(day)
+            row = b.field(line, name, text or None, PLAIN)
+        elif name == "category":
+            category = line.category
+            name_both = {"en": category.name_en, "de": category.name_de} if category else None
+            row = b.field(line, name, name_both, I18N)
+        else:
+            row = b.field(line, name)
+        if row is not None:
+            rows.append(row)
+    worst = CaseRecord.worst_grade(line)
+    if worst:
+        rows.append(b.row("t:worst_grade", PLAIN, str(worst)))
+    return rows
 
 
 def build_snapshot(
     version: BoardNoteVersion, *, language: str, record: CaseRecord | None = None
 ) -> dict[str, Any]:
-    """Everything the note shows, as plain JSON-able data in the given language. `record` is
-    the note's case record if the caller has loaded it already (its facts not yet read)."""
+    """Everything the note shows, as plain JSON-able data with its labels in both languages.
+    `language` is the signer's (kept for the record). `record` is the note's case record if
+    the caller has loaded it already."""
     with translation.override(language):
         if record is None:
             record = CaseRecord.load(version.note.case)
         return _build(version, language, record)
 
 
+def _codes() -> dict[str, dict[str, tuple[str, str]]]:
+    codes: dict[str, dict[str, tuple[str, str]]] = {}
+    for code in Code.objects.filter(system__in=set(CODE_FIELDS.values())).only(
+        "system", "code", "display", "display_de"
+    ):
+        codes.setdefault(code.system, {})[code.code] = (code.display, code.display_de)
+    return codes
+
+
 def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict[str, Any]:
-    case: Case = record.case
-    labels = record.code_labels(language)
-    sites = record.site_labels(language)
-    board_types = {
-        c.code: c.label(language) for c in Code.objects.filter(system="mii:therapieplanung-typ")
-    }
+    case = record.case
+    b = _Builder(_codes())
     checklist, catalogue = Checklist.objects.worked_under(case)
     categories = (
         list(catalogue.categories.filter(active=True).order_by("position")) if catalogue else []
     )
-    items = {i.category_id: i for i in checklist.items.all()} if checklist else {}
-    view = rules.checklist(
-        record.facts,
-        rules.Catalogue(
-            catalogue.number if catalogue else 0,
-            tuple(category_text(c, language) for c in categories),
-        ),
+    items = (
+        {i.category_id: i for i in checklist.items.select_related("set_by__account_profile")}
+        if checklist
+        else {}
     )
-    statuses = dict(ItemStatus.choices)
-    category_rows = []
+
+    registration = _section("registration", [_group("", b.rows(version, REGISTRATION_ROWS))])
+    patient = _section("case", [_group("", b.rows(case, CASE_FIELDS))])
+
+    tumour_groups = []
+    if case.unknown_primary:
+        tumour_groups.append(_group("t:tumour_types", b.rows(case, ["unknown_primary"])))
+    tumour_groups += [
+        _group("t:primary_tumour", b.rows(t, TUMOUR_FIELDS), n=n)
+        for n, t in enumerate(record.tumours, 1)
+    ]
+    if not tumour_groups:
+        tumour_groups.append(_empty_group("t:tumour_types"))
+    tumour_groups += [_group("t:staging", _staging_rows(b, s)) for s in record.staging]
+    tumour_groups.append(
+        _group("t:metastasis_status", b.rows(case, METASTASIS_STATUS_FIELDS))
+        if case.metastasis_status
+        else _empty_group("t:metastasis_status")
+    )
+    tumour_groups += [
+        _group("t:metastasis", b.rows(m, METASTASIS_FIELDS), n=n)
+        for n, m in enumerate(record.metastases, 1)
+    ]
+    tumour_groups += [
+        _group("t:biomarker", b.rows(m, BIOMARKER_FIELDS), n=n)
+        for n, m in enumerate(record.biomarkers, 1)
+    ] or [_empty_group("t:biomarkers")]
+
+    findings = [_group("t:performance", b.rows(p, PERFORMANCE_FIELDS)) for p in record.performance]
+    findings = findings or [_empty_group("t:performance")]
+    immune = [_group("t:immune", b.rows(f, IMMUNE_FIELDS)) for f in record.immune]
+    immune += [
+        _group("t:immune_event", b.rows(e, IMMUNE_EVENT_FIELDS)) for e in record.immune_events
+    ]
+    if case.immune_not_assessed:
+        immune.insert(0, _group("t:immune", b.rows(case, ["immune_not_assessed"])))
+    findings += immune or [_empty_group("t:immune")]
+    findings += [
+        _group("t:comorbidity", b.rows(c, COMORBIDITY_FIELDS)) for c in record.comorbidities
+    ] or [_empty_group("t:comorbidities", "t:none_recorded")]
+    findings += [
+        _group("t:organ_function", b.rows(o, ORGAN_FUNCTION_FIELDS)) for o in record.organ_functions
+    ]
+    findings += [
+        _group("t:medication", b.rows(m, MEDICATION_FIELDS)) for m in record.medications
+    ] or [_empty_group("t:medications", "t:none_recorded")]
+
+    therapy = []
+    statements = b.rows(case, ["no_prior_therapy", "prior_therapy_stated_on"])
+    if statements:
+        therapy.append(_group("t:statements", statements))
+    for line in record.lines:
+        therapy.append(_group("t:line", _line_rows(b, line), n=line.number))
+        therapy += [
+            _group("t:event", b.rows(e, EVENT_FIELDS), n=line.number) for e in line.events.all()
+        ]
+    if not record.lines and not case.no_prior_therapy:
+        therapy.append(_empty_group("t:lines"))
+
+    author = user_display(version.created_by)
+    raised_rows = []
+    category_groups: list[dict[str, Any]] = []
+    b.texts.update({f"c:checklistitem.status:{c}": label for c, label in ItemStatus.choices})
     for category in categories:
         item = items.get(category.pk)
+        name = {"en": category.name_en, "de": category.name_de}
+        group = {"en": category.group_en, "de": category.group_de}
+        if not category_groups or category_groups[-1]["h"] != group:
+            category_groups.append({"h": group, "rows": []})
         status = item.status if item else ItemStatus.NOT_YET_REVIEWED
-        category_rows.append(
-            {
-                "code": category.code,
-                "group": category.group(language),
-                "name": category.name(language),
-                "status": status,
-                "status_label": str(statuses[status]),
-                "note": item.note if item else "",
-            }
-        )
-    registration = {f: getattr(version, f) for f in BoardNoteVersion.REGISTRATION_FIELDS}
-    registration["board_date"] = _d(version.board_date)
-    registration["board_type_label"] = board_types.get(version.board_type, version.board_type)
-    latest_immune = record.immune[-1] if record.immune else None
-    timeline_layout = record.timeline(timezone.localdate(), language)
+        value = {
+            "status": status,
+            "by": user_display(item.set_by) if item and item.set_by else "",
+            "at": item.set_at.isoformat(timespec="seconds") if item and item.set_at else "",
+        }
+        note = item.note if item else ""
+        category_groups[-1]["rows"].append(b.row(name, ITEM, value, quote=note))
+        if item and item.previous_status:
+            previous = {"status": item.previous_status, "by": "", "at": ""}
+            label = {"name": name, "key": "t:before_move"}
+            category_groups[-1]["rows"].append(
+                b.row(label, ITEM, previous, quote=item.previous_note)
+            )
+        if status == ItemStatus.RAISE:
+            raised_rows.append(
+                b.row(name, ITEM, {"status": status, "by": "", "at": ""}, quote=note)
+            )
+    raised = _section(
+        "raised",
+        [_group("", raised_rows)] if raised_rows else [_empty_group("", "t:none_raised")],
+        who=author,
+    )
+    catalogue_number = catalogue.number if catalogue else None
+    listed = _section("categories", category_groups, n=catalogue_number)
+    listed["note"] = "t:categories_note"
+
+    signature_rows = [b.row("t:author", PLAIN, author)]
+    signature_rows.append(b.row("t:note_version", PLAIN, str(version.number)))
+    if version.supersedes:
+        signature_rows.append(b.row("t:supersedes", PLAIN, str(version.supersedes.number)))
+    if version.amendment_reason:
+        signature_rows.append(b.row("t:amendment_reason", LONG, version.amendment_reason))
+    signature_rows.append(b.row("t:record_version", PLAIN, str(case.version)))
+    if catalogue_number is not None:
+        signature_rows.append(b.row("t:catalogue_version", PLAIN, str(catalogue_number)))
+
+    sections = [
+        registration,
+        patient,
+        _section("tumour", tumour_groups),
+        _section("findings", findings),
+        _section("therapy", therapy),
+        raised,
+        listed,
+        _section("signature", [_group("", signature_rows)]),
+    ]
     return {
         "format": SNAPSHOT_FORMAT,
         "language": language,
-        "practice": case.practice.name,
-        "case": {
-            "label": case.label,
-            "year_of_birth": case.year_of_birth,
-            "sex": str(case.get_sex_display()),
-            "situation": str(case.get_situation_display()),
-            "last_restaging": _d(case.last_restaging_on),
-            "last_restaging_method": str(case.get_last_restaging_method_display()),
-            "unknown_primary": case.unknown_primary,
-            "record_version": case.version,
+        "meta": {
+            "practice": case.practice.name,
+            "case_label": case.label,
+            "board_date": _d(version.board_date),
+            "catalogue_version": catalogue_number,
+            "note_version": version.number,
+            "supersedes": version.supersedes.number if version.supersedes else None,
+            "author": author,
         },
-        "registration": registration,
-        "tumours": [
-            {
-                "name": t.oncotree_name,
-                "code": t.oncotree_code,
-                "release": t.oncotree_release,
-                "laterality": str(t.get_laterality_display()),
-                "diagnosed_on": _d(t.diagnosed_on),
-                "basis": str(t.get_diagnosis_basis_display()),
-                "histology": t.histology,
-                "grade": str(t.get_grade_display()),
-                "icd10": t.icd10_text,
-            }
-            for t in record.tumours
-        ],
-        "staging": [
-            {
-                "date": _d(s.staged_on),
-                "kind": str(s.get_kind_display()),
-                "system": str(s.get_system_display()),
-                "edition": s.tnm_edition,
-                "classification": s.tnm_text or s.stage_text,
-                "stage": s.uicc_stage,
-                "other_system": s.other_system_name,
-            }
-            for s in record.staging
-        ],
-        "biomarkers": [
-            {
-                "name": b.name,
-                "kind": str(b.get_kind_display()),
-                "specimen": b.specimen,
-                "date": _d(b.sampled_on),
-                "assay": b.assay,
-                "scoring": b.scoring,
-                "value": _num(b.value),
-                "unit": b.unit,
-                "categorical": b.categorical_result,
-                "status": b.status,
-                "status_label": str(b.get_status_display()),
-            }
-            for b in record.biomarkers
-        ],
-        "metastasis_status": str(case.get_metastasis_status_display())
-        if case.metastasis_status
-        else "",
-        "metastasis_assessed": _d(case.metastasis_assessed_on),
-        "metastases": [
-            {
-                "site": sites.get(m.site, m.site),
-                "code": m.site,
-                "lesions": m.lesions,
-                "detected_on": _d(m.detected_on),
-                "timing": str(m.get_timing_display()),
-                "established_by": str(m.get_established_by_display()),
-            }
-            for m in record.metastases
-        ],
-        "performance": [
-            {"date": _d(p.assessed_on), "ecog": p.ecog, "karnofsky": p.karnofsky}
-            for p in record.performance
-        ],
-        "immune_latest": _immune(latest_immune) if latest_immune else None,
-        "immune_trend": [_immune(f) for f in record.immune],
-        "immune_not_assessed": case.immune_not_assessed,
-        "immune_events": [
-            {
-                "organ": e.organ,
-                "grade": e.grade,
-                "treatment": e.treatment,
-                "resolved": e.resolved,
-                "rechallenged": e.rechallenged,
-            }
-            for e in record.immune_events
-        ],
-        "comorbidities": [
-            {"name": c.name, "since": _d(c.since), "note": c.note} for c in record.comorbidities
-        ],
-        "organ_functions": [
-            {
-                "date": _d(o.measured_on),
-                "egfr": _num(o.egfr),
-                "bilirubin": _num(o.bilirubin),
-                "alt": _num(o.alt),
-                "ast": _num(o.ast),
-                "lvef": o.lvef,
-            }
-            for o in record.organ_functions
-        ],
-        "medications": [
-            {"name": m.name, "dose": m.dose, "kind": str(m.get_kind_display())}
-            for m in record.medications
-        ],
-        "no_prior_therapy": case.no_prior_therapy,
-        "lines": [
-            {
-                "number": line.number,
-                "types": [labels["mii:therapie-typ"].get(t, t) for t in line.types],
-                "regimen": line.regimen,
-                "setting": str(line.get_setting_display()),
-                "palliative_line": line.palliative_line,
-                "start": line.started_on.strftime(
-                    "%Y-%m" if line.start_precision == "month" else "%Y-%m-%d"
-                ),
-                "end": (
-                    line.ended_on.strftime("%Y-%m" if line.end_precision == "month" else "%Y-%m-%d")
-                    if line.ended_on
-                    else ""
-                ),
-                "ongoing": line.ongoing,
-                "cycles": line.cycles,
-                "response": str(line.get_response_display()) if line.response else "",
-                "criteria": str(line.get_response_criteria_display())
-                if line.response_criteria
-                else "",
-                "end_reason": labels["mii:therapie-ende-grund"].get(line.end_reason, ""),
-                "worst_grade": CaseRecord.worst_grade(line),
-                "events": [
-                    {
-                        "term": e.term,
-                        "ctcae": e.ctcae_version,
-                        "grade": e.grade,
-                        "agent": e.attributed_agent,
-                        "led_to_stop": e.led_to_stop,
-                        "dose_reduced": e.dose_reduced,
-                        "resolved": e.resolved,
-                    }
-                    for e in line.events.all()
-                ],
-            }
-            for line in record.lines
-        ],
-        "timeline": [{"date": m.on.isoformat(), "label": m.label} for m in timeline_layout.marks]
-        if timeline_layout
-        else [],
-        "summary": [
-            {"group": s.group, "state": s.state, "detail": list(s.detail)} for s in view.summary
-        ],
-        "raised": [r for r in category_rows if r["status"] == ItemStatus.RAISE],
-        "categories": category_rows,
-        "catalogue_version": catalogue.number if catalogue else None,
-        "disclaimer": (catalogue.disclaimer_de if language == "de" else catalogue.disclaimer_en)
-        if catalogue
-        else "",
-        "author": user_display(version.created_by),
-        "note_version": version.number,
-        "supersedes": version.supersedes.number if version.supersedes else None,
-        "amendment_reason": version.amendment_reason,
+        "sections": sections,
+        "disclaimer": {
+            "en": catalogue.disclaimer_en if catalogue else "",
+            "de": catalogue.disclaimer_de if catalogue else "",
+        },
+        "labels": b.labels(),
     }
 
 
-def _immune(f: Any) -> dict[str, Any]:
-    return {
-        "date": _d(f.assessed_on),
-        "leukocytes": _num(f.leukocytes),
-        "neutrophils": _num(f.neutrophils),
-        "neutrophils_not_tested": f.neutrophils_not_tested,
-        "lymphocytes": _num(f.lymphocytes),
-        "lymphocytes_not_tested": f.lymphocytes_not_tested,
-        "context": f.count_context,
-        "cd4": f.cd4,
-        "cd4_not_tested": f.cd4_not_tested,
-        "igg": _num(f.igg),
-        "igg_not_tested": f.igg_not_tested,
-        "iga": _num(f.iga),
-        "igm": _num(f.igm),
-        "steroid": _num(f.steroid_mg_per_day),
-        "steroid_since": _d(f.steroid_since),
-        "hiv": f.hiv,
-        "hbsag": f.hbsag,
-        "anti_hbc": f.anti_hbc,
-        "transplant_gvhd": f.transplant_gvhd,
-        "asplenia": f.asplenia,
-        "autoimmune": f.autoimmune_disease,
-        "infections": f.infections_12m,
-        "hospitalised": f.infections_hospitalised,
-        "vaccinations": f.vaccinations,
-        "comment": f.comment,
+def add_signature(snapshot: dict[str, Any], *, signed_by: str, signed_at: str) -> None:
+    """Adds who signed and when to a snapshot before it is hashed."""
+    snapshot["signed_by"] = signed_by
+    snapshot["signed_at"] = signed_at
+    if snapshot.get("format", 1) < 2:
+        return
+    signature = next(s for s in snapshot["sections"] if s["key"] == "signature")
+    signature["groups"][0]["rows"] += [
+        {"l": "t:signed_by", "k": PLAIN, "v": signed_by},
+        {"l": "t:signed_at", "k": DATETIME, "v": signed_at},
+    ]
+
+
+# --- the one structure every rendering loops over ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    value: str
+    physician_text: bool = False  # the value is the physician's words
+    quote: str = ""  # the physician's words beside a value (a checklist item's note)
+    long: bool = False  # the physician's words may span lines: shown as a quote block
+
+
+@dataclass(frozen=True)
+class Group:
+    heading: str
+    rows: tuple[Row, ...]
+    empty: str = ""  # said when nothing is recorded
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    groups: tuple[Group, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A note in one language, as every rendering shows it."""
+
+    language: str
+    sections: tuple[Section, ...]
+    practice: str
+    case_label: str
+    board_date: str
+    catalogue_version: Any
+    note_version: Any
+    supersedes: Any
+    author: str
+    disclaimer: str
+    signed_by: str = ""
+    signed_at: str = ""  # ISO 8601
+    legacy: bool = False  # signed before snapshots carried both languages
+
+
+def is_legacy(snapshot: dict[str, Any]) -> bool:
+    return int(snapshot.get("format", 1)) < 2
+
+
+def render_language(snapshot: dict[str, Any], wanted: str) -> str:
+    """The language a note is shown in: the reader's, or for a note signed before snapshots
+    carried both languages, the one it was signed in."""
+    if is_legacy(snapshot):
+        return str(snapshot.get("language") or "en")
+    return wanted if wanted in LANGUAGES else "en"
+
+
+def document(snapshot: dict[str, Any], language: str, *, offset: bool = False) -> Document:
+    """The note in `language` (a legacy note: in its own), section by section. `offset` adds
+    the UTC offset to times (the PDF)."""
+    language = render_language(snapshot, language)
+    if is_legacy(snapshot):
+        with translation.override(language):
+            return _legacy_document(snapshot, language, offset)
+    labels = snapshot["labels"].get(language) or snapshot["labels"]["en"]
+    reader = _Reader(labels, language, offset)
+    meta = snapshot["meta"]
+    sections = tuple(
+        Section(
+            key=s["key"],
+            title=reader.text(s["t"], s.get("p")),
+            groups=tuple(
+                Group(
+                    heading=reader.text(g["h"], g.get("p")) if g["h"] else "",
+                    rows=tuple(reader.row(r) for r in g["rows"]),
+                    empty=reader.text(g["e"]) if g.get("e") else "",
+                )
+                for g in s["groups"]
+            ),
+            note=reader.text(s["note"]) if s.get("note") else "",
+        )
+        for s in snapshot["sections"]
+    )
+    return Document(
+        language=language,
+        sections=sections,
+        practice=meta["practice"],
+        case_label=meta["case_label"],
+        board_date=meta["board_date"],
+        catalogue_version=meta["catalogue_version"],
+        note_version=meta["note_version"],
+        supersedes=meta["supersedes"],
+        author=meta["author"],
+        disclaimer=snapshot["disclaimer"].get(language, ""),
+        signed_by=str(snapshot.get("signed_by", "")),
+        signed_at=str(snapshot.get("signed_at", "")),
+    )
+
+
+class _Reader:
+    """Turns stored rows into text with one language's labels."""
+
+    def __init__(self, labels: dict[str, str], language: str, offset: bool) -> None:
+        self.labels = labels
+        self.language = language
+        self.offset = offset
+
+    def text(self, ref: Any, params: dict[str, Any] | None = None) -> str:
+        if isinstance(ref, dict) and "key" in ref:  # a label built around a catalogue name
+            return self.text(ref["key"], {"name": self.text(ref["name"])})
+        if isinstance(ref, dict):
+            return str(ref.get(self.language) or ref.get("en") or "")
+        text = self.labels.get(ref, ref)
+        if params:
+            return text % {k: "" if v is None else v for k, v in params.items()}
+        return text
+
+    def _time(self, value: str) -> str:
+        from checklist.templatetags.checklist_tags import local_datetime
+
+        with translation.override(self.language):
+            return local_datetime(value, offset=self.offset)
+
+    def value(self, kind: str, value: Any, ref: str) -> str:
+        if kind == BOOL:
+            return self.text("t:yes" if value else "t:no")
+        if kind == CHOICE:
+            return self.labels.get(f"c:{ref}:{value}", str(value))
+        if kind == CODE:
+            return f"{self.labels.get(f'k:{ref}:{value}', value)} ({value})"
+        if kind == CODES:
+            return " + ".join(f"{self.labels.get(f'k:{ref}:{v}', v)} ({v})" for v in value)
+        if kind == I18N:
+            return self.text(value)
+        if kind == DATETIME:
+            return self._time(value)
+        if kind == ITEM:
+            text = self.labels.get(f"c:checklistitem.status:{value['status']}", value["status"])
+            if value.get("by"):
+                text += f" · {value['by']}"
+            if value.get("at"):
+                text += f", {self._time(value['at'])}"
+            return text
+        return "" if value is None else str(value)
+
+    def row(self, row: dict[str, Any]) -> Row:
+        kind = row["k"]
+        return Row(
+            label=self.text(row["l"]),
+            value=self.value(kind, row["v"], row.get("r", "")),
+            physician_text=kind in PHYSICIAN_KINDS,
+            quote=row.get("q", ""),
+            long=kind == LONG,
+        )
+
+
+# --- notes signed before format 2 ---------------------------------------------------------------
+
+# Labels of the keys of a format-1 snapshot whose name is not already an interface text.
+_LEGACY_LABELS = {
+    "label": gettext_lazy("pseudonymous label"),
+    "sex": gettext_lazy("sex"),
+    "situation": gettext_lazy("tumour situation"),
+    "last_restaging": gettext_lazy("last restaging on"),
+    "last_restaging_method": gettext_lazy("last restaging method"),
+    "unknown_primary": gettext_lazy("cancer of unknown primary"),
+    "record_version": gettext_lazy("Case record version"),
+    "name": gettext_lazy("name"),
+    "code": gettext_lazy("code"),
+    "date": gettext_lazy("date"),
+    "status_label": gettext_lazy("status"),
+    "note": gettext_lazy("note"),
+    "group": pgettext_lazy("board note", "group"),
+}
+_LEGACY_SKIPPED = {"format", "language", "summary", "raised", "status", "practice"}
+
+
+def _legacy_label(key: str) -> str:
+    if key in _LEGACY_LABELS:
+        return capfirst(str(_LEGACY_LABELS[key]))
+    return capfirst(_(key.replace("_", " ")))
+
+
+# The order a format-1 snapshot was built in (its JSON object comes back from PostgreSQL in
+# another order); keys not named here follow.
+_LEGACY_ORDER = {
+    key: index
+    for index, key in enumerate(
+        _fields("""label year_of_birth sex situation last_restaging last_restaging_method
+        unknown_primary record_version registering_physician target_board board_type_label
+        board_date images_available patient_informed requested_participants question
+        question_radiology question_pathology question_radiotherapy question_surgery
+        patient_goals trial_screening history_summary open_questions name code release
+        laterality diagnosed_on basis histology grade icd10 date kind system edition
+        classification stage other_system specimen assay scoring value unit categorical
+        status_label site lesions detected_on timing established_by ecog karnofsky number
+        types regimen setting palliative_line start end ongoing cycles response criteria
+        end_reason worst_grade term ctcae agent led_to_stop dose_reduced resolved group
+        note""")
+    )
+}
+
+
+def _legacy_rows(entry: dict[str, Any]) -> tuple[Row, ...]:
+    rows = []
+    for key, value in sorted(entry.items(), key=lambda kv: _LEGACY_ORDER.get(kv[0], 999)):
+        if key in _LEGACY_SKIPPED or isinstance(value, dict) or _empty(value):
+            continue
+        if key == "events" and isinstance(value, list):
+            continue
+        if isinstance(value, bool):
+            text = _("yes") if value else _("no")
+        elif isinstance(value, list):
+            text = " + ".join(str(v) for v in value)
+        else:
+            text = str(value)
+        rows.append(Row(_legacy_label(key), text, physician_text=isinstance(value, str)))
+    return tuple(rows)
+
+
+def _legacy_document(snapshot: dict[str, Any], language: str, offset: bool) -> Document:
+    """A format-1 snapshot (display strings in the language it was signed in), every key of it
+    shown under the interface's labels in that language."""
+    groups: dict[str, list[Group]] = {}
+
+    def add(section: str, heading: str, entry: Any) -> None:
+        if isinstance(entry, dict):
+            rows = _legacy_rows(entry)
+            if rows:
+                groups.setdefault(section, []).append(Group(heading, rows))
+
+    registration = dict(snapshot.get("registration") or {})
+    registration.pop("board_type", None)  # its label is kept as board_type_label
+    add("registration", "", registration)
+    add("case", "", snapshot.get("case") or {})
+    for tumour in snapshot.get("tumours", []):
+        add("tumour", pgettext("board note", "Primary tumour"), tumour)
+    for staging in snapshot.get("staging", []):
+        add("tumour", _("Staging"), staging)
+    add(
+        "tumour",
+        _("Metastases"),
+        {
+            "metastasis_status": snapshot.get("metastasis_status"),
+            "metastasis_assessed": snapshot.get("metastasis_assessed"),
+        },
+    )
+    for metastasis in snapshot.get("metastases", []):
+        add("tumour", pgettext("board note", "Metastasis"), metastasis)
+    for biomarker in snapshot.get("biomarkers", []):
+        add("tumour", _("Biomarkers"), biomarker)
+    for performance in snapshot.get("performance", []):
+        add("findings", _("Performance status"), performance)
+    for finding in snapshot.get("immune_trend", []) or (
+        [snapshot["immune_latest"]] if snapshot.get("immune_latest") else []
+    ):
+        add("findings", _("Immune-relevant findings"), finding)
+    add(
+        "findings",
+        _("Immune-relevant findings"),
+        {"immune_not_assessed": snapshot.get("immune_not_assessed")},
+    )
+    for event in snapshot.get("immune_events", []):
+        add("findings", _("Prior immune-related adverse events"), event)
+    for comorbidity in snapshot.get("comorbidities", []):
+        add("findings", _("Comorbidities"), comorbidity)
+    for organ in snapshot.get("organ_functions", []):
+        add("findings", _("Organ function"), organ)
+    for medication in snapshot.get("medications", []):
+        add("findings", _("Current medication"), medication)
+    add("therapy", "", {"no_prior_therapy": snapshot.get("no_prior_therapy")})
+    for line in snapshot.get("lines", []):
+        add("therapy", _("Line %(n)s") % {"n": line.get("number")}, line)
+        for event in line.get("events", []):
+            add("therapy", _("Adverse event"), event)
+    for mark in snapshot.get("timeline", []):
+        add("therapy", _("Timeline"), mark)
+    for category in snapshot.get("categories", []):
+        add("categories", category.get("group", ""), category)
+    add(
+        "signature",
+        "",
+        {
+            "author": snapshot.get("author"),
+            "note_version": snapshot.get("note_version"),
+            "supersedes": snapshot.get("supersedes"),
+            "amendment_reason": snapshot.get("amendment_reason"),
+            "signed_by": snapshot.get("signed_by"),
+            "signed_at": _Reader({}, language, offset)._time(str(snapshot.get("signed_at") or "")),
+        },
+    )
+    titles = {
+        "registration": _("Registration"),
+        "case": _("Patient and case"),
+        "tumour": _("Tumour, stage and metastases"),
+        "findings": _("Performance status, immune-relevant findings, individual situation"),
+        "therapy": _("Prior therapies and tolerability"),
+        "categories": _("Every category of catalogue version %(n)s, with its status")
+        % {"n": snapshot.get("catalogue_version")},
+        "signature": _("Authorship and signature"),
     }
+    registration_meta = snapshot.get("registration") or {}
+    return Document(
+        language=language,
+        sections=tuple(
+            Section(key, title, tuple(groups[key]))
+            for key, title in titles.items()
+            if key in groups
+        ),
+        practice=str(snapshot.get("practice", "")),
+        case_label=str((snapshot.get("case") or {}).get("label", "")),
+        board_date=str(registration_meta.get("board_date") or ""),
+        catalogue_version=snapshot.get("catalogue_version"),
+        note_version=snapshot.get("note_version"),
+        supersedes=snapshot.get("supersedes"),
+        author=str(snapshot.get("author", "")),
+        disclaimer=str(snapshot.get("disclaimer", "")),
+        signed_by=str(snapshot.get("signed_by", "")),
+        signed_at=str(snapshot.get("signed_at", "")),
+        legacy=True,
+    )
+
+
+# --- hash, signing needs, comparing versions -----------------------------------------------------
 
 
 def canonical(snapshot: dict[str, Any]) -> bytes:
@@ -296,6 +860,7 @@ def canonical(snapshot: dict[str, Any]) -> bytes:
 
 
 def snapshot_hash(snapshot: dict[str, Any]) -> str:
+    """SHA-256 of the whole snapshot: values, codes and the labels of both languages."""
     return hashlib.sha256(canonical(snapshot)).hexdigest()
 
 
@@ -337,26 +902,62 @@ def snapshot_for(
     return build_snapshot(version, language=language, record=record)
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, str]:
-    """A snapshot as path -> text, for the diff between two versions."""
-    if isinstance(value, dict):
-        out: dict[str, str] = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list):
-        out = {}
-        for index, item in enumerate(value):
-            out.update(flatten(item, f"{prefix}[{index + 1}]"))
-        return out
-    return {prefix: "" if value is None else str(value)}
+def flatten(doc: Document) -> dict[str, str]:
+    """A note as "section › heading › label" -> text, for the changes between two versions.
+    A heading that repeats in its section (several findings) gets the group's number."""
+    out: dict[str, str] = {}
+    for section in doc.sections:
+        for index, group in enumerate(section.groups, 1):
+            where = f"{section.title} › {group.heading}" if group.heading else section.title
+            if sum(g.heading == group.heading for g in section.groups) > 1:
+                where += f" ({index})"
+            for row in group.rows:
+                text = f"{row.value} “{row.quote}”" if row.quote else row.value
+                out[f"{where} › {row.label}"] = text
+    return out
 
 
-def diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
+def diff(old: Document, new: Document) -> list[tuple[str, str, str]]:
     a, b = flatten(old), flatten(new)
-    return [
-        (k, a.get(k, ""), b.get(k, "")) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
-    ]
+    keys = list(a) + [k for k in b if k not in a]
+    return [(k, a.get(k, ""), b.get(k, "")) for k in keys if a.get(k) != b.get(k)]
+
+
+@dataclass(frozen=True)
+class SigningSummary:
+    """What the confirmation step shows before a physician signs."""
+
+    sections: tuple[str, ...]  # the sections with something recorded
+    statuses: tuple[tuple[str, int], ...]  # each status of the checklist with its count
+    not_reviewed: tuple[str, ...]  # the categories still "not yet reviewed"
+
+
+def signing_summary(snapshot: dict[str, Any], doc: Document) -> SigningSummary:
+    counts: Counter[str] = Counter()
+    not_reviewed = []
+    listed = next((s for s in snapshot.get("sections", []) if s["key"] == "categories"), None)
+    reader_section = next((s for s in doc.sections if s.key == "categories"), None)
+    if listed and reader_section:
+        for stored, shown in zip(listed["groups"], reader_section.groups, strict=True):
+            for stored_row, shown_row in zip(stored["rows"], shown.rows, strict=True):
+                if isinstance(stored_row["l"], dict) and "key" in stored_row["l"]:
+                    continue  # the status before a catalogue update
+                status = stored_row["v"]["status"]
+                counts[status] += 1
+                if status == ItemStatus.NOT_YET_REVIEWED:
+                    not_reviewed.append(shown_row.label)
+    statuses = tuple(
+        (str(label), counts[code]) for code, label in ItemStatus.choices if counts[code]
+    )
+    present = tuple(
+        s.title
+        for s in doc.sections
+        if s.key not in ("raised", "categories", "signature") and any(g.rows for g in s.groups)
+    )
+    return SigningSummary(present, statuses, tuple(not_reviewed))
+
+
+# --- the fixed sentences, Markdown and PDF -----------------------------------------------------
 
 
 def disclaimer_lines() -> dict[str, str]:
@@ -373,7 +974,7 @@ def disclaimer_lines() -> dict[str, str]:
 
 
 def markdown_text(value: Any) -> Any:
-    """Every string of a snapshot as text for Markdown: HTML-escaped (`&`, `<` and `>`, so
+    """Every string of a value as text for Markdown: HTML-escaped (`&`, `<` and `>`, so
     no tag or entity typed into the record reaches a system the note is pasted into, while
     quotes and apostrophes stay readable), line breaks indented as continuation lines of the
     list item or paragraph they are in (so a typed line never starts a heading, a list or a
@@ -386,35 +987,103 @@ def markdown_text(value: Any) -> Any:
         return mark_safe(MARKDOWN_CONTINUATION.join(escaped))  # noqa: S308 - escaped above
     if isinstance(value, dict):
         return {key: markdown_text(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [markdown_text(item) for item in value]
+    if isinstance(value, list | tuple):
+        return type(value)(markdown_text(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(
+            value,
+            **{f.name: markdown_text(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        )
     return value
 
 
 MARKDOWN_CONTINUATION = "\n  "
 
 
-def render_text(snapshot: dict[str, Any], version: BoardNoteVersion) -> str:
-    """The note as Markdown. The template renders with autoescape on; the snapshot's strings
-    come escaped for Markdown by `markdown_text`, anything else is HTML-escaped by Django."""
-    with translation.override(snapshot.get("language", "en")):
+@dataclass(frozen=True)
+class MarkdownRow:
+    label: str
+    value: str  # the value as it follows "label: " (physician text quoted)
+    block: str = ""  # physician text that needs a quote block of its own: "> " lines
+
+
+def _markdown_rows(doc: Document) -> dict[tuple[int, int], list[MarkdownRow]]:
+    """Each row of the (escaped) document as a Markdown list item: physician text quoted,
+    inline in double quotes when it is a short field of one line without one, else as a "> "
+    block inside the item (every typed line in it: none starts a heading, list or rule of its
+    own), so that `wording.strip_exempt_markdown` finds every word the physician typed."""
+    out: dict[tuple[int, int], list[MarkdownRow]] = {}
+    for s, section in enumerate(doc.sections):
+        for g, group in enumerate(section.groups):
+            rows = []
+            for row in group.rows:
+                value, block = row.value, ""
+                words = row.value if row.physician_text else row.quote
+                if words:
+                    one_line = MARKDOWN_CONTINUATION not in words and '"' not in words
+                    if one_line and not row.long:
+                        quoted = f'"{words}"'
+                    else:
+                        quoted = ""
+                        block = "  > " + words.replace(MARKDOWN_CONTINUATION, "\n  > ")
+                    value = quoted if row.physician_text else f"{row.value} {quoted}".rstrip()
+                rows.append(MarkdownRow(row.label, mark_safe(value), mark_safe(block)))  # noqa: S308 - escaped
+            out[(s, g)] = rows
+    return out
+
+
+def render_text(
+    snapshot: dict[str, Any], version: BoardNoteVersion, *, language: str | None = None
+) -> str:
+    """The note as Markdown, in `language` (a legacy note: in its own). The template renders
+    with autoescape on; the note's strings come escaped for Markdown by `markdown_text`,
+    anything else is HTML-escaped by Django."""
+    language = render_language(snapshot, language or str(snapshot.get("language", "en")))
+    doc = markdown_text(document(snapshot, language))
+    rows = _markdown_rows(doc)
+    sections = [
+        (section, [(group, rows[(s, g)]) for g, group in enumerate(section.groups)])
+        for s, section in enumerate(doc.sections)
+    ]
+    with translation.override(language):
         return render_to_string(
             "checklist/note.md",
-            {"s": markdown_text(snapshot), "version": version, **markdown_text(disclaimer_lines())},
+            {
+                "doc": doc,
+                "sections": sections,
+                "version": version,
+                "signed": version.state == NoteState.SIGNED,
+                **markdown_text(disclaimer_lines()),
+            },
         )
 
 
-def render_pdf(snapshot: dict[str, Any], version: BoardNoteVersion, *, base_url: str) -> bytes:
-    """The note as a PDF. Its text (running headers too) is document text, never style; what
-    WeasyPrint may read is our static files only (`checklist.pdf.StaticOnlyFetcher`)."""
+def render_pdf(
+    snapshot: dict[str, Any],
+    version: BoardNoteVersion,
+    *,
+    base_url: str,
+    language: str | None = None,
+) -> bytes:
+    """The note as a PDF, in `language` (a legacy note: in its own). Its text (running headers
+    too) is document text, never style; what WeasyPrint may read is our static files only
+    (`checklist.pdf.StaticOnlyFetcher`)."""
     from weasyprint import HTML
 
     from checklist.pdf import StaticOnlyFetcher
 
-    with translation.override(snapshot.get("language", "en")):
+    language = render_language(snapshot, language or str(snapshot.get("language", "en")))
+    doc = document(snapshot, language, offset=True)
+    with translation.override(language):
         html = render_to_string(
             "checklist/note_pdf.html",
-            {"s": snapshot, "version": version, "pdf": True, **disclaimer_lines()},
+            {
+                "doc": doc,
+                "version": version,
+                "signed": version.state == NoteState.SIGNED,
+                "pdf": True,
+                **disclaimer_lines(),
+            },
         )
     fetcher = StaticOnlyFetcher(base_url)
     pdf: bytes = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf()

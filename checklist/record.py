@@ -127,6 +127,11 @@ class CaseRecord:
             metastasis_sites=tuple(
                 self.site_labels(get_language()).get(m.site, m.site) for m in self.metastases
             ),
+            # Both dates are recorded to the day (the forms ask for a full date).
+            staging_dates=tuple(
+                rules.PartialDate(s.staged_on) for s in self.staging if s.system != "not_applicable"
+            ),
+            metastasis_dates=tuple(rules.PartialDate(m.detected_on) for m in self.metastases),
             immune_findings=len(self.immune) + len(self.immune_events),
             immune_not_assessed=case.immune_not_assessed,
             no_prior_therapy=case.no_prior_therapy,
@@ -142,6 +147,10 @@ class CaseRecord:
     @cached_property
     def gaps(self) -> tuple[str, ...]:
         return rules.gaps(self.summary)
+
+    @cached_property
+    def timing_gaps(self) -> tuple[rules.StageBeforeMetastases, ...]:
+        return rules.timing_gaps(self.facts)
 
     def timeline(self, today: date, language: str | None = None) -> timeline.Layout | None:
         end_reasons = self.code_labels(language)["mii:therapie-ende-grund"]

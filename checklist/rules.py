@@ -11,7 +11,9 @@ mismatch, score, rank, filter, colour or verdict between a patient and a categor
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
+from datetime import date
 
 RECORDED = "recorded"
 EXPLICITLY_NONE = "explicitly_none"
@@ -48,6 +50,49 @@ class LineFacts:
     category_code: str | None
 
 
+DAY = "day"
+MONTH = "month"
+YEAR = "year"
+
+
+@dataclass(frozen=True)
+class PartialDate:
+    """A recorded date and how precisely it is known. `value` holds the first day of the month
+    or year when the precision is coarser; it is never shown as a day."""
+
+    value: date
+    precision: str = DAY  # day | month | year
+
+    @property
+    def earliest(self) -> date:
+        if self.precision == YEAR:
+            return date(self.value.year, 1, 1)
+        if self.precision == MONTH:
+            return self.value.replace(day=1)
+        return self.value
+
+    @property
+    def latest(self) -> date:
+        if self.precision == YEAR:
+            return date(self.value.year, 12, 31)
+        if self.precision == MONTH:
+            last = calendar.monthrange(self.value.year, self.value.month)[1]
+            return self.value.replace(day=last)
+        return self.value
+
+    def certainly_before(self, other: PartialDate) -> bool:
+        """True only if every day this date may stand for lies before every day of `other`."""
+        return self.latest < other.earliest
+
+    def iso(self) -> str:
+        """ISO 8601 at the date's precision: 2019-03-20, 2019-03 or 2019."""
+        if self.precision == YEAR:
+            return f"{self.value.year:04d}"
+        if self.precision == MONTH:
+            return f"{self.value.year:04d}-{self.value.month:02d}"
+        return self.value.isoformat()
+
+
 @dataclass(frozen=True)
 class CaseFacts:
     tumour_types: tuple[str, ...] = ()
@@ -57,6 +102,10 @@ class CaseFacts:
     staging_labels: tuple[str, ...] = ()  # as recorded, e.g. "pT2 pN1a cM0 (UICC TNM 8)"
     metastasis_status: str = ""  # present | none_known | not_assessed | not_applicable | ""
     metastasis_sites: tuple[str, ...] = ()  # site labels as recorded
+    # Dates of the staging records with a staging system (not "not applicable") and of the
+    # metastasis rows (detected on), in any order.
+    staging_dates: tuple[PartialDate, ...] = ()
+    metastasis_dates: tuple[PartialDate, ...] = ()
     immune_findings: int = 0
     immune_not_assessed: bool = False
     no_prior_therapy: bool = False
@@ -138,6 +187,38 @@ def summarise(facts: CaseFacts) -> tuple[FactorSummary, ...]:
 def gaps(summary: tuple[FactorSummary, ...]) -> tuple[str, ...]:
     """The groups with nothing recorded: neither a value nor an explicit statement."""
     return tuple(s.group for s in summary if s.state == NOT_RECORDED)
+
+
+@dataclass(frozen=True)
+class StageBeforeMetastases:
+    """A documentation gap: metastases are recorded, and the newest stage was recorded before
+    the first of them. It says what the record shows, not what the stage is."""
+
+    staged: PartialDate  # the newest staging record
+    first_metastasis: PartialDate  # the earliest metastasis row
+
+
+def stage_before_metastases(facts: CaseFacts) -> StageBeforeMetastases | None:
+    """The gap, if every staging record certainly precedes the first metastasis.
+
+    Conservative with imprecise dates: a staging record that may fall on or after the first
+    metastasis (the same day, or the same month at month precision) closes the gap, so the
+    gap is shown only when the record certainly says so. No staging at all is the stage
+    factor's own gap, not this one.
+    """
+    if not facts.staging_dates or not facts.metastasis_dates:
+        return None
+    newest = max(facts.staging_dates, key=lambda d: (d.latest, d.earliest))
+    first = min(facts.metastasis_dates, key=lambda d: (d.earliest, d.latest))
+    if newest.certainly_before(first):
+        return StageBeforeMetastases(staged=newest, first_metastasis=first)
+    return None
+
+
+def timing_gaps(facts: CaseFacts) -> tuple[StageBeforeMetastases, ...]:
+    """Gaps between recorded facts (beside the factor groups with nothing recorded)."""
+    gap = stage_before_metastases(facts)
+    return (gap,) if gap else ()
 
 
 # --- the checklist: every active category, in catalogue order --------------------------------

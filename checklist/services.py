@@ -6,17 +6,24 @@ transaction, which first tells the audit triggers who acts (for this transaction
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from checklist import audit
 from checklist.models import (
+    AccountProfile,
     AuditVerification,
     BoardNote,
     BoardNoteVersion,
@@ -33,10 +40,11 @@ from checklist.models import (
     MetastasisStatus,
     NoteState,
     Practice,
+    SubmissionToken,
     TherapyLine,
     user_display,
 )
-from checklist.notes import build_snapshot, missing_for_signing, snapshot_hash
+from checklist.notes import add_signature, build_snapshot, missing_for_signing, snapshot_hash
 from checklist.record import CaseRecord
 
 CaseRowModel = TypeVar("CaseRowModel", bound=CaseRow)
@@ -53,12 +61,34 @@ def account_create(
     first_name: str = "",
     last_name: str = "",
     email: str = "",
+    title: str = "",
 ) -> Membership:
     """A new user with no usable password yet: the admin hands over a set-password link."""
     user = User(username=username, first_name=first_name, last_name=last_name, email=email)
     user.set_unusable_password()
     user.save()
-    return Membership.objects.create(practice=practice, user=user, role=role, active=True)
+    membership = Membership.objects.create(practice=practice, user=user, role=role, active=True)
+    if title.strip():
+        account_set_title(user=user, title=title)
+    return membership
+
+
+@audit.atomic
+def account_set_title(*, user: Any, title: str) -> AccountProfile:
+    """Sets the title shown with the user's name (by the user, or by a practice admin). The
+    profile's own trigger records the change in the chain of each of the user's practices."""
+    clean = title.strip()
+    profile = AccountProfile.objects.select_for_update().filter(user=user).first()
+    if profile is None:
+        profile = AccountProfile(user=user, title=clean)
+        if clean:  # no row for an empty title that was never set
+            profile.save()
+    elif profile.title != clean:
+        profile.title = clean
+        profile.save(update_fields=["title"])
+    # The user object the caller holds names the person with the new title from now on.
+    user.account_profile = profile
+    return profile
 
 
 @audit.atomic
@@ -95,6 +125,147 @@ def practice_create(*, name: str, **kwargs: Any) -> Practice:
     return practice
 
 
+# --- one-time submissions ---------------------------------------------------------------------
+
+# A create identical to one the same user saved on the same case this recently asks first.
+DUPLICATE_WINDOW = timedelta(minutes=10)
+PURGE_BATCH = 100
+
+
+class AlreadySaved(Exception):
+    """The form's token was used by an earlier POST that saved; nothing was saved again."""
+
+    def __init__(self, submission: SubmissionToken) -> None:
+        super().__init__(f"submission {submission.pk} was applied already")
+        self.submission = submission
+
+
+class PossibleDuplicate(Exception):
+    """The same user saved the same entry a few minutes ago; nothing was saved. The form is
+    sent again with a confirmation to save it all the same."""
+
+    def __init__(self, existing: Any, saved_at: datetime, changed_since: bool = False) -> None:
+        super().__init__(f"identical to {type(existing).__name__} {existing.pk}")
+        self.existing = existing
+        self.saved_at = saved_at
+        self.changed_since = changed_since  # an edit: the row was changed after that save
+
+
+def claim_submission(
+    *, token: str | None, user: Any, kind: str, scope_id: int | None
+) -> uuid.UUID | None:
+    """Claims a form's one-time token inside the caller's transaction, so that the token is
+    used exactly when the save commits. A second POST with the token raises `AlreadySaved`; a
+    concurrent one waits on the unique key until the first commits (or rolls back, then it
+    saves). A form without a token is recorded under a fresh id, so that the duplicate checks
+    see its save. Expired tokens are purged here, up to `PURGE_BATCH` per claim, skipping rows
+    another transaction holds. Returns the id to complete with `_record_submission`."""
+    if user is None:  # seeding and commands: nobody to answer
+        return None
+    if token:
+        try:
+            key = SubmissionToken.read(token, user)
+        except ValueError:
+            raise ValidationError(
+                _(
+                    "This form was opened more than a day ago or was changed on the way;"
+                    " check the entry and save again."
+                )
+            ) from None
+    else:
+        key = uuid.uuid4()
+    now = timezone.now()
+    table = connection.ops.quote_name(SubmissionToken._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH purged AS (
+                DELETE FROM {table} WHERE token IN (
+                    SELECT token FROM {table} WHERE created_at < %s
+                    ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED))
+            INSERT INTO {table} (token, user_id, created_at, kind, scope_id, digest)
+            VALUES (%s, %s, %s, %s, %s, '')
+            ON CONFLICT (token) DO NOTHING
+            RETURNING token
+            """,
+            [now - SubmissionToken.LIFETIME, PURGE_BATCH, key, user.pk, now, kind, scope_id],
+        )
+        claimed = cursor.fetchone()
+    if claimed is None:
+        raise AlreadySaved(SubmissionToken.objects.get(pk=key))
+    return key
+
+
+def submission_applied(*, token: str | None, user: Any) -> AlreadySaved | None:
+    """`AlreadySaved` for a token that has saved already, else None. Views ask before they
+    validate the form, whose checks (a unique label, a free line number) would now fail on the
+    very entry the token saved."""
+    if not token or user is None:
+        return None
+    try:
+        key = SubmissionToken.read(token, user)
+    except ValueError:
+        return None
+    submission = SubmissionToken.objects.filter(pk=key).first()
+    return AlreadySaved(submission) if submission else None
+
+
+def _record_submission(
+    key: uuid.UUID | None, *, object_id: int, revision: int | None = None, digest: str = ""
+) -> None:
+    if key is not None:
+        SubmissionToken.objects.filter(pk=key).update(
+            object_id=object_id, revision=revision, digest=digest
+        )
+
+
+def _recent_submissions(*, user: Any, kind: str) -> Any:
+    since = timezone.now() - DUPLICATE_WINDOW
+    return SubmissionToken.objects.filter(
+        user=user, kind=kind, created_at__gte=since, object_id__isnull=False
+    )
+
+
+def _digest(data: dict[str, Any]) -> str:
+    """A keyed hash of submitted values: equal values, equal digest; the values themselves are
+    not kept in the token table."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return salted_hmac(SubmissionToken.SALT, text, algorithm="sha256").hexdigest()
+
+
+def _same_values(row: Any, other: Any) -> bool:
+    """The same field values, but for the row's id, case and practice."""
+    return all(
+        getattr(row, f.attname) == getattr(other, f.attname)
+        for f in type(row)._meta.concrete_fields
+        if f.name not in ("id", "case", "practice")
+    )
+
+
+def _identical_row_saved(*, row: CaseRow, case: Case, user: Any) -> PossibleDuplicate | None:
+    """A row of the same kind with the same values that `user` saved on `case` within the
+    duplicate window and that still reads so (one query)."""
+    recent = _recent_submissions(user=user, kind=type(row)._meta.model_name or "").filter(
+        scope_id=case.pk
+    )
+    candidates = (
+        type(row)
+        .objects.filter(case=case, pk__in=recent.values("object_id"))
+        .annotate(
+            saved_at=Subquery(
+                recent.filter(object_id=OuterRef("pk"))
+                .order_by("-created_at")
+                .values("created_at")[:1]
+            )
+        )
+        .order_by("-saved_at")
+    )
+    for other in candidates:
+        if _same_values(row, other):
+            return PossibleDuplicate(other, other.saved_at)
+    return None
+
+
 # --- the case aggregate ----------------------------------------------------------------------
 
 
@@ -115,10 +286,10 @@ def _lock_case(case: Case, expected_version: int | None) -> Case:
     return locked
 
 
-def _bump(case: Case, acting_user: Any) -> None:
+def _bump(case: Case, acting_user: Any, *changed: str) -> None:
     case.version += 1
     case.updated_by = acting_user
-    case.save(update_fields=["version", "updated_by", "updated_at"])
+    case.save(update_fields=["version", "updated_by", "updated_at", *changed])
 
 
 def _check_metastasis_rows_allowed(case: Case) -> None:
@@ -133,12 +304,17 @@ def _check_metastasis_rows_allowed(case: Case) -> None:
 
 
 @audit.atomic
-def case_create(*, practice: Practice, data: dict[str, Any], acting_user: Any) -> Case:
+def case_create(
+    *, practice: Practice, data: dict[str, Any], acting_user: Any, token: str | None = None
+) -> Case:
+    key = claim_submission(token=token, user=acting_user, kind="case", scope_id=practice.pk)
     if Case.objects.for_practice(practice).filter(label=data["label"]).exists():
         raise ValidationError({"label": _("This label is already used in the practice.")})
-    return Case.objects.create(
+    case = Case.objects.create(
         practice=practice, created_by=acting_user, updated_by=acting_user, **data
     )
+    _record_submission(key, object_id=case.pk)
+    return case
 
 
 @audit.atomic
@@ -153,18 +329,23 @@ def case_update(
             raise ValidationError({"label": _("This label is already used in the practice.")})
     for name, value in data.items():
         setattr(locked, name, value)
-    if "metastasis_status" in data:
-        has_rows = Metastasis.objects.filter(case=locked).exists()
-        if has_rows and data["metastasis_status"] in (
-            MetastasisStatus.NONE_KNOWN,
-            MetastasisStatus.NOT_APPLICABLE,
-        ):
+    if data.get("metastasis_status") in (
+        MetastasisStatus.NONE_KNOWN,
+        MetastasisStatus.NOT_APPLICABLE,
+    ):
+        rows = Metastasis.objects.filter(case=locked).count()
+        if rows:
+            status = MetastasisStatus(data["metastasis_status"]).label
             raise ValidationError(
                 {
-                    "metastasis_status": _(
-                        "Metastasis rows are recorded for this case; delete them before"
-                        " choosing this status."
+                    "metastasis_status": ngettext(
+                        "%(count)s metastasis row is recorded for this case. Remove it first"
+                        " (Delete beside the row), then set “%(status)s”.",
+                        "%(count)s metastasis rows are recorded for this case. Remove them first"
+                        " (Delete beside each row), then set “%(status)s”.",
+                        rows,
                     )
+                    % {"count": rows, "status": status}
                 }
             )
     if data.get("no_prior_therapy") and TherapyLine.objects.filter(case=locked).exists():
@@ -184,9 +365,26 @@ def case_update(
 
 @audit.atomic
 def case_row_save(
-    *, case: Case, row: CaseRowModel, acting_user: Any, expected_version: int | None
+    *,
+    case: Case,
+    row: CaseRowModel,
+    acting_user: Any,
+    expected_version: int | None,
+    token: str | None = None,
+    confirm_duplicate: bool = False,
 ) -> CaseRowModel:
-    """Creates or updates one row of the case (tumour, staging record, biomarker, ...)."""
+    """Creates or updates one row of the case (tumour, staging record, biomarker, ...).
+
+    A create claims the form's one-time token (`AlreadySaved` on a second POST) and, unless
+    `confirm_duplicate`, raises `PossibleDuplicate` when the same user saved a row of the same
+    kind with the same values on the case within `DUPLICATE_WINDOW`. A new metastasis row
+    sets an empty or "not assessed" metastasis status to "present" (a change of the case row,
+    audited as such); `row.case` is the saved case, so the caller can tell."""
+    creating = row.pk is None
+    key = None
+    if creating:
+        kind = type(row)._meta.model_name or ""
+        key = claim_submission(token=token, user=acting_user, kind=kind, scope_id=case.pk)
     locked = _lock_case(case, expected_version)
     if isinstance(row, Metastasis):
         _check_metastasis_rows_allowed(locked)
@@ -197,11 +395,27 @@ def case_row_save(
                 " before recording therapy lines."
             )
         )
+    if creating and acting_user is not None and not confirm_duplicate:
+        duplicate = _identical_row_saved(row=row, case=locked, user=acting_user)
+        if duplicate is not None:
+            raise duplicate
     row.case = locked
     row.practice_id = locked.practice_id
     row.save()
-    _bump(locked, acting_user)
+    changed: list[str] = []
+    if creating and isinstance(row, Metastasis) and _metastasis_row_sets_status(locked):
+        locked.metastasis_status = MetastasisStatus.PRESENT
+        changed.append("metastasis_status")
+    _bump(locked, acting_user, *changed)
+    _record_submission(key, object_id=row.pk)
     return row
+
+
+def _metastasis_row_sets_status(case: Case) -> bool:
+    """A recorded metastasis states that metastases are present: an empty status or "not
+    assessed" follows the row. "None known" and "not applicable" refuse the row instead
+    (`_check_metastasis_rows_allowed`); "present" stays."""
+    return case.metastasis_status in ("", MetastasisStatus.NOT_ASSESSED)
 
 
 @audit.atomic
@@ -347,7 +561,15 @@ def _draft_for_edit(category_or_version: Category | CatalogueVersion) -> Catalog
 
 
 @audit.atomic
-def category_save(*, category: Category) -> Category:
+def category_save(
+    *, category: Category, acting_user: Any = None, token: str | None = None
+) -> Category:
+    """Adds or rewords a category of a draft; an addition claims the form's one-time token."""
+    key = None
+    if category.pk is None:
+        key = claim_submission(
+            token=token, user=acting_user, kind="category", scope_id=category.version_id
+        )
     version = _draft_for_edit(category)
     if not category.source_section.strip() or not category.source_quote.strip():
         raise ValidationError(_("Cite the source (section and sentence) for this category."))
@@ -360,6 +582,7 @@ def category_save(*, category: Category) -> Category:
         category.practice_id = version.practice_id
         category.version = version
     category.save()
+    _record_submission(key, object_id=category.pk)
     return category
 
 
@@ -488,9 +711,27 @@ def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any
 
 
 @audit.atomic
-def note_create(*, case: Case, data: dict[str, Any], acting_user: Any) -> BoardNoteVersion:
+def note_create(
+    *,
+    case: Case,
+    data: dict[str, Any],
+    acting_user: Any,
+    token: str | None = None,
+    confirm_duplicate: bool = False,
+) -> BoardNoteVersion:
+    """A new note for the case. Claims the form's one-time token; a note with the same
+    registration that this user created on the case within `DUPLICATE_WINDOW` raises
+    `PossibleDuplicate` unless `confirm_duplicate`."""
+    key = claim_submission(token=token, user=acting_user, kind="note", scope_id=case.pk)
+    if key is not None and not confirm_duplicate:
+        recent = _recent_submissions(user=acting_user, kind="note").filter(scope_id=case.pk)
+        saved = dict(recent.values_list("object_id", "created_at"))
+        firsts = BoardNoteVersion.objects.filter(case=case, number=1, note_id__in=list(saved))
+        for first in firsts.order_by("-note_id"):
+            if all(getattr(first, name) == value for name, value in data.items()):
+                raise PossibleDuplicate(first, saved[first.note_id])
     note = BoardNote.objects.create(practice_id=case.practice_id, case=case, created_by=acting_user)
-    return BoardNoteVersion.objects.create(
+    version = BoardNoteVersion.objects.create(
         practice_id=case.practice_id,
         note=note,
         case=case,
@@ -498,6 +739,8 @@ def note_create(*, case: Case, data: dict[str, Any], acting_user: Any) -> BoardN
         created_by=acting_user,
         **data,
     )
+    _record_submission(key, object_id=note.pk)
+    return version
 
 
 def _lock_version(version: BoardNoteVersion) -> BoardNoteVersion:
@@ -513,19 +756,48 @@ def _check_revision(locked: BoardNoteVersion, expected_revision: int | None) -> 
 
 @audit.atomic
 def note_update(
-    *, version: BoardNoteVersion, data: dict[str, Any], expected_revision: int | None = None
+    *,
+    version: BoardNoteVersion,
+    data: dict[str, Any],
+    expected_revision: int | None = None,
+    acting_user: Any = None,
+    token: str | None = None,
+    confirm_resubmit: bool = False,
 ) -> BoardNoteVersion:
-    """Edits a draft (or a ready version, which returns to draft)."""
+    """Edits a draft (or a ready version, which returns to draft).
+
+    Besides the revision check, a resubmit of values this user already applied is refused:
+    after Back the edit page is fetched again (responses are not stored), so its form carries
+    the current revision while the browser restores the typed text, and the revision check
+    alone passes. If nothing changed since that save, `AlreadySaved` (nothing to do); if the
+    note was changed after it, `PossibleDuplicate` with `changed_since` unless
+    `confirm_resubmit`."""
+    key = claim_submission(
+        token=token, user=acting_user, kind="note_edit", scope_id=version.note_id
+    )
     locked = _lock_version(version)
     if locked.state == NoteState.SIGNED:
         raise ValidationError(_("A signed version is never changed; amend it instead."))
     _check_revision(locked, expected_revision)
+    digest = _digest(data)
+    if key is not None and not confirm_resubmit:
+        earlier = (
+            _recent_submissions(user=acting_user, kind="note_edit")
+            .filter(object_id=locked.pk, digest=digest)
+            .order_by("-created_at")
+            .first()
+        )
+        if earlier is not None and earlier.revision == locked.revision:
+            raise AlreadySaved(earlier)
+        if earlier is not None:
+            raise PossibleDuplicate(locked, earlier.created_at, changed_since=True)
     for name, value in data.items():
         setattr(locked, name, value)
     locked.state = NoteState.DRAFT
     locked.ready_at = None
     locked.revision += 1
     locked.save()
+    _record_submission(key, object_id=locked.pk, revision=locked.revision, digest=digest)
     return locked
 
 
@@ -553,11 +825,16 @@ def note_sign(
     expected_case_version: int | None = None,
 ) -> BoardNoteVersion:
     """Freezes everything the note shows into a snapshot with its SHA-256 and signs it.
-    Only a physician of the practice signs; items still "not yet reviewed" are allowed."""
+    Only a physician of the practice signs; items still "not yet reviewed" are allowed. The
+    view has asked for the physician's password. Signing the revision that is signed already
+    (a double click, the back button, two requests at once: the row lock orders them) changes
+    nothing and answers the signed version."""
     locked = _lock_version(version)
     if not acting_membership.is_physician or acting_membership.practice_id != locked.practice_id:
         raise ValidationError(_("Only a physician of the practice signs a board note."))
     if locked.state == NoteState.SIGNED:
+        if expected_revision is None or expected_revision == locked.revision:
+            return locked
         raise ValidationError(_("This version is signed already."))
     _check_revision(locked, expected_revision)
     # Lock the case so that the snapshot and the signing check see one consistent state of the
@@ -573,12 +850,16 @@ def note_sign(
         raise ValidationError(
             _("The case record changed since you opened the note; check it and sign again.")
         )
-    snapshot["signed_by"] = user_display(acting_membership.user)
-    snapshot["signed_at"] = timezone.now().isoformat(timespec="seconds")
+    now = timezone.now()
+    add_signature(
+        snapshot,
+        signed_by=user_display(acting_membership.user),
+        signed_at=now.isoformat(timespec="seconds"),
+    )
     locked.snapshot = snapshot
     locked.snapshot_hash = snapshot_hash(snapshot)
     locked.state = NoteState.SIGNED
-    locked.signed_at = timezone.now()
+    locked.signed_at = now
     locked.signed_by = acting_membership.user
     locked.save()
     return locked
@@ -616,15 +897,18 @@ def outcome_record(
     measures: list[dict[str, str]],
     reason: str,
     acting_user: Any,
+    token: str | None = None,
 ) -> BoardOutcome:
-    """Records the board's outcome as a new version row; earlier rows are never updated."""
+    """Records the board's outcome as a new version row; earlier rows are never updated.
+    Claims the form's one-time token."""
+    key = claim_submission(token=token, user=acting_user, kind="outcome", scope_id=note.pk)
     BoardNote.objects.select_for_update().get(pk=note.pk)
     if not note.versions.filter(state=NoteState.SIGNED).exists():
         raise ValidationError(_("Record the outcome after the note is signed."))
     last = note.outcomes.order_by("-number").first()
     if last and not reason.strip():
         raise ValidationError({"reason": _("Give the reason for the new version.")})
-    return BoardOutcome.objects.create(
+    outcome = BoardOutcome.objects.create(
         practice_id=note.practice_id,
         note=note,
         case_id=note.case_id,
@@ -635,6 +919,8 @@ def outcome_record(
         reason=reason.strip(),
         recorded_by=acting_user,
     )
+    _record_submission(key, object_id=outcome.pk)
+    return outcome
 
 
 @audit.atomic

@@ -35,6 +35,7 @@ urlpatterns = [
     path("accounts/new/", accounts.account_create, name="account_create"),
     path("accounts/<int:pk>/", accounts.account_edit, name="account_edit"),
     path("accounts/<int:pk>/link/", accounts.account_link, name="account_link"),
+    path("account/", accounts.my_account, name="my_account"),
     # cases
     path("cases/", cases.case_list, name="case_list"),
     path("cases/new/", cases.case_create, name="case_create"),

@@ -9,17 +9,64 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
+import time_machine
 from django.test import Client
+from django.utils import timezone
 
 from checklist.management.commands.load_codelists import load_codelists
-from checklist.models import Membership, Practice
+from checklist.models import Membership
+from tests import factories
+from tests.factories import logged_in, make_user
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-PASSWORD = "correct-horse-Battery-9"
+# Test files begun before tests/factories.py existed import these names from here; new code
+# imports them from tests.factories.
+PASSWORD = factories.PASSWORD
+post_row = factories.post_row
+set_metastasis_status = factories.set_metastasis_status
+
+# How far the `clock` fixture moves the clock for its second run: two years, so a date a form
+# compares with today that is hard-coded in a test fails now, not in two years.
+SHIFTED_DAYS = 730
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "real_date_only: runs only at today's date, not under the shifted `clock` (the test"
+        " reads PostgreSQL's clock, which the shift does not move)",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """A test that uses the `clock` fixture (test_notes.py and test_case_rows.py use it for
+    every test) runs twice: at today's date and two years ahead."""
+    if "clock" in metafunc.fixturenames:
+        real_only = metafunc.definition.get_closest_marker("real_date_only")
+        metafunc.parametrize(
+            "clock",
+            [0] if real_only else [0, SHIFTED_DAYS],
+            ids=lambda days: f"today+{days}d" if days else "today",
+            indirect=True,
+        )
+
+
+@pytest.fixture
+def clock(request):
+    """Python's clock moved ahead by `request.param` days for the test (ticking, so times
+    still advance). PostgreSQL's clock (audit timestamps, now() in SQL) does not move: a test
+    that reads it is marked `real_date_only`. Request it before any fixture that logs in:
+    a session made at today's date has expired two years later."""
+    days = getattr(request, "param", 0)
+    if not days:
+        yield timezone.localdate()
+        return
+    with time_machine.travel(timezone.now() + timedelta(days=days), tick=True):
+        yield timezone.localdate()
 
 
 @pytest.fixture(autouse=True)
@@ -46,14 +93,6 @@ def practice_b(db):
     return practice_create(name="Practice B")
 
 
-def make_user(username: str, practice: Practice, role: str, **extra):
-    user = get_user_model().objects.create_user(
-        username=username, password=PASSWORD, first_name=username.title(), **extra
-    )
-    Membership.objects.create(practice=practice, user=user, role=role)
-    return user
-
-
 @pytest.fixture
 def alice(practice_a):
     return make_user("alice", practice_a, Membership.PHYSICIAN)
@@ -74,12 +113,6 @@ def carol(practice_a, practice_b):
     user = make_user("carol", practice_a, Membership.PHYSICIAN)
     Membership.objects.create(practice=practice_b, user=user, role=Membership.PHYSICIAN)
     return user
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-    return client
 
 
 @pytest.fixture
@@ -131,20 +164,4 @@ def case(practice_a, alice, codelists):
         sex="female",
         situation="first_diagnosis",
         created_by=alice,
-    )
-
-
-def post_row(client, case, kind, data, row=None):
-    """Posts a row form with the case's current version, as the browser would."""
-    case.refresh_from_db()
-    url = f"/cases/{case.pk}/{kind}/{row.pk}/" if row else f"/cases/{case.pk}/{kind}/new/"
-    return client.post(url, {**data, "expected_version": case.version})
-
-
-def set_metastasis_status(client, case, status, **extra):
-    """Posts the metastasis status with the case's current version, as the browser would."""
-    case.refresh_from_db()
-    return client.post(
-        f"/cases/{case.pk}/metastasis-status/",
-        {"metastasis_status": status, "expected_version": case.version, **extra},
     )

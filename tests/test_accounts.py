@@ -1,8 +1,115 @@
+"""Accounts: logging in and out, the language, switching the active practice, and the practice
+admin's account pages (create with a set-password link, roles, deactivation)."""
+
 import re
 
 from django.contrib.auth import get_user_model
+from django.db.models import Max, Q
 
 from checklist.models import AuditEvent, Membership
+from tests.factories import PASSWORD, logged_in
+
+# --- logging in and out -------------------------------------------------------------------
+
+
+def test_it_logs_a_physician_in_to_the_case_list(client, alice):
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD}, follow=True)
+    assert response.redirect_chain[-1][0] == "/cases/"
+    assert b"Practice A" in response.content
+    assert b"This practice has no cases yet." in response.content
+
+
+def test_it_shows_a_clear_error_for_a_wrong_password(client, alice):
+    response = client.post("/login/", {"username": "alice", "password": "wrong"})
+    assert response.status_code == 200
+    assert b"The user name or password is not correct" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_it_refuses_a_deactivated_account(client, alice):
+    alice.is_active = False
+    alice.save()
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
+def test_it_shows_a_clear_page_to_a_user_without_active_membership(client, alice):
+    Membership.objects.filter(user=alice).update(active=False)
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD}, follow=True)
+    assert response.status_code == 403
+    assert b"no active membership" in response.content
+
+
+def test_it_logs_out_with_post(alice_client):
+    response = alice_client.post("/logout/")
+    assert response.status_code == 302
+    assert alice_client.get("/cases/").status_code == 302
+
+
+def test_it_records_login_success_failure_and_logout(client, alice, practice_a):
+    # The trail outlives flushes: the chain of no practice may hold earlier tests' events.
+    system_head = AuditEvent.objects.filter(practice_id=0).aggregate(m=Max("seq"))["m"] or 0
+    client.post("/login/", {"username": "alice", "password": "wrong"})
+    client.post("/login/", {"username": "nobody", "password": "wrong"})
+    client.post("/login/", {"username": "alice", "password": PASSWORD})
+    client.post("/logout/")
+    events = list(
+        AuditEvent.objects.filter(kind="access")
+        .filter(Q(practice_id=practice_a.pk) | Q(practice_id=0, seq__gt=system_head))
+        .order_by("ts")
+    )
+    ops = [(e.practice_id, e.op) for e in events]
+    assert ops == [
+        (practice_a.pk, "login_failure"),
+        (0, "login_failure"),  # an unknown user name goes to the chain of no practice
+        (practice_a.pk, "login_success"),
+        (practice_a.pk, "logout"),
+    ]
+    assert events[1].detail == {"username": "nobody"}
+    assert all("wrong" not in str(e.detail) for e in events)  # never a password
+    assert events[2].actor_name == "alice"
+
+
+def test_it_shows_german_when_asked(alice_client):
+    alice_client.post("/i18n/setlang/", {"language": "de", "next": "/cases/"})
+    response = alice_client.get("/cases/")
+    assert "Fälle".encode() in response.content
+    assert response["Content-Language"] == "de"
+
+
+# --- the active practice ------------------------------------------------------------------
+
+
+def test_it_switches_the_active_practice(carol, practice_a, practice_b):
+    client = logged_in(carol)
+    assert b"Practice A</small>" in client.get("/cases/").content
+    response = client.post("/practice/switch/", {"practice": practice_b.pk})
+    assert response.status_code == 302
+    assert b"Practice B</small>" in client.get("/cases/").content
+
+
+def test_it_refuses_a_practice_that_is_not_yours(alice, practice_a, practice_b):
+    client = logged_in(alice)
+    response = client.post("/practice/switch/", {"practice": practice_b.pk})
+    assert response.status_code == 404
+    assert b"Practice A</small>" in client.get("/cases/").content
+    assert AuditEvent.objects.filter(op="permission_denied", practice_id=practice_a.pk).exists()
+
+
+def test_it_ignores_a_forged_practice_in_the_session(alice, practice_a, practice_b):
+    client = logged_in(alice)
+    session = client.session
+    session["active_practice_id"] = practice_b.pk
+    session.save()
+    assert b"Practice A</small>" in client.get("/cases/").content
+
+
+def test_it_answers_404_for_garbage(alice_client):
+    assert alice_client.post("/practice/switch/", {"practice": "x"}).status_code == 404
+
+
+# --- the account pages --------------------------------------------------------------------
 
 
 def test_it_lists_only_the_practice_accounts(adam_client, alice, bob):

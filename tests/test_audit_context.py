@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from checklist import services
 from checklist.models import AuditEvent, Case
-from tests.conftest import logged_in, set_metastasis_status
+from tests.factories import logged_in, set_metastasis_status
 
 
 def _backend_pid() -> int:

@@ -1,14 +1,14 @@
-"""The per-case checklist and the catalogue's versions."""
+"""The per-case checklist: every category in catalogue order, statuses and notes, linked lines,
+moving a case to a newer catalogue version."""
 
 import re
 
 import pytest
-from django.core.exceptions import ValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checklist import services
 from checklist.models import (
+    Case,
     CatalogueVersion,
     Category,
     Checklist,
@@ -16,7 +16,7 @@ from checklist.models import (
     TherapyLine,
 )
 from checklist.wording import recommending_words
-from tests.conftest import post_row, set_metastasis_status
+from tests.factories import post_row, seed_rows, set_metastasis_status
 
 CODES = [
     "chemotherapy",
@@ -53,8 +53,6 @@ def test_it_shows_every_category_in_catalogue_order_with_the_disclaimer(alice_cl
 def test_two_very_different_cases_render_the_same_categories_and_markup(
     alice_client, alice, case, practice_a
 ):
-    from checklist.models import Case
-
     other = Case.objects.create(
         practice=practice_a,
         label="CLL-3",
@@ -145,10 +143,9 @@ def test_status_and_note_are_saved_with_who_and_when(alice_client, case):
     )
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.strip().startswith(
-        '<article class="card mb-2 checklist-item" id="category-radiotherapy"'
-    )
-    assert "set by alice" in html and 'value="raise" id' in html
+    # only the card's status line and revision: the inputs stay as the physician left them
+    assert html.strip().startswith('<strong class="text-success" data-saved>Saved at ')
+    assert "set by Alice" in html and "<textarea" not in html
     item = ChecklistItem.objects.get()
     assert item.set_by is not None
     assert (item.status, item.note, item.set_by.username) == (
@@ -175,9 +172,9 @@ def test_a_stale_item_is_refused_with_who_changed_it(alice_client, case):
     response = alice_client.post(
         url, {"status": "not_raised", "note": "stale", "revision": 1}, HTTP_HX_REQUEST="true"
     )
-    assert response.status_code == 409
+    assert response.status_code == 200  # htmx swaps the refusal into the status line
     assert b"changed this item in the meantime" in response.content
-    assert b"stale" in response.content  # the input is kept
+    assert b"<textarea" not in response.content  # the input is kept in the browser
     assert ChecklistItem.objects.get().note == "second"
 
 
@@ -241,88 +238,6 @@ def test_publishing_v2_does_not_change_a_case_worked_under_v1(alice_client, adam
     assert "the status was “discussed”" in html
 
 
-def test_old_versions_stay_readable_and_published_ones_never_change(adam_client, case):
-    adam_client.post("/catalogue/draft/")
-    v1 = CatalogueVersion.objects.get(practice=case.practice, number=1)
-    chemo = v1.categories.get(code="chemotherapy")
-    response = adam_client.post(
-        f"/catalogue/1/categories/{chemo.pk}/",
-        {
-            "code": "chemotherapy",
-            "name_en": "X",
-            "name_de": "X",
-            "group_en": "g",
-            "group_de": "g",
-            "description_en": "d",
-            "description_de": "d",
-            "source_section": "s",
-            "source_quote": "q",
-        },
-    )
-    assert response.status_code == 302
-    assert Category.objects.get(pk=chemo.pk).name_en == "Chemotherapy"
-    assert adam_client.get("/catalogue/1/").status_code == 200
-    with pytest.raises(ValidationError):
-        services.category_save(category=chemo)
-
-
-def test_the_admin_adds_retires_reorders_with_a_citation(adam_client, case):
-    adam_client.post("/catalogue/draft/")
-    response = adam_client.post(
-        "/catalogue/2/categories/new/",
-        {
-            "code": "new_one",
-            "name_en": "New",
-            "name_de": "Neu",
-            "group_en": "g",
-            "group_de": "g",
-            "description_en": "d",
-            "description_de": "d",
-            "source_section": "",
-            "source_quote": "",
-        },
-    )
-    assert response.status_code == 200 and b"This field is required" in response.content
-    adam_client.post(
-        "/catalogue/2/categories/new/",
-        {
-            "code": "new_one",
-            "name_en": "New",
-            "name_de": "Neu",
-            "group_en": "g",
-            "group_de": "g",
-            "description_en": "d",
-            "description_de": "d",
-            "source_section": "combination_therapies",
-            "source_quote": "Possible combinable therapeutic approaches include:",
-        },
-    )
-    draft = CatalogueVersion.objects.get(practice=case.practice, number=2)
-    chemo = draft.categories.get(code="chemotherapy")
-    adam_client.post(f"/catalogue/2/categories/{chemo.pk}/down/")
-    adam_client.post(f"/catalogue/2/categories/{chemo.pk}/retire/")
-    order = list(draft.categories.order_by("position").values_list("code", "active"))
-    assert order[:2] == [("hormone_therapy", True), ("chemotherapy", False)]
-    assert order[-1] == ("new_one", True)
-    diff = adam_client.get("/catalogue/diff/?a=1&b=2").content.decode()
-    assert "new_one" in diff and "retired" in diff and "moved in the order" in diff
-    assert adam_client.post("/catalogue/2/publish/", {"change_note": ""}).status_code == 302
-    assert CatalogueVersion.objects.get(pk=draft.pk).published_at is None
-
-
-def test_the_shipped_catalogue_imports_as_a_draft(adam_client, case):
-    adam_client.post("/catalogue/draft/", {"source": "shipped"})
-    draft = CatalogueVersion.objects.get(practice=case.practice, number=2)
-    assert draft.is_draft and draft.categories.count() == 6
-    page = adam_client.get("/catalogue/2/").content.decode()
-    assert "No differences in the categories." in page
-
-
-def test_a_physician_reads_but_does_not_edit_the_catalogue(alice_client, case):
-    assert alice_client.get("/catalogue/").status_code == 200
-    assert alice_client.post("/catalogue/draft/").status_code == 403
-
-
 @settings(
     max_examples=15,
     deadline=None,
@@ -336,8 +251,6 @@ def test_a_physician_reads_but_does_not_edit_the_catalogue(alice_client, case):
 def test_rendered_checklists_contain_no_recommending_word(
     alice_client, case, status, regimen, language
 ):
-    from checklist.models import Case
-
     case = Case.objects.get(pk=case.pk)
     case.metastasis_status = status
     case.save()
@@ -361,8 +274,6 @@ def test_rendered_checklists_contain_no_recommending_word(
 def test_the_checklist_page_queries_are_constant(
     alice_client, case, django_assert_num_queries, categories, lines
 ):
-    from tests.test_queries import seed_rows
-
     version = CatalogueVersion.objects.get(practice=case.practice, number=1)
     template = version.categories.first()
     assert template is not None
@@ -427,27 +338,5 @@ def test_a_first_save_by_someone_else_makes_a_first_save_stale(alice_client, cas
     response = alice_client.post(
         url, {"status": "not_raised", "note": "second", "revision": 0}, HTTP_HX_REQUEST="true"
     )
-    assert response.status_code == 409
+    assert b"changed this item in the meantime" in response.content
     assert ChecklistItem.objects.get().note == "first"
-
-
-def test_a_relinked_line_keeps_its_older_category(alice_client, adam_client, case):
-    chemo = Category.objects.get(practice=case.practice, code="chemotherapy", version__number=1)
-    post_row(
-        alice_client,
-        case,
-        "line",
-        {
-            "number": 1,
-            "types": ["CH"],
-            "setting": "adjuvant",
-            "started_on": "2020-01-01",
-            "ended_on": "2020-06-01",
-            "category": chemo.pk,
-        },
-    )
-    adam_client.post("/catalogue/draft/")
-    adam_client.post("/catalogue/2/publish/", {"change_note": "v2"})
-    line = TherapyLine.objects.get()
-    form = alice_client.get(f"/cases/{case.pk}/line/{line.pk}/").content.decode()
-    assert f'value="{chemo.pk}" selected' in form

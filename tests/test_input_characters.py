@@ -9,7 +9,7 @@ from django.utils import translation
 
 from checklist import forms
 from checklist.models import BoardNoteVersion, Case
-from tests.conftest import post_row
+from tests.factories import note_data, post_row
 
 SSRF_LABEL = "P0\r;content:url(http://127.0.0.1:9977/x);"
 
@@ -58,17 +58,15 @@ def test_a_single_line_field_of_a_row_refuses_a_bidi_override(alice_client, case
 
 
 def test_a_multi_line_field_keeps_line_breaks_and_tabs_but_not_other_controls(alice_client, case):
-    from tests.test_notes import NOTE
-
     question = "First line\r\nsecond line\twith a tab"
-    response = alice_client.post(f"/cases/{case.pk}/notes/new/", {**NOTE, "question": question})
+    response = alice_client.post(f"/cases/{case.pk}/notes/new/", note_data(question=question))
     assert response.status_code == 302
     assert BoardNoteVersion.objects.get().question.replace("\r\n", "\n") == question.replace(
         "\r\n", "\n"
     )
     for bad in ("\x0c", "\x1b", "\u2066"):
         response = alice_client.post(
-            f"/cases/{case.pk}/notes/new/", {**NOTE, "question": f"Why{bad} not?"}
+            f"/cases/{case.pk}/notes/new/", note_data(question=f"Why{bad} not?")
         )
         assert response.status_code == 200
         assert f"(U+{ord(bad):04X})" in response.content.decode()

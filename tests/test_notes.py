@@ -1,4 +1,7 @@
-"""Tumour-board notes: lifecycle, hash, database-level immutability, exports, wording."""
+"""Tumour-board notes: lifecycle, hash, database-level immutability, exports, wording.
+
+Every test runs twice (the `clock` fixture): at today's date and two years ahead, so a date
+that a form compares with today cannot be hard-coded here unnoticed."""
 
 import re
 import subprocess
@@ -10,38 +13,32 @@ from django.db.utils import InternalError, ProgrammingError
 from checklist import notes, services
 from checklist.models import AuditEvent, BoardNoteVersion, BoardOutcome, Category, Membership
 from checklist.wording import recommending_words, strip_exempt_markdown
-from tests.conftest import post_row, set_metastasis_status
+from tests.factories import (
+    PASSWORD,
+    create_note,
+    days_from_today,
+    make_signable,
+    note_data,
+    post_row,
+    seed_rows,
+    set_metastasis_status,
+    sign_note,
+)
 
-NOTE = {
-    "registering_physician": "Dr. Alice",
-    "target_board": "Interdisziplinäre Tumorkonferenz",
-    "board_type": "postth",
-    "board_date": "2026-12-03",
-    "question": "Further systemic therapy after progression under line 2?",
-    "patient_goals": "Möchte weiter arbeiten; Lebensqualität zuerst.",
-}
+pytestmark = pytest.mark.usefixtures("clock")
 
 
 @pytest.fixture
 def signable(alice_client, case):
-    """A case with what signing needs: a tumour type, metastasis status, a prior-therapy
-    statement and immune findings stated as not assessed."""
-    post_row(alice_client, case, "tumour", {"oncotree": "IDC", "laterality": "left"})
-    set_metastasis_status(alice_client, case, "present")
+    """A case with what signing needs (a tumour type, metastasis status, a prior-therapy
+    statement and immune findings stated as not assessed), a liver metastasis and a
+    category to raise."""
+    make_signable(alice_client, case)
     post_row(
         alice_client,
         case,
         "metastasis",
         {"site": "HEP", "detected_on": "2024-01-02", "timing": "metachronous"},
-    )
-    case.refresh_from_db()
-    alice_client.post(
-        f"/cases/{case.pk}/prior-therapy/",
-        {"no_prior_therapy": "on", "expected_version": case.version},
-    )
-    case.refresh_from_db()
-    alice_client.post(
-        f"/cases/{case.pk}/immune-not-assessed/", {"value": "on", "expected_version": case.version}
     )
     radio = Category.objects.get(practice=case.practice, code="radiotherapy")
     alice_client.post(
@@ -52,41 +49,28 @@ def signable(alice_client, case):
     return case
 
 
-def _sign(client, note_pk):
-    """Signs as the page's form does: with the note's revision and the case version shown."""
-    version = BoardNoteVersion.objects.filter(note_id=note_pk).order_by("-number").first()
-    assert version is not None
-    return client.post(
-        f"/notes/{note_pk}/sign/",
-        {"revision": version.revision, "case_version": version.note.case.version},
-    )
-
-
-def _create(client, case, **change):
-    response = client.post(f"/cases/{case.pk}/notes/new/", {**NOTE, **change})
-    assert response.status_code == 302, response.content[-3000:]
-    return int(response["Location"].strip("/").split("/")[-1])
-
-
 def test_the_question_for_the_board_is_required(alice_client, case):
-    response = alice_client.post(f"/cases/{case.pk}/notes/new/", {**NOTE, "question": ""})
+    response = alice_client.post(f"/cases/{case.pk}/notes/new/", note_data(question=""))
     assert response.status_code == 200 and b"This field is required" in response.content
 
 
 def test_signing_is_refused_with_the_list_of_what_is_missing(alice_client, case):
-    note = _create(alice_client, case)
+    note = create_note(alice_client, case)
     page = alice_client.get(f"/notes/{note}/").content.decode()
+    # In the list of what is missing, not anywhere in the note's body.
+    page = page.split('data-testid="missing"')[1].split("</div>")[0]
     assert "a tumour type" in page and "the metastasis status" in page
     assert "no prior tumour-specific therapy" in page and "not assessed" in page
-    _sign(alice_client, note)
+    sign_note(alice_client, note)
     assert BoardNoteVersion.objects.get().state == "draft"
 
 
 def test_the_lifecycle_draft_ready_signed_amended_outcome(alice_client, signable):
-    note = _create(alice_client, signable)
+    first_board_date = note_data()["board_date"]
+    note = create_note(alice_client, signable)
     alice_client.post(f"/notes/{note}/ready/")
     assert BoardNoteVersion.objects.get().state == "ready"
-    _sign(alice_client, note)
+    sign_note(alice_client, note)
     v1 = BoardNoteVersion.objects.get()
     assert v1.signed_by is not None and v1.snapshot is not None
     assert v1.state == "signed" and v1.signed_by.username == "alice"
@@ -100,7 +84,7 @@ def test_the_lifecycle_draft_ready_signed_amended_outcome(alice_client, signable
     response = alice_client.post(
         f"/notes/{note}/outcome/",
         {
-            "held_on": "2026-11-20",
+            "held_on": days_from_today(-9),
             "attendees": "Onkologie, Radiologie, Strahlentherapie",
             "measure_1": "SBRT der Lebermetastase",
             "deviation_1": "N",
@@ -120,15 +104,22 @@ def test_the_lifecycle_draft_ready_signed_amended_outcome(alice_client, signable
     v2 = BoardNoteVersion.objects.get(number=2)
     assert v2.supersedes == v1 and v2.state == "draft"
     alice_client.post(
-        f"/notes/{note}/edit/", {**NOTE, "board_date": "2026-12-10", "revision": v2.revision}
+        f"/notes/{note}/edit/",
+        note_data(board_date=days_from_today(11), revision=v2.revision),
     )
-    _sign(alice_client, note)
+    sign_note(alice_client, note)
     v2.refresh_from_db()
     assert v2.state == "signed" and v2.snapshot_hash != v1.snapshot_hash
     v1.refresh_from_db()
-    assert (v1.snapshot or {})["registration"]["board_date"] == "2026-12-03"  # untouched
+    v1_rows = {
+        row.label: row.value
+        for section in notes.document(v1.snapshot or {}, "en").sections
+        for group in section.groups
+        for row in group.rows
+    }
+    assert v1_rows["Preferred board date"] == first_board_date  # untouched
     page = alice_client.get(f"/notes/{note}/").content.decode()
-    assert "Board date moved." in page and "registration.board_date" in page
+    assert "Board date moved." in page and "Registration › Preferred board date" in page
     pdf_text = _pdf_text(alice_client.get(f"/notes/{note}/v2/pdf/").content)
     assert "amended, version 2, supersedes version 1" in pdf_text.lower()
 
@@ -144,8 +135,8 @@ def test_the_hash_is_the_same_for_the_same_snapshot_and_differs_for_any_change()
 
 
 def test_later_case_edits_do_not_change_a_signed_note(alice_client, signable):
-    note = _create(alice_client, signable)
-    _sign(alice_client, note)
+    note = create_note(alice_client, signable)
+    sign_note(alice_client, note)
     before = alice_client.get(f"/notes/{note}/v1/text/").content
     post_row(alice_client, signable, "comorbidity", {"name": "New comorbidity"})
     assert alice_client.get(f"/notes/{note}/v1/text/").content == before
@@ -153,8 +144,8 @@ def test_later_case_edits_do_not_change_a_signed_note(alice_client, signable):
 
 
 def test_the_database_refuses_to_change_a_signed_version(alice_client, signable):
-    note = _create(alice_client, signable)
-    _sign(alice_client, note)
+    note = create_note(alice_client, signable)
+    sign_note(alice_client, note)
     version = BoardNoteVersion.objects.get()
     for sql in (
         "UPDATE checklist_boardnoteversion SET question = 'changed' WHERE id = %s",
@@ -167,11 +158,11 @@ def test_the_database_refuses_to_change_a_signed_version(alice_client, signable)
         ):
             cursor.execute(sql, [version.pk])
     version.refresh_from_db()
-    assert version.question == NOTE["question"]
+    assert version.question == note_data()["question"]
 
 
 def test_a_draft_can_still_be_edited_in_the_database(alice_client, case):
-    note = _create(alice_client, case)
+    note = create_note(alice_client, case)
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE checklist_boardnoteversion SET question = 'q2' WHERE note_id = %s", [note]
@@ -180,7 +171,7 @@ def test_a_draft_can_still_be_edited_in_the_database(alice_client, case):
 
 
 def test_only_a_physician_signs(adam_client, alice_client, signable, adam):
-    note = _create(alice_client, signable)
+    note = create_note(alice_client, signable)
     assert adam_client.post(f"/notes/{note}/sign/").status_code == 403
     membership = Membership.objects.get(user=adam)
     with pytest.raises(Exception, match="Only a physician"):
@@ -215,8 +206,8 @@ def test_a_haematological_case_signs_without_tnm_or_metastasis_rows(alice_client
         f"/cases/{case.pk}/prior-therapy/",
         {"no_prior_therapy": "on", "expected_version": case.version},
     )
-    note = _create(alice_client, case)
-    _sign(alice_client, note)
+    note = create_note(alice_client, case)
+    sign_note(alice_client, note)
     assert BoardNoteVersion.objects.get().state == "signed"
 
 
@@ -227,8 +218,8 @@ def _pdf_text(pdf: bytes) -> str:
 
 
 def test_the_pdf_has_the_case_footer_and_german_characters(alice_client, signable, tmp_path):
-    note = _create(alice_client, signable)
-    _sign(alice_client, note)
+    note = create_note(alice_client, signable)
+    sign_note(alice_client, note)
     response = alice_client.get(f"/notes/{note}/v1/pdf/")
     assert response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF")
@@ -265,8 +256,8 @@ def _without_disclaimers(text: str) -> str:
 
 
 def test_the_note_html_text_and_pdf_contain_no_recommending_word(alice_client, signable):
-    note = _create(alice_client, signable, question="Would SBRT be recommended here?")
-    _sign(alice_client, note)
+    note = create_note(alice_client, signable, question="Would SBRT be recommended here?")
+    sign_note(alice_client, note)
     html = alice_client.get(f"/notes/{note}/").content.decode()
     assert "Would SBRT be recommended here?" in html  # the physician's words, quoted
     assert not recommending_words(html, html=True)
@@ -279,22 +270,24 @@ def test_the_note_html_text_and_pdf_contain_no_recommending_word(alice_client, s
 
 
 def test_the_notes_list_filters_by_state(alice_client, signable):
-    _create(alice_client, signable)
-    signed = _create(alice_client, signable)
-    _sign(alice_client, signed)
-    assert alice_client.get("/notes/?state=draft").content.decode().count("/notes/") >= 1
+    draft = create_note(alice_client, signable)
+    # A second note with the same registration would ask first (a resubmit, issue 13).
+    signed = create_note(alice_client, signable, question="Radiotherapy of the liver lesion?")
+    sign_note(alice_client, signed)
+    drafts = alice_client.get("/notes/?state=draft").content.decode()
+    assert f'href="/notes/{draft}/"' in drafts
+    assert f'href="/notes/{signed}/"' not in drafts
     pending = alice_client.get("/notes/?state=outcome_pending").content.decode()
     assert f'href="/notes/{signed}/"' in pending
+    assert f'href="/notes/{draft}/"' not in pending
 
 
 @pytest.mark.parametrize("lines", [1, 20])
 def test_the_note_page_queries_are_constant(
     alice_client, signable, django_assert_num_queries, lines
 ):
-    from tests.test_queries import seed_rows
-
     seed_rows(signable, lines)
-    note = _create(alice_client, signable)
+    note = create_note(alice_client, signable)
     alice_client.get(f"/notes/{note}/")
     with django_assert_num_queries(QUERIES_NOTE_PAGE):
         alice_client.get(f"/notes/{note}/")
@@ -303,30 +296,32 @@ def test_the_note_page_queries_are_constant(
 # 1 session, 2 user, 3 memberships, 4 the note with its case,
 # 5 the newest version, 6-17 the case's rows (tumours, staging, biomarkers, metastases,
 # lines, their events, performance, immune findings, immune events, comorbidities, organ
-# function, medication), 18 code labels, 19 metastasis-site labels, 20 board types,
-# 21 the checklist with its version, 22 categories, 23 items, 24 versions of the note,
-# 25 the access event, 26 deviation labels, 27 outcomes. The signing
-# check reads the record already loaded.
-QUERIES_NOTE_PAGE = 27
+# function, medication), 18 the labels of every code list the note names (one query, both
+# languages: the snapshot stores them), 19 the checklist with its version, 20 categories,
+# 21 items with who set them, 22 versions of the note, 23 the access event, 24 metastasis-site
+# labels (the signing check's facts), 25 deviation labels, 26 outcomes. The signing check
+# reads the record already loaded. (27 before the note's labels came from one query instead
+# of three.)
+QUERIES_NOTE_PAGE = 26
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):
-    note = _create(alice_client, signable)
+    note = create_note(alice_client, signable)
     version = BoardNoteVersion.objects.get()
-    seen = {"revision": version.revision, "case_version": signable.version}
+    seen = {"revision": version.revision, "case_version": signable.version, "password": PASSWORD}
     # A colleague edits the draft after this physician opened it.
-    alice_client.post(f"/notes/{note}/edit/", {**NOTE, "question": "Changed?", "revision": 1})
+    alice_client.post(f"/notes/{note}/edit/", note_data(question="Changed?", revision=1))
     response = alice_client.post(f"/notes/{note}/sign/", seen, follow=True)
     assert b"changed in the meantime" in response.content
     assert BoardNoteVersion.objects.get().state == "draft"
-    stale_edit = alice_client.post(f"/notes/{note}/edit/", {**NOTE, "revision": 1})
+    stale_edit = alice_client.post(f"/notes/{note}/edit/", note_data(revision=1))
     assert stale_edit.status_code == 200 and b"changed in the meantime" in stale_edit.content
     # The case record changed since the note was opened.
     version.refresh_from_db()
     post_row(alice_client, signable, "comorbidity", {"name": "Gout"})
     response = alice_client.post(
         f"/notes/{note}/sign/",
-        {"revision": version.revision, "case_version": signable.version},
+        {"revision": version.revision, "case_version": signable.version, "password": PASSWORD},
         follow=True,
     )
     assert b"case record changed since you opened the note" in response.content

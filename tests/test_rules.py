@@ -3,6 +3,7 @@ orders, scores or judges a patient against a category."""
 
 import dataclasses
 import inspect
+from datetime import date
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -138,6 +139,8 @@ def test_no_output_field_orders_scores_or_judges():
         rules.FactorSummary,
         rules.CategoryText,
         rules.LineFacts,
+        rules.PartialDate,
+        rules.StageBeforeMetastases,
     ):
         for field in dataclasses.fields(cls):
             assert not any(word in field.name.lower() for word in JUDGING), (cls, field.name)
@@ -187,3 +190,73 @@ def test_the_catalogue_diff():
         ("c", "added"),
     }
     assert {(d.code, d.change) for d in rules.diff_catalogues(new, old[:1])} >= {("b", "removed")}
+
+
+# --- the stage-before-metastases gap (issue 13): dates with their precision -----------------
+
+
+def _at_precision(day: date, precision: str) -> rules.PartialDate:
+    if precision == rules.MONTH:
+        day = day.replace(day=1)
+    elif precision == rules.YEAR:
+        day = day.replace(month=1, day=1)
+    return rules.PartialDate(day, precision)
+
+
+PARTIAL_DATE = st.builds(
+    _at_precision,
+    st.dates(min_value=date(1990, 1, 1), max_value=date(2040, 12, 31)),
+    st.sampled_from([rules.DAY, rules.MONTH, rules.YEAR]),
+)
+
+
+@given(PARTIAL_DATE, PARTIAL_DATE)
+def test_a_date_is_certainly_before_another_only_if_every_day_it_may_be_is(a, b):
+    assert a.earliest <= a.value <= a.latest
+    assert not a.certainly_before(a)
+    if a.certainly_before(b):
+        assert a.latest < b.earliest and not b.certainly_before(a)
+    if a.precision == b.precision == rules.DAY:
+        assert a.certainly_before(b) == (a.value < b.value)
+
+
+@given(PARTIAL_DATE)
+def test_a_date_renders_at_its_precision_never_padded_to_a_day(value):
+    text = value.iso()
+    assert len(text) == {rules.DAY: 10, rules.MONTH: 7, rules.YEAR: 4}[value.precision]
+    assert value.earliest.isoformat().startswith(text)
+
+
+@given(st.lists(PARTIAL_DATE, max_size=4), st.lists(PARTIAL_DATE, max_size=4), st.randoms())
+def test_the_stage_gap_shows_exactly_when_every_stage_certainly_precedes_every_metastasis(
+    stages, metastases, random
+):
+    facts = rules.CaseFacts(staging_dates=tuple(stages), metastasis_dates=tuple(metastases))
+    gap = rules.stage_before_metastases(facts)
+    certain = all(s.certainly_before(m) for s in stages for m in metastases)
+    assert (gap is not None) == (bool(stages) and bool(metastases) and certain)
+    assert rules.timing_gaps(facts) == ((gap,) if gap else ())
+    random.shuffle(stages)
+    random.shuffle(metastases)
+    shuffled = rules.CaseFacts(staging_dates=tuple(stages), metastasis_dates=tuple(metastases))
+    assert rules.stage_before_metastases(shuffled) == gap  # the order of the rows does not count
+    if gap is not None:
+        assert gap.staged in stages and gap.first_metastasis in metastases
+        # A staging recorded when the first metastasis was (or later) closes the gap.
+        newer = (*stages, gap.first_metastasis)
+        closed = rules.CaseFacts(staging_dates=newer, metastasis_dates=tuple(metastases))
+        assert rules.stage_before_metastases(closed) is None
+
+
+def test_the_stage_gap_is_conservative_with_imprecise_dates():
+    march = rules.PartialDate(date(2022, 3, 1), rules.MONTH)
+    gap = rules.stage_before_metastases
+
+    def facts(stage, metastasis):
+        return rules.CaseFacts(staging_dates=(stage,), metastasis_dates=(metastasis,))
+
+    assert gap(facts(rules.PartialDate(date(2022, 2, 28)), march)) is not None
+    # Staged in March 2022, metastasis on 20 March 2022: the stage may be the later one.
+    assert gap(facts(march, rules.PartialDate(date(2022, 3, 20)))) is None
+    assert gap(facts(rules.PartialDate(date(2022, 1, 1), rules.YEAR), march)) is None
+    assert gap(facts(rules.PartialDate(date(2021, 1, 1), rules.YEAR), march)) is not None

@@ -16,24 +16,15 @@ from django.conf import settings
 from checklist import notes
 from checklist.models import BoardNoteVersion, Case
 from checklist.pdf import RefusedURL, StaticOnlyFetcher
-from tests.conftest import post_row, set_metastasis_status
-from tests.test_notes import _create, _sign
+from tests.factories import create_note, make_signable, note_data, sign_note
 
 BASE = "http://testserver/"
 
 
 @pytest.fixture
 def signable(alice_client, case):
-    """A case with what signing needs (as in test_notes)."""
-    post_row(alice_client, case, "tumour", {"oncotree": "IDC", "laterality": "left"})
-    set_metastasis_status(alice_client, case, "present")
-    for path, field in [("prior-therapy", "no_prior_therapy"), ("immune-not-assessed", "value")]:
-        case.refresh_from_db()
-        alice_client.post(
-            f"/cases/{case.pk}/{path}/", {field: "on", "expected_version": case.version}
-        )
-    case.refresh_from_db()
-    return case
+    """A case with what signing needs."""
+    return make_signable(alice_client, case)
 
 
 class Listener:
@@ -151,7 +142,7 @@ def test_a_label_with_a_line_break_and_css_makes_the_pdf_export_request_nothing(
     """A label stored before labels were checked: it is document text in the PDF, not CSS."""
     label = f"P0{char};content:url({listener.url}/x);"
     Case.objects.filter(pk=signable.pk).update(label=label)
-    note = _create(alice_client, signable)
+    note = create_note(alice_client, signable)
 
     response = alice_client.get(f"/notes/{note}/v1/pdf/")
 
@@ -166,16 +157,18 @@ def test_no_text_of_the_case_enters_the_style_sheet(alice_client, signable):
     from django.template.loader import render_to_string
 
     Case.objects.filter(pk=signable.pk).update(label='X"}@import url(evil.css);{"')
-    _create(alice_client, signable)
+    create_note(alice_client, signable)
     version = BoardNoteVersion.objects.get()
     snapshot = notes.build_snapshot(version, language="en")
     html = render_to_string(
-        "checklist/note_pdf.html", {"s": snapshot, "version": version, **notes.disclaimer_lines()}
+        "checklist/note_pdf.html",
+        {"doc": notes.document(snapshot, "en"), "version": version, **notes.disclaimer_lines()},
     )
     style = re.search(r"<style>(.*?)</style>", html, re.DOTALL)
     assert style is not None
     assert "evil" not in style.group(1)
-    assert "Practice A" not in style.group(1) and "2026-12-03" not in style.group(1)
+    board_date = note_data()["board_date"]
+    assert "Practice A" not in style.group(1) and board_date not in style.group(1)
     assert "import url(evil.css)" in html  # in the document, as text
 
 
@@ -246,17 +239,18 @@ def test_the_fetcher_does_not_follow_a_link_out_of_the_static_folder(settings, t
 def test_the_pdf_headers_and_footers_show_on_every_page_of_a_draft_and_a_signed_note(
     alice_client, signable
 ):
-    note = _create(alice_client, signable)
+    note = create_note(alice_client, signable)
     draft = _pdf_text(alice_client.get(f"/notes/{note}/v1/pdf/").content)
-    _sign(alice_client, note)
+    sign_note(alice_client, note)
     signed = _pdf_text(alice_client.get(f"/notes/{note}/v1/pdf/").content)
     digest = BoardNoteVersion.objects.get().snapshot_hash[:12]
+    board_date = note_data()["board_date"]
     for text, marker in [(draft, "draft, not signed"), (signed, f"SHA-256 {digest}")]:
         pages = text.split("\f")[:-1]
-        assert len(pages) == 2
+        assert len(pages) >= 2
         for number, page in enumerate(pages, start=1):
             lines = [line for line in page.splitlines() if line.strip()]
-            header = rf"Practice A · BC-1 · board 2026-12-03 +page {number} of 2$"
+            header = rf"Practice A · BC-1 · board {board_date} +page {number} of {len(pages)}$"
             footer = (
                 rf"Catalogue version 1 · note version 1 · {re.escape(marker)} +No automated"
                 r" recommendation was generated\.$"
@@ -274,7 +268,7 @@ def test_the_markdown_export_escapes_html_and_keeps_typed_lines_in_their_quote(
     alice_client, signable
 ):
     question = "Is <script>alert(1)</script> & <b>this</b> the patient's wish?\n# no heading\n---"
-    note = _create(
+    note = create_note(
         alice_client, signable, question=question, patient_goals='Say "no" to <img src=x>'
     )
     Case.objects.filter(pk=signable.pk).update(label="BC-<i>1</i>")
@@ -286,7 +280,8 @@ def test_the_markdown_export_escapes_html_and_keeps_typed_lines_in_their_quote(
     assert "the patient's wish?" in text  # apostrophes and quotes stay readable
     assert '> Say "no" to &lt;img src=x&gt;' in text
     assert "# Tumour-board note: BC-&lt;i&gt;1&lt;/i&gt;" in text
-    # Every line of the question stays in its quote: none starts a heading or a rule.
-    assert "\n> # no heading\n> ---\n" in text
+    # Every line of the question stays in its quote (inside the question's list item): none
+    # starts a heading or a rule.
+    assert "\n  > # no heading\n  > ---\n" in text
     assert "\n# no heading" not in text and "\n---\n" in text
     assert text.count("\n---\n") == 1

@@ -1,10 +1,13 @@
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django import template
+from django.utils import formats, timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from checklist import rules
+from checklist import models, rules
 
 register = template.Library()
 
@@ -86,3 +89,50 @@ def markdown_quote(value: Any) -> str:
 
     text = value if isinstance(value, SafeData) else markdown_text(str(value))
     return mark_safe(str(text).replace(MARKDOWN_CONTINUATION, "\n> "))  # noqa: S308 - escaped
+
+
+@register.filter(name="display_name")
+def display_name_filter(user: Any) -> str:
+    """`{{ user|display_name }}`: "Dr. Dana Demo" (models.display_name)."""
+    return models.display_name(user)
+
+
+def local_datetime(value: Any, offset: bool = False) -> str:
+    """A point in time as every rendering shows it: in the configured time zone, in the
+    short date-time format of the active language ("2026-11-29 15:01" in English,
+    "29.11.2026 15:01" in German); with `offset` (the PDF, read away from the screen) followed
+    by its UTC offset: "29.11.2026 15:01 (UTC+01:00)". Takes an aware datetime or ISO 8601
+    text (a snapshot's `signed_at`, a value in the audit trail); "" for none; other text is
+    returned as it is."""
+    if value is None or value == "":
+        return ""
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        return str(value)
+    if timezone.is_naive(moment):  # the database and the snapshots store UTC
+        moment = moment.replace(tzinfo=UTC)
+    moment = timezone.localtime(moment)
+    text = formats.date_format(moment, "SHORT_DATETIME_FORMAT")
+    if not offset:
+        return text
+    minutes = int((moment.utcoffset() or timedelta(0)).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{text} (UTC{sign}{hours:02d}:{rest:02d})"
+
+
+def local_date(value: Any) -> str:
+    """A calendar date in the short date format of the active language; "" for none."""
+    if value is None or value == "":
+        return ""
+    day = parse_date(value) if isinstance(value, str) else value
+    if not isinstance(day, date):
+        return str(value)
+    return formats.date_format(day, "SHORT_DATE_FORMAT")
+
+
+@register.filter(name="local_datetime")
+def local_datetime_filter(value: Any, arg: str = "") -> str:
+    """`{{ when|local_datetime }}` on pages, the print view, Markdown and the audit pages;
+    `{{ when|local_datetime:"offset" }}` in the PDF (see `local_datetime`)."""
+    return local_datetime(value, offset=arg == "offset")

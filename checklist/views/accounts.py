@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -19,9 +21,14 @@ from django.views.decorators.http import require_POST
 
 from checklist import audit, forms, services
 from checklist.access import PracticeRequest, practice_required
-from checklist.forms import AccountCreateForm, LoginForm, MembershipForm
+from checklist.forms import AccountCreateForm, AccountTitleForm, LoginForm, MembershipForm
 from checklist.middleware import SESSION_KEY
-from checklist.models import Membership
+from checklist.models import AccountProfile, Membership, display_name
+
+
+def _title_of(user: Any) -> str:
+    profile = AccountProfile.objects.filter(user=user).first()
+    return profile.title if profile else ""
 
 
 def _get_membership_for_admin(request: PracticeRequest, pk: int) -> Membership:
@@ -100,11 +107,27 @@ def _hand_over(request: PracticeRequest, membership: Membership) -> HttpResponse
     )
 
 
+@login_required
+def my_account(request: HttpRequest) -> HttpResponse:
+    """The user's own account: their name as every page shows it, and their title."""
+    user = request.user
+    form = AccountTitleForm(request.POST or None, initial={"title": _title_of(user)})
+    if request.method == "POST" and form.is_valid():
+        services.account_set_title(user=user, title=form.cleaned_data["title"])
+        messages.success(request, _("Your account was saved."))
+        return redirect("my_account")
+    return render(
+        request,
+        "checklist/account_self.html",
+        {"form": form, "shown_as": display_name(user)},
+    )
+
+
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def account_list(request: PracticeRequest) -> HttpResponse:
     memberships = (
         Membership.objects.for_practice(request.practice)
-        .select_related("user")
+        .select_related("user__account_profile")
         .order_by("-active", "user__username")
     )
     return render(request, "checklist/account_list.html", {"memberships": memberships})
@@ -122,7 +145,11 @@ def account_create(request: PracticeRequest) -> HttpResponse:
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def account_edit(request: PracticeRequest, pk: int) -> HttpResponse:
     membership = _get_membership_for_admin(request, pk)
-    initial = {"role": membership.role, "active": membership.active}
+    initial = {
+        "role": membership.role,
+        "active": membership.active,
+        "title": _title_of(membership.user),
+    }
     form = MembershipForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -135,6 +162,7 @@ def account_edit(request: PracticeRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
+            services.account_set_title(user=membership.user, title=form.cleaned_data["title"])
             messages.success(request, _("The account was saved."))
             return redirect("account_list")
     return render(request, "checklist/account_edit.html", {"form": form, "membership": membership})

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpResponse, StreamingHttpResponse
@@ -23,6 +24,7 @@ from checklist.models import (
     Case,
     Membership,
     NoteState,
+    display_name,
 )
 from checklist.views.common import valid
 
@@ -89,11 +91,10 @@ def event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
         if any(e.table_name in coded_tables for e in events)
         else {}
     )
-    labels = dict(
-        Case.objects.filter(pk__in={e.case_id for e in events if e.case_id}).values_list(
-            "pk", "label"
-        )
-    )
+    # Everything the page names, in one query: the people (who acted, "signed by"...), the
+    # cases, and the rows the values point to (a checklist item's category...).
+    rows = audit.row_labels(events, get_language(), by_table)
+    user_model = get_user_model()
     return [
         {
             "event": e,
@@ -101,8 +102,12 @@ def event_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
             if e.kind == "access"
             else audit.CHANGE_LABELS.get(e.op, e.op),
             "table": audit.table_label(e.table_name, by_table) if e.table_name else "",
-            "changes": audit.field_changes(e, by_table, codes) if e.kind == "change" else [],
-            "case_label": labels.get(e.case_id) if e.case_id else None,
+            "row_label": audit.event_row_label(e, rows, by_table) if e.kind == "change" else "",
+            "changes": audit.field_changes(e, by_table, codes, rows) if e.kind == "change" else [],
+            "details": audit.detail_items(e.detail),
+            "case_label": rows.get((Case, str(e.case_id))) if e.case_id else None,
+            # Today's name of the person, beside the user name the event stored.
+            "who": rows.get((user_model, str(e.actor_id)), "") if e.actor_id else "",
         }
         for e in events
     ]
@@ -124,7 +129,9 @@ def audit_trail(request: PracticeRequest) -> HttpResponse:
     page, next_before = keyset_page(events, before)
     query = {k: v for k, v in params.items() if v}
     users = (
-        Membership.objects.for_practice(practice).select_related("user").order_by("user__username")
+        Membership.objects.for_practice(practice)
+        .select_related("user__account_profile")
+        .order_by("user__username")
     )
     return render(
         request,
@@ -133,13 +140,13 @@ def audit_trail(request: PracticeRequest) -> HttpResponse:
             "rows": event_rows(page),
             "params": params,
             "next_query": urlencode({**query, "before": next_before}) if next_before else "",
-            "first_query": urlencode(query) if before is not None else "",
+            "first_query": urlencode(query) if before is not None else None,
             "export_query": urlencode(query),
             "users": users,
             "tables": sorted(
                 (
-                    (t, str(m._meta.verbose_name))
-                    for t, m in audit.table_models().items()
+                    (t, audit.table_label(t))
+                    for t in audit.table_models()
                     if t != "checklist_auditevent" and t != "checklist_code"
                 ),
                 key=lambda pair: pair[1],
@@ -225,6 +232,11 @@ def audit_reports(request: PracticeRequest) -> HttpResponse:
     security = period.filter(op__in=[audit.LOGIN_FAILURE, audit.PERMISSION_DENIED]).order_by(
         "-seq"
     )[:200]
+    activity_rows = list(activity)
+    users = get_user_model().objects.filter(
+        pk__in={a["actor_id"] for a in activity_rows if a["actor_id"]}
+    )
+    names = {u.pk: display_name(u) for u in users.select_related("account_profile")}
     return render(
         request,
         "checklist/audit_reports.html",
@@ -235,8 +247,18 @@ def audit_reports(request: PracticeRequest) -> HttpResponse:
             "incomplete": incomplete,
             "ready_unsigned": ready_unsigned,
             "signed_without_outcome": signed_without_outcome,
-            "activity": activity,
-            "security": security,
+            "activity": [
+                {**a, "who": names.get(a["actor_id"], "") if a["actor_id"] else ""}
+                for a in activity_rows
+            ],
+            "security": [
+                {
+                    "event": e,
+                    "what": audit.ACCESS_LABELS.get(e.op, e.op),
+                    "details": audit.detail_items(e.detail),
+                }
+                for e in security
+            ],
         },
     )
 
@@ -247,5 +269,12 @@ def audit_chain(request: PracticeRequest) -> HttpResponse:
     if request.method == "POST":
         services.audit_verify_practice(practice_id=practice.pk, ran_by=request.user.get_username())
         return redirect("audit_chain")
-    runs = AuditVerification.objects.filter(chain=practice.pk).order_by("-ran_at")[:10]
-    return render(request, "checklist/audit_chain.html", {"runs": runs})
+    runs = list(AuditVerification.objects.filter(chain=practice.pk).order_by("-ran_at")[:10])
+    # A run stores the user name of whoever ran it (a command leaves it empty).
+    users = get_user_model().objects.filter(username__in={r.ran_by for r in runs if r.ran_by})
+    names = {u.get_username(): display_name(u) for u in users.select_related("account_profile")}
+    return render(
+        request,
+        "checklist/audit_chain.html",
+        {"runs": [(run, names.get(run.ran_by, run.ran_by)) for run in runs]},
+    )

@@ -16,7 +16,7 @@ from checklist import forms, services
 from checklist.access import PracticeRequest, practice_required
 from checklist.models import CatalogueVersion, Category, Membership
 from checklist.record import version_diff
-from checklist.views.common import valid
+from checklist.views.common import already_saved_message, valid
 
 
 def _get_version(request: PracticeRequest, number: int) -> CatalogueVersion:
@@ -30,7 +30,7 @@ def _get_version(request: PracticeRequest, number: int) -> CatalogueVersion:
 def catalogue_list(request: PracticeRequest) -> HttpResponse:
     versions = (
         CatalogueVersion.objects.filter(practice=request.practice)
-        .select_related("published_by")
+        .select_related("published_by__account_profile")
         .order_by("-number")
     )
     return render(request, "checklist/catalogue_list.html", {"versions": versions})
@@ -94,8 +94,13 @@ def catalogue_category(request: PracticeRequest, number: int, category_pk: int |
     if request.method == "POST" and form.is_valid():
         try:
             services.category_save(
-                category=form.save(commit=False) if category_pk else _new_category(form, version)
+                category=form.save(commit=False) if category_pk else _new_category(form, version),
+                acting_user=request.user,
+                token=request.POST.get("submission_token"),
             )
+        except services.AlreadySaved as error:
+            messages.info(request, already_saved_message(error))
+            return redirect("catalogue_version", number=number)
         except ValidationError as error:
             form.add_error(None, error)
         else:

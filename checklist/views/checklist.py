@@ -15,7 +15,16 @@ from django.views.decorators.http import require_POST
 
 from checklist import audit, forms, rules, services
 from checklist.access import PracticeRequest, get_case_for_user, practice_required
-from checklist.models import Case, CatalogueVersion, Category, Checklist, ItemStatus, Membership
+from checklist.models import (
+    Case,
+    CatalogueVersion,
+    Category,
+    Checklist,
+    ChecklistItem,
+    ItemStatus,
+    Membership,
+    display_name,
+)
 from checklist.record import CaseRecord, category_text, version_diff
 from checklist.views.common import valid
 
@@ -34,7 +43,9 @@ def _checklist_context(request: PracticeRequest, case: Case) -> dict[str, Any]:
     )
     categories = {c.code: c for c in version.categories.order_by("position")}
     items = (
-        {i.category_id: i for i in checklist.items.select_related("set_by")} if checklist else {}
+        {i.category_id: i for i in checklist.items.select_related("set_by__account_profile")}
+        if checklist
+        else {}
     )
     view = rules.checklist(
         record.facts,
@@ -74,10 +85,7 @@ def _checklist_context(request: PracticeRequest, case: Case) -> dict[str, Any]:
     }
 
 
-@practice_required()
-def checklist_page(request: PracticeRequest, pk: int) -> HttpResponse:
-    case = get_case_for_user(request, pk)
-    context = _checklist_context(request, case)
+def _record_view(request: PracticeRequest, case: Case) -> None:
     audit.record_access(
         request,
         audit.CASE_VIEWED,
@@ -87,12 +95,23 @@ def checklist_page(request: PracticeRequest, pk: int) -> HttpResponse:
         case_id=case.pk,
         detail={"label": case.label, "page": "checklist"},
     )
+
+
+@practice_required()
+def checklist_page(request: PracticeRequest, pk: int) -> HttpResponse:
+    case = get_case_for_user(request, pk)
+    context = _checklist_context(request, case)
+    _record_view(request, case)
     return render(request, "checklist/checklist.html", context)
 
 
 @practice_required(role=Membership.PHYSICIAN)
 @require_POST
 def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpResponse:
+    """Saves one card: status and note together. htmx gets only the card's status line and,
+    out of band, the item's revision (see _checklist_item.html); a refusal is shown there with
+    status 200, so the browser keeps what was typed. Without JavaScript a save redirects to the
+    card and a refusal renders the page with the posted entry kept."""
     case = get_case_for_user(request, pk)
     # Only an active category of the version this checklist is worked under (the newest
     # published one before the first save): never a draft's, a retired or an older one.
@@ -104,51 +123,67 @@ def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpR
         pk=category_pk,
     )
     form = forms.ChecklistItemForm(request.POST)
-    status = note = ""
+    item: ChecklistItem | None = None
     error = ""
+    stale = False
     if not form.is_valid():
         error = " ".join(str(m) for messages_ in form.errors.values() for m in messages_)
-        note = request.POST.get("note", "")
     else:
-        status, note = form.cleaned_data["status"], form.cleaned_data["note"]
         revision = form.cleaned_data["revision"]
         try:
-            services.checklist_item_set(
+            item = services.checklist_item_set(
                 case=case,
                 version=category.version,
                 category=category,
-                status=status,
-                note=note,
+                status=form.cleaned_data["status"],
+                note=form.cleaned_data["note"],
                 acting_user=request.user,
                 # missing counts as stale
                 expected_revision=-1 if revision is None else revision,
             )
-        except services.StaleItem as stale:
+        except services.StaleItem as refused:
+            # The item as the other user left it: its revision goes back to the form, so an
+            # explicit save after checking is taken.
+            item, stale = refused.item, True
             error = _(
                 "%(who)s changed this item in the meantime (now “%(status)s”). Your entry was"
                 " not saved; check it and save again."
             ) % {
-                "who": stale.item.set_by.get_username() if stale.item.set_by else "?",
-                "status": stale.item.get_status_display(),
+                "who": display_name(item.set_by) if item.set_by else "?",
+                "status": item.get_status_display(),
             }
         except ValidationError as invalid:
             error = " ".join(invalid.messages)
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
+    if request.htmx:
+        return render(
+            request,
+            "checklist/_checklist_item_answer.html",
+            {
+                "category": category,
+                "item": item,
+                "error": error,
+                "stale": stale,
+                "saved": not error,
+            },
+        )
+    if not error:
         return redirect(reverse("checklist", kwargs={"pk": case.pk}) + f"#category-{category.code}")
     context = _checklist_context(request, case)
-    row = next((r for r in context["rows"] if r["category"].pk == category.pk), None)
-    if row is None:  # the checklist moved to another version meanwhile: reload the page
-        response = HttpResponse(status=409)
-        response["HX-Refresh"] = "true"
-        return response
-    return render(
-        request,
-        "checklist/_checklist_item.html",
-        {**context, "r": row, "error": error, "posted_note": note if error else None},
-        status=409 if error else 200,
-    )
+    for row in context["rows"]:
+        if row["category"].pk == category.pk:
+            # named at the top of the page too: the card may be far down
+            messages.error(request, f"{row['row'].category.name}: {error}")
+            row.update(
+                error=error,
+                stale=stale,
+                posted_note=request.POST.get("note", ""),
+                posted_status=request.POST.get("status", ""),
+            )
+            break
+    else:  # the checklist moved to another version meanwhile
+        messages.error(request, error)
+    _record_view(request, case)
+    return render(request, "checklist/checklist.html", context)
 
 
 @practice_required(role=Membership.PHYSICIAN)

@@ -8,6 +8,9 @@ from typing import Any, TypeVar
 from django import forms
 from django.core.exceptions import BadRequest
 from django.shortcuts import render
+from django.utils import formats, timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from checklist import audit, services
 from checklist.access import PracticeRequest
@@ -54,3 +57,36 @@ def stale_response(request: PracticeRequest, error: services.StaleVersion, conte
     changes = audit.case_changes_since(error.case, error.expected)
     context.update({"case": error.case, "changes": changes, "stale": True})
     return render(request, "checklist/case_stale.html", context, status=409)
+
+
+def submission_time(moment: Any) -> str:
+    """The local time of an earlier submission, as the resubmit messages name it ("14:02")."""
+    return formats.time_format(timezone.localtime(moment), "H:i")
+
+
+def already_saved_message(error: services.AlreadySaved) -> str:
+    return _("Already saved at %(time)s: this form was sent before; nothing was saved twice.") % {
+        "time": submission_time(error.submission.created_at)
+    }
+
+
+def duplicate_question(
+    error: services.PossibleDuplicate, title: Any, url: str = ""
+) -> dict[str, str]:
+    """The question shown above a form whose entry this user has just saved: `title` names the
+    kind of entry ("Comorbidity"), `url` shows the saved one."""
+    time = submission_time(error.saved_at)
+    if error.changed_since:
+        message = _(
+            "You saved these values at %(time)s, and the entry was changed after that."
+            " Save them again?"
+        ) % {"time": time}
+    else:
+        kind = str(title)
+        if not (get_language() or "").startswith("de"):  # German nouns keep their capital
+            kind = kind[:1].lower() + kind[1:]
+        message = _("You saved the same %(kind)s at %(time)s. Save again?") % {
+            "kind": kind,
+            "time": time,
+        }
+    return {"message": message, "url": url}

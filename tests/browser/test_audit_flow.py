@@ -3,10 +3,8 @@ import io
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, screenshot
-from tests.browser.test_case_record import field, login
-from tests.conftest import post_row
-from tests.test_audit_browsing import STAGING
+from tests.browser.pages import ARTIFACTS, field, login, screenshot
+from tests.factories import STAGING, post_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

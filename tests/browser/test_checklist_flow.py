@@ -2,9 +2,8 @@ import pytest
 
 from checklist.models import Category, ChecklistItem
 from checklist.wording import recommending_words
-from tests.browser.conftest import screenshot
-from tests.browser.test_case_record import login
-from tests.conftest import post_row
+from tests.browser.pages import login, screenshot
+from tests.factories import post_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -43,7 +42,7 @@ def test_a_physician_marks_two_categories_to_raise(page, alice, alice_client, ca
         card.get_by_label("Note").fill(note)
         card.get_by_label("raise at board").check()  # htmx posts on change
         page.locator(f"#category-{code} [data-testid=set-by]").filter(
-            has_text="set by alice"
+            has_text="set by Alice"
         ).wait_for()
     assert ChecklistItem.objects.filter(status="raise").count() == 2
     assert set(ChecklistItem.objects.values_list("note", flat=True)) == {

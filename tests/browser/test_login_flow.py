@@ -1,7 +1,7 @@
 import pytest
 
-from tests.browser.conftest import screenshot
-from tests.conftest import PASSWORD
+from tests.browser.pages import screenshot
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

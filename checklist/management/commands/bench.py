@@ -1,11 +1,14 @@
 """`make bench`: measures what DESIGN.md and the issues set targets for, on a scratch database.
 
-Writes a Markdown report to docs/benchmarks.md (and prints it). Every section seeds its own
-practices, so it can run against a database that already holds data.
+Writes a Markdown report to docs/benchmarks.md (and prints it); a run of some sections
+(`--only`) replaces just those in the report. Every section seeds its own practices, so it can
+run against a database that already holds data. `--only effort` drives Chromium through the
+case page against a live server on a loopback port (issue 13's effort target).
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import threading
 import time
@@ -23,8 +26,8 @@ from django.test.utils import CaptureQueriesContext
 
 from checklist import audit, notes, rules, services
 from checklist.management.commands.seed_cases import seed
-from checklist.models import AuditEvent, Case, Membership, Practice
-from tests.test_queries import seed_rows
+from checklist.models import AuditEvent, Case, Checklist, Membership, Practice
+from tests.factories import seed_rows
 
 REPORT = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
 
@@ -372,13 +375,280 @@ def bench_trail(lines: list[str], scale: float) -> None:
     lines.append("")
 
 
+class _Counter:
+    """What the browser did, from Playwright's events: full page loads (the `load` event of a
+    document), form submissions (POST requests, htmx or not) and htmx requests (`HX-Request`)."""
+
+    def __init__(self, page: Any) -> None:
+        self.loads = self.posts = self.htmx = self.htmx_posts = 0
+        page.on("load", lambda _page: self._load())
+        page.on("request", self._request)
+
+    def _load(self) -> None:
+        self.loads += 1
+
+    def _request(self, request: Any) -> None:
+        htmx = request.headers.get("hx-request") == "true"
+        if request.method == "POST":
+            self.posts += 1
+            self.htmx_posts += htmx
+        if htmx:
+            self.htmx += 1
+
+
+def _effort_scenario(page: Any, username: str, password: str, label: str) -> dict[str, str]:
+    """A new user records a metastatic breast cancer case with three prior lines, as one would
+    on the case page, then builds its checklist. Returns the factor states at the end."""
+    from playwright.sync_api import expect
+
+    def field(name: str, scope: Any = page) -> Any:
+        return scope.get_by_label(re.compile(rf"^\s*{re.escape(name)}\s*\*?\s*$"))
+
+    def save(section: Any, another: bool = False) -> None:
+        name = "Save and add another" if another else "Save"
+        section.get_by_role("button", name=name, exact=True).click()
+
+    page.goto("/login/")
+    field("Username").fill(username)
+    field("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/cases/")
+    page.get_by_role("link", name="New case").click()
+    field("Pseudonymous label").fill(label)
+    field("Year of birth").fill("1961")
+    field("Sex").select_option("female")
+    field("Tumour situation").select_option("metastatic_progression")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(re.compile(r"/cases/\d+/$"))
+
+    tumours = page.locator("#tumours")
+    tumours.get_by_role("link", name="Add primary tumour").click()
+    field("Tumour type (OncoTree)").press_sequentially("invasive ductal", delay=20)
+    page.get_by_role("button", name=re.compile("Breast Invasive Ductal Carcinoma")).click()
+    field("Laterality").select_option("left")
+    field("Date of diagnosis").fill("2019-03-01")
+    save(tumours)
+    expect(tumours.locator("tbody tr")).to_have_count(1)
+
+    staging = page.locator("#staging")
+    staging.get_by_role("link", name="Add staging record").click()
+    field("Date", staging).fill("2019-03-20")
+    field("Kind", staging).select_option("pathological")
+    field("System", staging).select_option("uicc_tnm")
+    field("TNM edition", staging).select_option("8")
+    for letter, prefix, value in [("T", "p", "2"), ("N", "p", "1a"), ("M", "c", "0")]:
+        field(f"{letter} prefix", staging).select_option(prefix)
+        field(letter, staging).select_option(value)
+    save(staging)
+    expect(staging.locator("tbody tr")).to_have_count(1)
+
+    metastases = page.locator("#metastases")
+    metastases.get_by_role("link", name="Add metastasis").click()
+    for n, (site, detected) in enumerate([("OSS", "2022-05-01"), ("HEP", "2023-02-01")], 1):
+        field("Site", metastases).select_option(site)
+        field("Detected on", metastases).fill(detected)
+        field("Timing", metastases).select_option("metachronous")
+        save(metastases, another=n < 2)
+        expect(metastases.locator("tbody tr")).to_have_count(n)
+
+    biomarkers = page.locator("#biomarkers")
+    biomarkers.get_by_role("link", name="Add biomarker result").click()
+    for n, (marker, result) in enumerate(
+        [("ER", "positive"), ("PR", "positive"), ("HER2", "0")], 1
+    ):
+        field("Marker", biomarkers).fill(marker)
+        field("Kind", biomarkers).select_option("tissue")
+        field("Status", biomarkers).select_option("result")
+        field("Categorical result", biomarkers).fill(result)
+        save(biomarkers, another=n < 3)
+        expect(biomarkers.locator("tbody tr")).to_have_count(n)
+
+    therapy = page.locator("#therapy")
+    therapy.get_by_role("link", name="Add therapy line").click()
+    lines = [
+        (["Hormone therapy"], "Letrozole", "2019-05-01", "2022-05-15", "Stopped for progression"),
+        (
+            ["Targeted substances"],
+            "Fulvestrant + Palbociclib",
+            "2022-06-01",
+            "2023-02-01",
+            "Stopped for side effects",
+        ),
+        (["Chemotherapy"], "Capecitabine", "2023-03-01", "", ""),
+    ]
+    for n, (types, regimen, start, end, reason) in enumerate(lines, 1):
+        field("Line number", therapy).fill(str(n))
+        for therapy_type in types:
+            field(therapy_type, therapy).check()
+        field("Agents / regimen", therapy).fill(regimen)
+        field("Setting", therapy).select_option("palliative")
+        field("Palliative line number", therapy).fill(str(n))
+        field("Start", therapy).fill(start)
+        if end:
+            field("End", therapy).fill(end)
+            field("End reason", therapy).select_option(label=reason)
+        else:
+            field("Ongoing", therapy).check()
+        save(therapy, another=n < 3)
+        expect(therapy.get_by_test_id("therapy-line")).to_have_count(n)
+    line_2 = therapy.get_by_test_id("therapy-line").nth(1)
+    line_2.get_by_role("link", name="Add adverse event").click()
+    field("Term", line_2).fill("Neutrophil count decreased")
+    field("CTCAE version", line_2).select_option("5.0")
+    field("Grade", line_2).select_option("3")
+    field("Led to stopping the therapy", line_2).check()
+    field("Onset", line_2).fill("2023-01-20")
+    save(line_2)
+    expect(line_2.locator("tr[id^=event-]")).to_have_count(1)
+
+    performance = page.locator("#performance")
+    performance.get_by_role("link", name="Add performance status").click()
+    field("Assessed on", performance).fill("2024-05-02")
+    field("ECOG", performance).select_option("1")
+    save(performance)
+    expect(performance.locator("tbody tr")).to_have_count(1)
+
+    immune = page.locator("#immune")
+    immune.get_by_role("link", name="Add findings").click()
+    field("Date", immune).fill("2024-05-02")
+    field("Neutrophils", immune).fill("2.1")
+    field("Lymphocytes", immune).fill("0.9")
+    save(immune)
+    expect(immune.get_by_test_id("immune-finding")).to_have_count(1)
+
+    states = {
+        element.get_attribute("data-group"): element.get_attribute("data-state")
+        for element in page.locator("[data-group]").all()
+    }
+    page.get_by_role("link", name="Therapy categories to consider").click()
+    page.wait_for_url("**/checklist/")
+    for card in page.get_by_test_id("category").all()[:2]:
+        card.get_by_label("raise at board").check()
+        expect(card.locator("[data-saved], [data-testid=set-by]").first).to_contain_text(
+            re.compile(r"\S")
+        )
+    page.wait_for_load_state("networkidle")
+    return {k: v for k, v in states.items() if k and v}
+
+
+def bench_effort(lines: list[str], scale: float) -> None:
+    """Issue 13's effort target: the case of the issue recorded and its checklist built in a
+    real browser against a live server on a loopback port, counting what the browser did."""
+    import os
+
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.test.testcases import LiveServerThread
+    from django.test.utils import override_settings
+
+    from tests.browser.conftest import ARGS, CHROMIUM
+
+    lines.append("## Effort to record a case (issue 13)\n")
+    if not Path(CHROMIUM).exists():
+        lines.append(f"- skipped: Chromium not found at {CHROMIUM}\n")
+        return
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
+    # blocking calls all the same (as in the browser tests).
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    practice = _practice("bench-effort")
+    services.catalogue_seed(practice=practice)
+    username, password = f"bench-effort-{practice.pk}", "bench-Effort-pass-9"
+    user = get_user_model().objects.create_user(username=username, password=password)
+    Membership.objects.create(practice=practice, user=user, role=Membership.PHYSICIAN)
+    server = LiveServerThread("127.0.0.1", StaticFilesHandler, connections_override={}, port=0)
+    server.daemon = True
+    with override_settings(ALLOWED_HOSTS=["127.0.0.1"]):
+        server.start()
+        server.is_ready.wait()
+        if server.error:
+            raise server.error
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=ARGS
+                )
+                context = browser.new_context(
+                    base_url=f"http://127.0.0.1:{server.port}", locale="en-GB"
+                )
+                page = context.new_page()
+                page.set_default_timeout(15_000)
+                errors: list[str] = []
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                counter = _Counter(page)
+                started = time.perf_counter()
+                states = _effort_scenario(page, username, password, f"EFFORT-{practice.pk}")
+                elapsed = time.perf_counter() - started
+                browser.close()
+        finally:
+            server.terminate()
+            server.join()
+    case = Case.objects.get(practice=practice)
+    rows = {
+        "tumours": case.tumours.count(),
+        "staging": case.staging_records.count(),
+        "metastases": case.metastases.count(),
+        "biomarkers": case.biomarkers.count(),
+        "lines": case.therapy_lines.count(),
+        "adverse events": sum(line.events.count() for line in case.therapy_lines.all()),
+        "performance": case.performance.count(),
+        "findings": case.immune_findings.count(),
+        "checklist items set": sum(c.items.count() for c in Checklist.objects.filter(case=case)),
+    }
+    recorded = sum(1 for state in states.values() if state != "not_recorded")
+    ok = counter.posts <= 20 and counter.loads <= 5
+    lines.append(
+        f"- scenario (Playwright, Chromium, en-GB, {time.strftime('%Y-%m-%d')}): log in, create"
+        " the case, record a tumour, one staging, two metastases, three biomarkers, three lines"
+        " with one adverse event, performance status, one set of findings on the case page,"
+        " open the checklist and set two categories to “raise at board”"
+    )
+    lines.append(
+        f"- **{counter.posts} submissions** (POST; {counter.htmx_posts} of them by htmx) and"
+        f" **{counter.loads} full page loads** (target: at most 20 and 5:"
+        f" {'met' if ok else 'NOT MET'}); {counter.htmx} htmx requests in all (opening forms,"
+        f" the type-ahead, saves); wall time of the script {elapsed:.1f} s"
+    )
+    lines.append(
+        "- the full page loads: the login page, the case list, the new-case form, the case page,"
+        " the checklist; every row is added in place (before: each row its own page and a"
+        " redirect, about 25-29 submissions and 40 page loads for the same case)"
+    )
+    lines.append(
+        f"- recorded: {', '.join(f'{what} {n}' for what, n in rows.items())};"
+        f" factor groups documented: {recorded} of {len(states)}"
+        + (f"; console errors: {len(errors)}" if errors else "")
+    )
+    lines.append("")
+
+
 SECTIONS: dict[str, Callable[[list[str], float], None]] = {
     "audit": bench_audit,
     "cases": bench_cases,
     "rules": bench_rules,
     "pdf": bench_pdf,
     "trail": bench_trail,
+    "effort": bench_effort,
 }
+
+
+def _sections(report: str) -> tuple[str, dict[str, str]]:
+    """The report's head and its "## " sections by heading, in order."""
+    head, *blocks = re.split(r"(?m)^(?=## )", report)
+    return head, {block.splitlines()[0]: block for block in blocks}
+
+
+def _merged(old: str, new: str) -> str:
+    """The old report with the sections of a partial run replaced (or added at the end)."""
+    head, sections = _sections(old)
+    sections.update(_sections(new)[1])
+    return (
+        head
+        + "".join(
+            block if block.endswith("\n\n") else block + "\n" for block in sections.values()
+        ).rstrip("\n")
+        + "\n"
+    )
 
 
 class Command(BaseCommand):
@@ -403,4 +673,6 @@ class Command(BaseCommand):
         self.stdout.write(report)
         if not options["no_write"]:
             REPORT.parent.mkdir(exist_ok=True)
+            if options["only"] and REPORT.exists():  # a partial run keeps the other sections
+                report = _merged(REPORT.read_text(), report)
             REPORT.write_text(report)

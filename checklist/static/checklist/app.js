@@ -28,14 +28,184 @@ document.addEventListener("keydown", (event) => {
     if (index <= 0) document.getElementById(options[0].dataset.fillTarget)?.focus();
     else options[index - 1].focus();
   } else if (event.key === "Escape") {
+    event.preventDefault(); // closes the list only, not the inline form around it
     box.innerHTML = "";
   }
 });
-document.addEventListener("change", (event) => {
-  // Checklist: choosing a status saves it at once (with the note as typed); htmx handles the
-  // form's submit and swaps in the updated item. Without JavaScript the Save button does it.
-  const radio = event.target;
-  if (!(radio instanceof HTMLInputElement) || radio.type !== "radio") return;
-  const form = radio.closest("form.checklist-form");
-  if (form && window.htmx) form.requestSubmit();
-});
+
+// Checklist cards (templates/checklist/_checklist_item.html). The form's hx-trigger saves status
+// and note together: at once on a status, after a pause in typing, or with Save; htmx queues a
+// card's saves. The status line only ever says "Saved at" from the server's answer; this block
+// says when the card holds more than the server confirmed, and after a stale refusal it stops
+// typing from saving over the other entry until the physician saves on purpose.
+(() => {
+  const cardForm = (event) =>
+    event.target instanceof Element ? event.target.closest("form.checklist-form") : null;
+  const entry = (form) =>
+    JSON.stringify([form.querySelector("input[name=status]:checked")?.value ?? "",
+      form.querySelector("textarea[name=note]")?.value ?? ""]);
+  const show = (form, state) => {
+    const line = form.querySelector("[data-pending]");
+    if (!line) return;
+    form.dataset.state = state;
+    line.textContent = state ? line.dataset[state] ?? "" : "";
+  };
+  document.addEventListener("input", (event) => {
+    const form = cardForm(event);
+    if (form && form.dataset.state !== "saving") show(form, "unsaved");
+  });
+  document.addEventListener("htmx:confirm", (event) => {
+    const form = cardForm(event);
+    if (!form || !form.querySelector("[data-stale]")) return;
+    const trigger = event.detail.triggeringEvent;
+    // A save queued before the refusal arrived carries the other user's revision now.
+    if (trigger?.type === "input" || (trigger?.timeStamp ?? 0) < (form.staleSince ?? 0)) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const form = cardForm(event);
+    if (!form) return;
+    form.dataset.sent = entry(form);
+    show(form, "saving");
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = cardForm(event);
+    if (!form) return;
+    if (!event.detail.successful) {
+      show(form, "failed");
+    } else {
+      if (form.querySelector("[data-stale]")) form.staleSince = performance.now();
+      // A refusal in the status line says itself that nothing was saved.
+      const confirmed = form.querySelector("[data-saved]") && form.dataset.sent === entry(form);
+      show(form, confirmed || form.querySelector("[role=alert]") ? "" : "unsaved");
+    }
+  });
+})();
+
+// Inline rows on the case page (templates/checklist/_row_form.html, _inline_slot.html): a row
+// form opens in its section, Enter saves, Shift+Enter saves and opens a new form, Escape
+// cancels; the focus moves to the first field, to the first field in error, or to the saved
+// row; a failed request says so in the form. htmx runs with allowEval off, so all of it is here.
+(() => {
+  const FIELDS = "input:not([type=hidden]):not([disabled]), select:not([disabled]), " +
+    "textarea:not([disabled]), button:not([disabled])";
+  const inlineForm = (node) =>
+    node instanceof Element ? node.closest("form[data-inline-form]") : null;
+
+  const focusIn = (element) => {
+    if (!element) return;
+    if (element.matches("form")) {
+      const field = element.querySelector(".is-invalid") || element.querySelector(FIELDS);
+      (field || element).focus();
+    } else {
+      element.focus();
+    }
+    element.scrollIntoView({ block: "nearest" });
+  };
+
+  // After htmx put a section in: focus what the server named (data-focus).
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const section = event.target;
+    if (!(section instanceof Element) || !section.matches(".case-section[data-focus]")) return;
+    // Only the latest save is marked: earlier "Saved." notes and marks elsewhere go.
+    document.querySelectorAll("[data-inline-message], .row-saved").forEach((element) => {
+      if (!section.contains(element)) {
+        if (element.matches("[data-inline-message]")) element.remove();
+        else element.classList.remove("row-saved");
+      }
+    });
+    const target = document.getElementById(section.dataset.focus);
+    section.removeAttribute("data-focus");
+    if (target && target.matches("tr, li, article")) target.classList.add("row-saved");
+    // Someone already quicker than the settle step, in the new section: leave the focus there.
+    const active = document.activeElement;
+    if (active && active !== document.body && section.contains(active)) return;
+    focusIn(target);
+  });
+
+  // Cancel: the form leaves, the section stays as it is; the focus goes back to the link that
+  // opened the form (same address), or to the section's heading.
+  const cancel = (form) => {
+    const section = form.closest(".case-section");
+    const scope = form.closest(".therapy-line") || section;
+    const address = form.getAttribute("hx-post");
+    (form.closest("[data-inline-slot]") || form).remove();
+    if (!scope || !section) return;
+    const links = Array.from(scope.querySelectorAll("a[hx-get]"));
+    const opener = links.find((link) => link.getAttribute("hx-get") === address) ||
+      links.find((link) => link.getAttribute("hx-get").split("?")[0] === address);
+    const heading = section.querySelector("h2");
+    if (opener) {
+      opener.focus();
+    } else if (heading) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  };
+
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest("[data-inline-cancel]") : null;
+    const form = inlineForm(link);
+    if (!form) return;
+    event.preventDefault();
+    cancel(form);
+  });
+
+  document.addEventListener("keydown", (event) => {
+    const form = inlineForm(event.target);
+    if (!form || event.isComposing) return;
+    if (event.key === "Escape") {
+      if (event.defaultPrevented) return; // the type-ahead list closed instead
+      event.preventDefault();
+      cancel(form);
+      return;
+    }
+    if (event.key !== "Enter") return;
+    const field = event.target;
+    if (field instanceof HTMLTextAreaElement) {
+      if (!(event.ctrlKey || event.metaKey)) return; // Enter is a new line; Ctrl+Enter saves
+    } else if (field instanceof HTMLInputElement) {
+      if (["button", "submit", "reset", "file", "image"].includes(field.type)) return;
+    } else if (!(field instanceof HTMLSelectElement)) {
+      return; // buttons and links act as themselves
+    }
+    event.preventDefault();
+    const save = form.querySelector("[data-save]");
+    const another = form.querySelector("[data-save-another]");
+    const button = event.shiftKey && another ? another : save;
+    // A click (not requestSubmit) so htmx sends the button's name: "another" or not.
+    if (button) button.click();
+  });
+
+  // Errors htmx does not swap (500, 403, a lost connection): say so in the form, keep the input.
+  const report = (event, message) => {
+    const elt = event.detail.elt;
+    if (!(elt instanceof Element) || elt.closest("form.checklist-form")) return;
+    const form = elt.closest("form") || elt.closest(".case-section");
+    if (!form) return;
+    let alert = form.querySelector("[data-request-error]");
+    if (!alert) {
+      alert = document.createElement("div");
+      alert.className = "alert alert-danger py-1 px-2 my-2";
+      alert.setAttribute("role", "alert");
+      alert.setAttribute("data-request-error", "");
+      alert.tabIndex = -1;
+      form.prepend(alert);
+    }
+    alert.textContent = message;
+    alert.focus();
+  };
+  const messages = () => document.getElementById("main")?.dataset ?? {};
+  document.addEventListener("htmx:responseError", (event) => {
+    const status = String(event.detail.xhr?.status ?? "");
+    report(event, (messages().errorServer || "Error %(status)s").replace("%(status)s", status));
+  });
+  document.addEventListener("htmx:sendError", (event) => {
+    report(event, messages().errorNetwork || "The server could not be reached.");
+  });
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const form = inlineForm(event.detail.elt);
+    form?.querySelector("[data-request-error]")?.remove();
+  });
+})();

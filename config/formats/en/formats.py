@@ -3,3 +3,6 @@ DATE_FORMAT = "Y-m-d"
 SHORT_DATE_FORMAT = "Y-m-d"
 DATETIME_FORMAT = "Y-m-d H:i"
 SHORT_DATETIME_FORMAT = "Y-m-d H:i"
+# Typed dates: ISO only. Django's English list also reads 01/02/2024 month-first (US), a date a
+# German clinic reads day-first.
+DATE_INPUT_FORMATS = ["%Y-%m-%d"]

@@ -1,28 +1,22 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot
-from tests.conftest import PASSWORD
+from tests.browser.pages import field, login, screenshot, state
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def login(page, username="alice"):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/cases/")
+def saved(page, section):
+    """Rows are saved in place (htmx): waits until the section came back without its form and
+    settled (app.js has moved the focus), instead of waiting for a page load."""
+    expect(page.locator(f"#{section} form[data-inline-form]")).to_have_count(0)
+    expect(page.locator(f"#{section}[data-focus]")).to_have_count(0)
 
 
-def field(page, label):
-    """The form control labelled exactly `label` (crispy marks required ones with "*")."""
-    return page.get_by_label(re.compile(rf"^\s*{re.escape(label)}\s*\*?\s*$"))
-
-
-def state(page, group):
-    return page.locator(f'[data-group="{group}"]').get_attribute("data-state")
+def save(page):
+    page.get_by_role("button", name="Save", exact=True).click()
 
 
 def test_a_physician_records_a_breast_cancer_case(page, alice, codelists):
@@ -47,8 +41,8 @@ def test_a_physician_records_a_breast_cancer_case(page, alice, codelists):
     )
     field(page, "Laterality").select_option("left")
     field(page, "Date of diagnosis").fill("2019-03-01")
-    page.get_by_role("button", name="Save").click()
-    page.wait_for_url(re.compile(r"/cases/\d+/#tumours$"))
+    save(page)
+    saved(page, "tumours")
     assert state(page, "tumour_type") == "recorded"
 
     page.get_by_role("link", name="Add staging record").click()
@@ -62,8 +56,8 @@ def test_a_physician_records_a_breast_cancer_case(page, alice, codelists):
     field(page, "N").select_option("1a")
     field(page, "M prefix").select_option("c")
     field(page, "M").select_option("0")
-    page.get_by_role("button", name="Save").click()
-    page.wait_for_url("**#staging")
+    save(page)
+    saved(page, "staging")
     assert "pT2 pN1a cM0" in page.get_by_test_id("tnm").inner_text()
 
     for name, status, extra in [("ER", "result", "positive"), ("HER2", "pending", "")]:
@@ -73,19 +67,20 @@ def test_a_physician_records_a_breast_cancer_case(page, alice, codelists):
         field(page, "Status").select_option(status)
         if extra:
             field(page, "Categorical result").fill(extra)
-        page.get_by_role("button", name="Save").click()
-        page.wait_for_url("**#biomarkers")
+        save(page)
+        saved(page, "biomarkers")
     assert state(page, "biomarkers") == "recorded"
 
     page.get_by_role("link", name="Set status").click()
     field(page, "metastases present").check()
-    page.get_by_role("button", name="Save").click()
+    save(page)
+    saved(page, "metastases")
     page.get_by_role("link", name="Add metastasis").click()
     field(page, "Site").select_option("OSS")
     field(page, "Detected on").fill("2022-05-01")
     field(page, "Timing").select_option("metachronous")
-    page.get_by_role("button", name="Save").click()
-    page.wait_for_url("**#metastases")
+    save(page)
+    saved(page, "metastases")
     assert state(page, "metastases") == "recorded"
     assert state(page, "stage") == "recorded"
     # The timeline shows diagnosis, staging and the metastasis.
@@ -121,8 +116,8 @@ def test_a_physician_records_therapy_lines_and_findings(page, alice, case):
             field(page, "End reason").select_option(label=reason)
         else:
             field(page, "Ongoing").check()
-        page.get_by_role("button", name="Save").click()
-        page.wait_for_url("**#therapy")
+        save(page)
+        saved(page, "therapy")
     assert page.get_by_test_id("therapy-line").count() == 3
 
     line_2 = page.get_by_test_id("therapy-line").nth(1)
@@ -132,26 +127,27 @@ def test_a_physician_records_therapy_lines_and_findings(page, alice, case):
     field(page, "Grade").select_option("3")
     field(page, "Led to stopping the therapy").check()
     field(page, "Onset").fill("2023-01-20")
-    page.get_by_role("button", name="Save").click()
-    page.wait_for_url("**#therapy")
+    save(page)
+    saved(page, "therapy")
     assert "Worst CTCAE grade: 3" in page.get_by_test_id("line-tolerability").nth(1).inner_text()
 
     page.get_by_role("link", name="Add findings").click()
     field(page, "Date").fill("2024-05-02")
     field(page, "Systemic steroid, prednisolone equivalent (mg/day)").fill("7.5")
     field(page, "Steroid since").fill("2024-04-01")
-    page.get_by_role("button", name="Save").click()
-    page.wait_for_url("**#immune")
+    save(page)
+    saved(page, "immune")
     assert "7.5 mg/day" in page.get_by_test_id("steroid").inner_text()
 
     page.get_by_role("link", name="Add performance status").click()
     field(page, "Assessed on").fill("2024-05-02")
     field(page, "ECOG").select_option("1")
-    page.get_by_role("button", name="Save").click()
+    save(page)
+    saved(page, "performance")
     page.get_by_role("link", name="Add comorbidity").click()
     field(page, "Comorbidity").fill("Type 2 diabetes")
-    page.get_by_role("button", name="Save").click()
-    page.wait_for_url("**#situation")
+    save(page)
+    saved(page, "situation")
 
     assert page.locator("svg.timeline-svg .tl-line").count() == 3
     assert state(page, "prior_therapies") == "recorded"

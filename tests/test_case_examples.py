@@ -1,7 +1,9 @@
-"""The issues' "done when" cases, recorded as a physician would (through the views)."""
+"""The three worked cases of the case-record issues' "done when" (breast cancer with bone and
+liver metastases, lung adenocarcinoma with immune-related pneumonitis, CLL with low IgG),
+recorded as a physician would, through the views."""
 
-from checklist.models import AdverseEvent, ImmuneFinding, StagingRecord, TherapyLine
-from tests.conftest import post_row, set_metastasis_status
+from checklist.models import AdverseEvent, Case, ImmuneFinding, StagingRecord, TherapyLine
+from tests.factories import post_row, set_metastasis_status
 
 
 def _new_case(client, label, **fields):
@@ -14,8 +16,6 @@ def _new_case(client, label, **fields):
     }
     response = client.post("/cases/new/", data)
     assert response.status_code == 302, response.content[-2000:]
-    from checklist.models import Case
-
     return Case.objects.get(label=label)
 
 

@@ -1,0 +1,3 @@
+# Typed dates: 31.12.2024 (shown in forms) and ISO. Not Django's "%d.%m.%y": a two-digit year
+# would have to be guessed into a century.
+DATE_INPUT_FORMATS = ["%d.%m.%Y", "%Y-%m-%d"]

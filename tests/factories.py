@@ -1,0 +1,293 @@
+"""Builders the tests share: users and logged-in clients, rows posted as the browser posts
+them, cases seeded with many rows, board notes. Test modules (conftest.py too) import from
+here and from tests/urls_table.py, never from each other.
+
+Dates a form compares with today (a board date, an outcome's date) are built from
+`timezone.localdate()`, so the tests pass on any day, including under the shifted clock of
+the `clock` fixture.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from checklist.models import (
+    AdverseEvent,
+    Biomarker,
+    BoardNoteVersion,
+    Case,
+    ImmuneFinding,
+    Membership,
+    Metastasis,
+    PerformanceStatus,
+    Practice,
+    StagingRecord,
+    TherapyLine,
+    Tumour,
+)
+from checklist.services import note_create
+
+PASSWORD = "correct-horse-Battery-9"
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+def make_user(username: str, practice: Practice, role: str, **extra: Any) -> Any:
+    user = get_user_model().objects.create_user(
+        username=username, password=PASSWORD, first_name=username.title(), **extra
+    )
+    Membership.objects.create(practice=practice, user=user, role=role)
+    return user
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+# --- dates ------------------------------------------------------------------------------
+
+
+def days_from_today(days: int) -> str:
+    """An ISO date `days` after today (before it when negative), as a form field takes it."""
+    return (timezone.localdate() + timedelta(days=days)).isoformat()
+
+
+# --- the case record, through the views ---------------------------------------------------
+
+
+def post_row(client: Client, case: Case, kind: str, data: dict[str, Any], row: Any = None) -> Any:
+    """Posts a row form with the case's current version, as the browser would."""
+    case.refresh_from_db()
+    url = f"/cases/{case.pk}/{kind}/{row.pk}/" if row else f"/cases/{case.pk}/{kind}/new/"
+    return client.post(url, {**data, "expected_version": case.version})
+
+
+def set_metastasis_status(client: Client, case: Case, status: str, **extra: Any) -> Any:
+    """Posts the metastasis status with the case's current version, as the browser would."""
+    case.refresh_from_db()
+    return client.post(
+        f"/cases/{case.pk}/metastasis-status/",
+        {"metastasis_status": status, "expected_version": case.version, **extra},
+    )
+
+
+# A first palliative line of hormone therapy, ended by progression.
+LINE = {
+    "number": 1,
+    "types": ["HO"],
+    "regimen": "Letrozole",
+    "setting": "palliative",
+    "palliative_line": 1,
+    "started_on": "2021-01-15",
+    "ended_on": "2022-03-01",
+    "end_reason": "P",
+}
+
+# A clinical TNM staging; the audit tests change its T category.
+STAGING = {
+    "staged_on": "2024-01-10",
+    "kind": "clinical",
+    "system": "uicc_tnm",
+    "tnm_edition": "8",
+    "t_prefix": "c",
+    "t_category": "2",
+    "n_prefix": "c",
+    "n_category": "0",
+    "m_prefix": "c",
+    "m_category": "0",
+}
+
+
+def record_stage_change(client: Client, case: Case) -> Case:
+    """The physician records the stage of the case, changes its T category from 2 to 3, and
+    views the case."""
+    post_row(client, case, "staging", STAGING)
+    record = case.staging_records.get()
+    post_row(client, case, "staging", {**STAGING, "t_category": "3"}, row=record)
+    client.get(f"/cases/{case.pk}/")
+    return case
+
+
+def audit_rows(html: str) -> list[str]:
+    """The rows of an audit-event table (the trail, a case's history), one string each. Look
+    for a user name or an operation in the rows: the trail's filter form lists every user of
+    the practice and the history lists the case's own creation."""
+    return re.findall(r'<tr data-op="[^"]*">.*?</tr>', html, flags=re.S)
+
+
+# --- many rows at once (query counts, benchmarks) -----------------------------------------
+
+
+def seed_cases(practice: Practice, n: int) -> None:
+    cases = Case.objects.bulk_create(
+        [Case(practice=practice, label=f"S-{i:05d}", **Case.MINIMAL) for i in range(n)]
+    )
+    Tumour.objects.bulk_create(
+        [
+            Tumour(
+                case=c,
+                practice=practice,
+                oncotree_code="IDC",
+                oncotree_name="IDC",
+                oncotree_release="x",
+                laterality="left",
+            )
+            for c in cases
+        ]
+    )
+
+
+def seed_rows(case: Case, n: int) -> None:
+    p = case.practice_id
+    day = date(2020, 1, 1)
+    Tumour.objects.bulk_create(
+        [
+            Tumour(
+                case=case,
+                practice_id=p,
+                oncotree_code="IDC",
+                oncotree_name="IDC",
+                oncotree_release="x",
+                laterality="left",
+                diagnosed_on=day,
+            )
+            for _ in range(n)
+        ]
+    )
+    StagingRecord.objects.bulk_create(
+        [
+            StagingRecord(
+                case=case,
+                practice_id=p,
+                staged_on=day + timedelta(days=i),
+                kind="clinical",
+                system="uicc_tnm",
+                tnm_edition="8",
+                t_prefix="c",
+                t_category="2",
+            )
+            for i in range(n)
+        ]
+    )
+    Biomarker.objects.bulk_create(
+        [
+            Biomarker(case=case, practice_id=p, name=f"M{i}", kind="tissue", status="pending")
+            for i in range(n)
+        ]
+    )
+    Metastasis.objects.bulk_create(
+        [
+            Metastasis(case=case, practice_id=p, site="OSS", detected_on=day, timing="synchronous")
+            for _ in range(n)
+        ]
+    )
+    lines = TherapyLine.objects.bulk_create(
+        [
+            TherapyLine(
+                case=case,
+                practice_id=p,
+                number=i + 1,
+                types=["CH"],
+                setting="adjuvant",
+                started_on=day,
+            )
+            for i in range(n)
+        ]
+    )
+    AdverseEvent.objects.bulk_create(
+        [
+            AdverseEvent(
+                case=case,
+                practice_id=p,
+                line=line,
+                term="nausea",
+                ctcae_version="5.0",
+                grade=2,
+                onset_on=day,
+            )
+            for line in lines
+            for _ in range(5)
+        ]
+    )
+    PerformanceStatus.objects.bulk_create(
+        [PerformanceStatus(case=case, practice_id=p, assessed_on=day, ecog=1) for _ in range(n)]
+    )
+    ImmuneFinding.objects.bulk_create(
+        [
+            ImmuneFinding(case=case, practice_id=p, assessed_on=day + timedelta(days=i))
+            for i in range(min(n, 30))
+        ]
+    )
+
+
+# --- board notes --------------------------------------------------------------------------
+
+
+def note_data(**change: Any) -> dict[str, Any]:
+    """The new-note form as a physician fills it in, the board four days from today."""
+    return {
+        "registering_physician": "Dr. Alice",
+        "target_board": "Interdisziplinäre Tumorkonferenz",
+        "board_type": "postth",
+        "board_date": days_from_today(4),
+        "question": "Further systemic therapy after progression under line 2?",
+        "patient_goals": "Möchte weiter arbeiten; Lebensqualität zuerst.",
+        **change,
+    }
+
+
+def make_note(case: Case, user: Any) -> BoardNoteVersion:
+    """A draft note with the fewest fields, written by the service (no form, no request)."""
+    return note_create(
+        case=case,
+        acting_user=user,
+        data={
+            "registering_physician": "x",
+            "target_board": "x",
+            "board_type": "postth",
+            "question": "q",
+        },
+    )
+
+
+def make_signable(client: Client, case: Case) -> Case:
+    """Records what signing needs: a tumour type, the metastasis status, a prior-therapy
+    statement and immune findings stated as not assessed."""
+    post_row(client, case, "tumour", {"oncotree": "IDC", "laterality": "left"})
+    set_metastasis_status(client, case, "present")
+    for path, field in [("prior-therapy", "no_prior_therapy"), ("immune-not-assessed", "value")]:
+        case.refresh_from_db()
+        client.post(f"/cases/{case.pk}/{path}/", {field: "on", "expected_version": case.version})
+    case.refresh_from_db()
+    return case
+
+
+def create_note(client: Client, case: Case, **change: Any) -> int:
+    """Creates a note through the form; answers its id."""
+    response = client.post(f"/cases/{case.pk}/notes/new/", note_data(**change))
+    assert response.status_code == 302, response.content[-3000:]
+    return int(response["Location"].strip("/").split("/")[-1])
+
+
+def sign_note(client: Client, note_pk: int) -> Any:
+    """Signs as the confirmation step's form does: with the physician's password, the note's
+    revision and the case version shown."""
+    version = BoardNoteVersion.objects.filter(note_id=note_pk).order_by("-number").first()
+    assert version is not None
+    return client.post(
+        f"/notes/{note_pk}/sign/",
+        {
+            "password": PASSWORD,
+            "revision": version.revision,
+            "case_version": version.note.case.version,
+        },
+    )

@@ -1,0 +1,136 @@
+"""The every-URL table: each protected URL name with a builder of the kwargs that name an
+object of practice A. tests/test_every_url.py fails for a URL pattern missing here, and
+tests/test_hostile_input.py walks the table with generated input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.urls import reverse
+
+from checklist.models import Case, Category, Membership, Tumour
+from checklist.services import catalogue_draft_create
+from tests.factories import make_note
+
+PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
+
+
+def _case(practice_a, alice) -> dict[str, Any]:
+    return {"pk": Case.objects.create(practice=practice_a, label="A-1", **Case.MINIMAL).pk}
+
+
+def _membership(practice_a, alice) -> dict[str, Any]:
+    return {"pk": Membership.objects.get(user=alice).pk}
+
+
+def _row(kind: str, factory: Callable[[Case], Any]) -> Callable[..., dict[str, Any]]:
+    def build(practice_a, alice) -> dict[str, Any]:
+        case = Case.objects.create(practice=practice_a, label=f"A-{kind}", **Case.MINIMAL)
+        return {"pk": case.pk, "kind": kind, "row_pk": factory(case).pk}
+
+    return build
+
+
+def _tumour(case: Case) -> Any:
+    return Tumour.objects.create(
+        case=case,
+        practice_id=case.practice_id,
+        oncotree_code="IDC",
+        oncotree_name="Breast Invasive Ductal Carcinoma",
+        oncotree_release="x",
+        laterality="left",
+    )
+
+
+def _case_kind(kind: str) -> Callable[..., dict[str, Any]]:
+    def build(practice_a, alice) -> dict[str, Any]:
+        return {**_case(practice_a, alice), "kind": kind}
+
+    return build
+
+
+def _case_category(practice_a, alice) -> dict[str, Any]:
+    category = Category.objects.filter(practice=practice_a).first()
+    return {**_case(practice_a, alice), "category_pk": category.pk}  # type: ignore[union-attr]
+
+
+def _catalogue_version(practice_a, alice) -> dict[str, Any]:
+    # A number that exists only in practice A (B has version 1 too: a draft 2 exists only in A).
+    draft = catalogue_draft_create(practice=practice_a)
+    return {"number": draft.number}
+
+
+def _catalogue_category(practice_a, alice) -> dict[str, Any]:
+    draft = catalogue_draft_create(practice=practice_a)
+    return {"number": draft.number, "category_pk": draft.categories.first().pk}  # type: ignore[union-attr]
+
+
+def _catalogue_category_action(practice_a, alice) -> dict[str, Any]:
+    return {**_catalogue_category(practice_a, alice), "action": "up"}
+
+
+def _note(practice_a, alice) -> dict[str, Any]:
+    case = Case.objects.create(practice=practice_a, label="A-note", **Case.MINIMAL)
+    return {"pk": make_note(case, alice).note_id}
+
+
+def _note_version(practice_a, alice) -> dict[str, Any]:
+    return {**_note(practice_a, alice), "number": 1}
+
+
+# name -> builder of kwargs naming an object of practice A, or None when the URL names none.
+PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
+    "home": None,
+    "case_list": None,
+    "practice_switch": None,
+    "account_list": None,
+    "account_create": None,
+    "account_edit": _membership,
+    "account_link": _membership,
+    "my_account": None,
+    "case_create": None,
+    "case_detail": _case,
+    "case_edit": _case,
+    "case_metastasis_status": _case,
+    "case_prior_therapy": _case,
+    "case_row_create": _case_kind("tumour"),
+    "case_row_edit": _row("tumour", _tumour),
+    "case_row_delete": _row("tumour", _tumour),
+    "oncotree_search": None,
+    "checklist": _case,
+    "checklist_item": _case_category,
+    "checklist_move": _case,
+    "catalogue_list": None,
+    "catalogue_draft": None,
+    "catalogue_diff": None,
+    "catalogue_version": _catalogue_version,
+    "catalogue_category_new": _catalogue_version,
+    "catalogue_category": _catalogue_category,
+    "catalogue_category_action": _catalogue_category_action,
+    "catalogue_publish": _catalogue_version,
+    "catalogue_discard": _catalogue_version,
+    "note_create": _case,
+    "case_immune_not_assessed": _case,
+    "note_list": None,
+    "note_detail": _note,
+    "note_edit": _note,
+    "note_ready": _note,
+    "note_sign": _note,
+    "note_amend": _note,
+    "outcome_create": _note,
+    "note_print": _note_version,
+    "note_pdf": _note_version,
+    "note_text": _note_version,
+    "case_history": _case,
+    "audit_trail": None,
+    "audit_export": None,
+    "audit_reports": None,
+    "audit_chain": None,
+}
+
+
+def url_of(name: str, practice_a: Any, alice: Any) -> str:
+    """The URL of `name`, naming a new object of practice A where the pattern names one."""
+    builder = PROTECTED[name]
+    return reverse(name, kwargs=builder(practice_a, alice) if builder else None)
