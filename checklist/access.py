@@ -10,10 +10,12 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django_htmx.middleware import HtmxDetails
 
-from checklist import audit
+from checklist import audit, second_factor
 from checklist.models import BoardNote, Case, Membership, Practice
 
 View = Callable[..., HttpResponseBase]
@@ -41,6 +43,9 @@ def practice_required(role: str | None = None) -> Callable[[View], View]:
             membership = getattr(request, "membership", None)
             if membership is None:
                 return render(request, "checklist/no_membership.html", status=403)
+            pending = second_factor_step(request)
+            if pending is not None:
+                return pending
             if role is not None and membership.role != role:
                 audit.record_access(
                     request,
@@ -54,6 +59,37 @@ def practice_required(role: str | None = None) -> Callable[[View], View]:
         return wrapped
 
     return decorator
+
+
+def second_factor_step(request: HttpRequest) -> HttpResponseBase | None:
+    """Where a logged-in user must go before any practice page: the code step when they have
+    a device and this session is not verified yet, enrolment when they need a second factor
+    (`second_factor.required_for`) and have none; None when they may go on."""
+    user: Any = request.user
+    if user.is_verified():
+        return None
+    query = urlencode({"next": request.get_full_path()})
+    if second_factor.has_device(user):
+        return redirect(f"{reverse('otp_verify')}?{query}")
+    if second_factor.required_for(getattr(request, "memberships", [])):
+        return redirect(f"{reverse('otp_enrol')}?{query}")
+    return None
+
+
+def recent_reauth_required(view: View) -> View:
+    """Exports and account management: the password (and code) again unless given within
+    `second_factor.REAUTH_SECONDS`; the re-authentication page returns to the view. Goes
+    below `practice_required`."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not second_factor.reauth_is_recent(request.session):
+            back = request.get_full_path() if request.method == "GET" else ""
+            back = back or request.META.get("HTTP_REFERER", "")
+            return redirect(f"{reverse('reauth')}?{urlencode({'next': back})}")
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def get_in_practice(request: PracticeRequest, queryset: Any, pk: int) -> Any:

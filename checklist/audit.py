@@ -71,6 +71,22 @@ LOGIN_FAILURE = "login_failure"
 LOGOUT = "logout"
 PERMISSION_DENIED = "permission_denied"
 SIGN_REFUSED = "sign_refused"  # a wrong password at the signing of a board note
+# The `reason` of a logout that a timeout made (keys: checklist.sessions.IDLE, MAX_AGE).
+SESSION_END_REASONS = {
+    "idle": "session expired: idle timeout",
+    "max_age": "session expired: maximum lifetime",
+}
+ACCOUNT_LOCKED = "account_locked"  # too many failed logins for one user name from one address
+ACCOUNT_UNLOCKED = "account_unlocked"  # a practice admin ended a lockout
+# The second factor: django-otp's device tables carry no practice_id, so the triggers do not
+# see them; these events are the record of enrolment, removal and use.
+OTP_ENROLLED = "otp_enrolled"
+OTP_REMOVED = "otp_removed"  # an admin removed a user's devices (lost device)
+OTP_FAILED = "otp_failed"  # a wrong code at login, enrolment or re-authentication
+OTP_RECOVERY_USED = "otp_recovery_used"
+REAUTH_REFUSED = "reauth_refused"  # a wrong password at re-authentication
+# The practice row has no audit trigger: its second-factor setting is recorded as an event.
+SECOND_FACTOR_SETTING = "second_factor_setting"
 
 
 def _actor(user: Any) -> tuple[int | None, str | None]:
@@ -194,7 +210,15 @@ def _on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any
 
 def _on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     practice = getattr(request, "practice", None) if request is not None else None
-    record_access(request, LOGOUT, practice_id=practice.pk if practice else None, user=user)
+    # A session ended by its idle or absolute timeout (checklist.sessions) says so.
+    reason = getattr(request, "session_end_reason", None) if request is not None else None
+    record_access(
+        request,
+        LOGOUT,
+        practice_id=practice.pk if practice else None,
+        user=user,
+        detail={"reason": SESSION_END_REASONS[reason]} if reason else None,
+    )
 
 
 def _on_login_failed(
@@ -214,6 +238,39 @@ def _on_login_failed(
             LOGIN_FAILURE,
             practice_id=practice_id,
             detail={"username": typed},
+            user=None,
+        )
+
+
+def _on_locked_out(
+    sender: Any, request: HttpRequest | None, username: Any, ip_address: Any, **kwargs: Any
+) -> None:
+    """One event per lockout, in each practice of the user: axes signals again at every
+    attempt during the lockout (each restarts it), those are failed logins already. The user
+    name only when it exists; never the attempted password."""
+    from axes.helpers import get_failure_limit
+
+    from checklist import lockout
+
+    failures = getattr(request, "axes_failures_since_start", None)
+    if failures is not None and failures != get_failure_limit(request, None):
+        return
+    typed = str(username or "")[:150]
+    memberships = list(
+        Membership.objects.filter(user__username=typed).values_list("practice_id", "pk")
+    )
+    detail = {"address": ip_address, "minutes": lockout.cool_off_minutes()}
+    if memberships:
+        detail = {"username": typed, **detail}
+    targets: list[tuple[int, int | None]] = [*sorted(memberships)] or [(SYSTEM_CHAIN, None)]
+    for practice_id, membership_id in targets:
+        record_access(
+            request,
+            ACCOUNT_LOCKED,
+            practice_id=practice_id,
+            table="checklist_membership" if membership_id else "",
+            row_id=membership_id,
+            detail=detail,
             user=None,
         )
 
@@ -242,6 +299,9 @@ def connect_signals() -> None:
     user_logged_in.connect(_on_login, dispatch_uid="audit_login")
     user_logged_out.connect(_on_logout, dispatch_uid="audit_logout")
     user_login_failed.connect(_on_login_failed, dispatch_uid="audit_login_failed")
+    from axes.signals import user_locked_out
+
+    user_locked_out.connect(_on_locked_out, dispatch_uid="audit_locked_out")
     post_migrate.connect(
         _practice_ids_past_the_trail,
         sender=apps.get_app_config("checklist"),
@@ -347,13 +407,15 @@ def chain_heads() -> dict[int, tuple[int, str]]:
         return {p: (s, h) for p, s, h in cursor.fetchall()}
 
 
-def head_present(practice_id: int, seq: int, hash_: str) -> bool:
+def hash_at(practice_id: int, seq: int) -> str | None:
+    """The stored hash of one event, or None when the chain has no such event."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT 1 FROM checklist_auditevent WHERE practice_id = %s AND seq = %s AND hash = %s",
-            [practice_id, seq, hash_],
+            "SELECT hash FROM checklist_auditevent WHERE practice_id = %s AND seq = %s",
+            [practice_id, seq],
         )
-        return cursor.fetchone() is not None
+        row = cursor.fetchone()
+        return row[0] if row else None
 
 
 def new_request_id() -> str:
@@ -390,6 +452,14 @@ ACCESS_LABELS = {
     LOGOUT: gettext_lazy("logged out"),
     PERMISSION_DENIED: gettext_lazy("permission denied"),
     SIGN_REFUSED: gettext_lazy("signing refused: wrong password"),
+    ACCOUNT_LOCKED: gettext_lazy("account locked"),
+    ACCOUNT_UNLOCKED: gettext_lazy("account unlocked"),
+    OTP_ENROLLED: gettext_lazy("second factor enrolled"),
+    OTP_REMOVED: gettext_lazy("second factor removed"),
+    OTP_FAILED: gettext_lazy("wrong second-factor code"),
+    OTP_RECOVERY_USED: gettext_lazy("recovery code used"),
+    REAUTH_REFUSED: gettext_lazy("re-authentication refused: wrong password"),
+    SECOND_FACTOR_SETTING: gettext_lazy("second-factor setting for physicians changed"),
 }
 CHANGE_LABELS = {
     "INSERT": gettext_lazy("created"),
@@ -488,6 +558,12 @@ DETAIL_LABELS = {
     "language": gettext_lazy("language"),
     "page": gettext_lazy("page"),
     "needs": gettext_lazy("role needed"),
+    "address": gettext_lazy("client address"),
+    "minutes": gettext_lazy("locked for minutes"),
+    "account": gettext_lazy("account"),
+    "step": gettext_lazy("step"),
+    "devices": gettext_lazy("devices removed"),
+    "second_factor_for_physicians": gettext_lazy("second factor required for physicians"),
 }
 
 

@@ -126,6 +126,47 @@ class LoginForm(TextCharactersMixin, AuthenticationForm):
     }
 
 
+class SecondFactorCodeForm(Form):
+    """A code from the authenticator app, or one of the one-time recovery codes."""
+
+    code = forms.CharField(
+        label=_("Code"),
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}
+        ),
+        help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
+    )
+
+
+class ReauthForm(Form):
+    """Password again, and a code when the user has a second factor."""
+
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+    code = forms.CharField(
+        label=_("Code"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
+        help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
+    )
+
+    def __init__(self, *args: Any, with_code: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not with_code:
+            del self.fields["code"]
+
+
+class PracticeSecondFactorForm(Form):
+    second_factor_for_physicians = forms.BooleanField(
+        label=_("Physicians need a second factor (practice admins always do)"), required=False
+    )
+
+
 def _title_field() -> forms.CharField:
     return forms.CharField(
         label=_("Title"),
@@ -621,11 +662,12 @@ class TumourForm(RowForm):
                 "role": "combobox",
                 "aria-autocomplete": "list",
                 "aria-controls": "oncotree-results",
-                "hx-get": reverse("oncotree_search"),
-                "hx-trigger": "input changed delay:150ms, focus",
-                "hx-target": "#oncotree-results",
-                "hx-swap": "innerHTML",
-                "name": "oncotree",
+                # app.js sets it to "true" while the list of tumour types is open.
+                "aria-expanded": "false",
+                "data-hx-get": reverse("oncotree_search"),
+                "data-hx-trigger": "input changed delay:150ms, focus",
+                "data-hx-target": "#oncotree-results",
+                "data-hx-swap": "innerHTML",
             }
         )
 
@@ -1437,10 +1479,20 @@ class SignForm(Form):
     )
     revision = forms.IntegerField(min_value=0, max_value=MAX_ID, widget=forms.HiddenInput)
     case_version = forms.IntegerField(min_value=0, max_value=MAX_ID, widget=forms.HiddenInput)
+    code = forms.CharField(
+        label=_("Code"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
+        help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
+    )
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any, with_code: bool = False, **kwargs: Any) -> None:
+        """`with_code`: the user has a second factor and entered no code within
+        `second_factor.REAUTH_SECONDS`; the view checks the code once the password is right."""
         super().__init__(*args, **kwargs)
         self.user = user
+        if not with_code:
+            del self.fields["code"]
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data["password"]

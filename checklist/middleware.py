@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext, ngettext
+from django_htmx.http import HttpResponseClientRedirect
 
-from checklist import audit
+from checklist import audit, sessions
 from checklist.models import Membership
 
 SESSION_KEY = "active_practice_id"
@@ -94,3 +103,82 @@ class RefuseNulMiddleware:
 
 def _has_nul(data: QueryDict) -> bool:
     return any("\x00" in key or any("\x00" in v for v in values) for key, values in data.lists())
+
+
+class SessionTimeoutMiddleware:
+    """Ends a session idle for SESSION_IDLE_SECONDS or older than SESSION_MAX_SECONDS (Python
+    time, stored in the session: `checklist.sessions`). The ending is a logout, audited with
+    its reason; the next page is the login page saying why (htmx: a full-page redirect, never
+    the login form swapped into a fragment).
+
+    Any request counts as activity except one marked as background (`X-Background: 1`). The
+    activity time is written at most every `_write_every` seconds, so most requests cost no
+    session write; the keep-alive view always writes. Runs after the practice is resolved,
+    which names the chain of the logout event."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.is_authenticated or request.path.startswith(_NO_DB_PATHS):
+            return self.get_response(request)
+        now = time.time()
+        reason = sessions.expired_reason(request.session, now)
+        if reason is not None:
+            _end_session(request, reason)
+            return self.get_response(request) if request.path == _login_url() else _away(request)
+        last = request.session.get(sessions.LAST_ACTIVITY)
+        stale = not isinstance(last, int | float) or now - last >= _write_every()
+        if stale and not sessions.is_background(request):
+            sessions.touch(request.session, now)
+        left = sessions.seconds_left(request.session, now)
+        request.session_seconds_left = left  # type: ignore[attr-defined]
+        request.session_warning_seconds = settings.SESSION_WARNING_SECONDS  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        if request.user.is_authenticated:  # not after a logout in the view
+            response.headers[sessions.SECONDS_LEFT_HEADER] = str(left)
+        return response
+
+
+def _write_every() -> float:
+    return min(60.0, settings.SESSION_IDLE_SECONDS / 10)
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
+    return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
+
+
+def _end_session(request: HttpRequest, reason: str) -> None:
+    request.session_end_reason = reason  # type: ignore[attr-defined]  # read by the audit
+    logout(request)
+    if reason == sessions.IDLE:
+        text = gettext("Your session ended after %(duration)s without activity.") % {
+            "duration": _duration(settings.SESSION_IDLE_SECONDS)
+        }
+    else:
+        text = gettext("Your session ended after %(duration)s, the longest a session lasts.") % {
+            "duration": _duration(settings.SESSION_MAX_SECONDS)
+        }
+    messages.info(request, text + " " + gettext("Please log in again."))
+
+
+def _login_url() -> str:
+    return reverse(settings.LOGIN_URL)
+
+
+def _away(request: HttpRequest) -> HttpResponse:
+    """Where a request of an ended session goes: the login page, the way its kind of request
+    can follow (the keep-alive's script reads JSON, htmx must load a whole page)."""
+    if request.path == reverse("session_keep_alive"):
+        return JsonResponse({"seconds_left": 0})
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(_login_url())
+    if request.method == "GET":
+        return redirect_to_login(request.get_full_path(), _login_url())
+    return redirect(_login_url())

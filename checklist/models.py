@@ -11,6 +11,7 @@ import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core import signing
 from django.db import models
 from django.utils.functional import cached_property
@@ -20,6 +21,10 @@ from django.utils.translation import gettext_lazy as _
 class Practice(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Practice admins always need a second factor; physicians when this is on.
+    second_factor_for_physicians = models.BooleanField(
+        _("second factor required for physicians"), default=True
+    )
 
     class Meta:
         ordering = ["name"]
@@ -140,6 +145,32 @@ class AccountProfile(models.Model):
 
     def __str__(self) -> str:
         return f"profile of user {self.user_id}"
+
+
+class UserSession(AbstractBaseSession):
+    """A database session that knows its user, so all of a user's sessions can be ended in one
+    query (membership deactivated, password changed) without decoding every session. Django's
+    documented way to extend the database session engine (`checklist.sessions.SessionStore`
+    fills `user` on every save). No practice_id: a session belongs to a person, not a practice,
+    and holds no clinical data; the audit trail records logins and logouts as access events."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+
+    class Meta:
+        verbose_name = _("session")
+
+    @classmethod
+    def get_session_store_class(cls) -> Any:
+        from checklist.sessions import SessionStore
+
+        return SessionStore
 
 
 def display_name(user: Any) -> str:
@@ -383,7 +414,12 @@ class TnmPrefix(models.TextChoices):
 class StagingRecord(CaseRow):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="staging_records")
     tumour = models.ForeignKey(
-        Tumour, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Tumour,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("primary tumour"),
     )
     staged_on = models.DateField(_("date"))
     kind = models.CharField(_("kind"), max_length=20, choices=StagingKind.choices)
@@ -624,7 +660,12 @@ class CtcaeVersion(models.TextChoices):
 
 
 class AdverseEvent(CaseRow):
-    line = models.ForeignKey(TherapyLine, on_delete=models.CASCADE, related_name="events")
+    line = models.ForeignKey(
+        TherapyLine,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("therapy line"),
+    )
     term = models.CharField(_("term"), max_length=200)
     ctcae_version = models.CharField(_("CTCAE version"), max_length=3, choices=CtcaeVersion.choices)
     grade = models.PositiveSmallIntegerField(_("grade"), choices=[(g, str(g)) for g in range(1, 6)])
@@ -1216,6 +1257,24 @@ class AuditVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification {self.ran_at}: {'OK' if self.ok else 'BROKEN'}"
+
+
+class AuditCheckpoint(models.Model):
+    """A copy of one signed checkpoint of a chain's head, for display only: the signed lines in
+    the external store (settings.AUDIT_CHECKPOINT_STORE) are what `audit_verify` trusts. No
+    practice_id column, so no capture: taking a checkpoint does not extend the chain."""
+
+    chain = models.BigIntegerField()  # the practice whose chain head was signed
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    taken_at = models.DateTimeField()
+    signature = models.CharField(max_length=100)
+
+    class Meta:
+        indexes = [models.Index(fields=["chain", "-seq"], name="checkpoint_chain")]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.chain}@{self.seq}"
 
 
 class AuditEvent(models.Model):

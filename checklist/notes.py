@@ -18,17 +18,20 @@ re-hashed: `_legacy_sections`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.apps import apps
 from django.db import models
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import formats, translation
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -95,6 +98,8 @@ FIELD_LABELS = {
     "tumour.oncotree_tissue": gettext_lazy("OncoTree tissue"),
     "tumour.oncotree_main_type": gettext_lazy("OncoTree main type"),
     "case.prior_therapy_stated_on": gettext_lazy("Prior therapies stated on"),
+    # capfirst would turn eGFR into EGFR, a different thing (a biomarker).
+    "organfunction.egfr": gettext_lazy("eGFR (mL/min/1.73 m²)"),
     "stagingrecord.tumour": pgettext_lazy("board note", "Primary tumour"),
 }
 
@@ -628,6 +633,24 @@ def document(snapshot: dict[str, Any], language: str, *, offset: bool = False) -
     )
 
 
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+\Z")
+
+
+@functools.cache
+def _decimal_labels() -> frozenset[str]:
+    """The row labels of decimal fields ("f:organfunction.bilirubin")."""
+    return frozenset(
+        f"f:{model._meta.model_name}.{field.name}"
+        for model in apps.get_app_config("checklist").get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, models.DecimalField)
+    )
+
+
+def _is_decimal(label: str, value: str) -> bool:
+    return label in _decimal_labels() and _DECIMAL.match(value) is not None
+
+
 class _Reader:
     """Turns stored rows into text with one language's labels."""
 
@@ -676,9 +699,15 @@ class _Reader:
 
     def row(self, row: dict[str, Any]) -> Row:
         kind = row["k"]
+        value = self.value(kind, row["v"], row.get("r", ""))
+        label = row["l"]
+        if kind == PLAIN and isinstance(label, str) and _is_decimal(label, value):
+            # Stored with a point ("1.25"); each reader sees their decimal separator ("1,25").
+            separator = str(formats.get_format("DECIMAL_SEPARATOR", self.language))
+            value = value.replace(".", separator)
         return Row(
-            label=self.text(row["l"]),
-            value=self.value(kind, row["v"], row.get("r", "")),
+            label=self.text(label),
+            value=value,
             physician_text=kind in PHYSICIAN_KINDS,
             quote=row.get("q", ""),
             long=kind == LONG,
@@ -702,6 +731,10 @@ _LEGACY_LABELS = {
     "status_label": gettext_lazy("status"),
     "note": gettext_lazy("note"),
     "group": pgettext_lazy("board note", "group"),
+    "neutrophils": gettext_lazy("neutrophils"),
+    "lymphocytes": gettext_lazy("lymphocytes"),
+    "steroid": gettext_lazy("steroid"),
+    "hospitalised": gettext_lazy("hospitalised"),
 }
 _LEGACY_SKIPPED = {"format", "language", "summary", "raised", "status", "practice"}
 

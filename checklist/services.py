@@ -20,8 +20,10 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from checklist import audit
+from checklist import audit, sessions
 from checklist.models import (
     AccountProfile,
     AuditVerification,
@@ -111,9 +113,13 @@ def membership_update(
         )
         if not other_admins:
             raise ValidationError(_("The practice needs at least one active practice admin."))
+    deactivated = locked.active and not active
     locked.role = role
     locked.active = active
     locked.save(update_fields=["role", "active"])
+    if deactivated:
+        # Signed in elsewhere, they would keep working until a timeout: end every session now.
+        sessions.end_user_sessions(locked.user_id)
     return locked
 
 
@@ -947,3 +953,52 @@ def audit_verify_practice(*, practice_id: int, ran_by: str = "") -> AuditVerific
         broken_at=result.broken_at,
         reason=result.reason,
     )
+
+
+# --- the second factor ---------------------------------------------------------------------
+# django-otp's device tables carry no practice_id and no triggers: the views record access
+# events for enrolment, removal and every failed code (`audit.OTP_*`).
+
+
+@audit.atomic
+def second_factor_pending_device(*, user: Any) -> Any:
+    """The user's unconfirmed authenticator being enrolled, created on first use, so reloading
+    the enrolment page keeps the key the user may already have scanned."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+    return device
+
+
+@audit.atomic
+def second_factor_confirm(*, device: Any, count: int) -> list[str]:
+    """Confirms an enrolled authenticator and issues `count` new one-time recovery codes
+    (returned once, for showing once); any earlier devices of the user are replaced."""
+    user = device.user
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    recovery = StaticDevice.objects.create(user=user, name="recovery codes", confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(count)]
+    StaticToken.objects.bulk_create([StaticToken(device=recovery, token=c) for c in codes])
+    return codes
+
+
+@audit.atomic
+def second_factor_remove(*, user: Any) -> int:
+    """Removes all of the user's devices (a lost phone): they enrol again at their next login.
+    Returns how many were removed."""
+    removed = TOTPDevice.objects.filter(user=user).delete()[1].get("otp_totp.TOTPDevice", 0)
+    removed += StaticDevice.objects.filter(user=user).delete()[1].get("otp_static.StaticDevice", 0)
+    return removed
+
+
+@audit.atomic
+def practice_set_second_factor(*, practice: Practice, for_physicians: bool) -> Practice:
+    """Whether the practice's physicians need a second factor (admins always do)."""
+    practice = Practice.objects.select_for_update().get(pk=practice.pk)
+    if practice.second_factor_for_physicians != for_physicians:
+        practice.second_factor_for_physicians = for_physicians
+        practice.save(update_fields=["second_factor_for_physicians"])
+    return practice

@@ -4,14 +4,24 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from checklist.views import accounts, audit, cases, catalogue, checklist, notes, system
+from checklist.views import (
+    accounts,
+    audit,
+    case_rows,
+    cases,
+    catalogue,
+    checklist,
+    notes,
+    second_factor,
+    system,
+)
 
 
 class RowKindConverter:
     """Only the row kinds the case page knows, so `cases/<pk>/checklist/...` and
     `cases/<pk>/notes/...` can never be taken for a row, whatever the order below."""
 
-    regex = "|".join(sorted(cases.ROW_KINDS))
+    regex = "|".join(sorted(case_rows.ROW_KINDS))
 
     def to_python(self, value: str) -> str:
         return value
@@ -35,7 +45,23 @@ urlpatterns = [
     path("accounts/new/", accounts.account_create, name="account_create"),
     path("accounts/<int:pk>/", accounts.account_edit, name="account_edit"),
     path("accounts/<int:pk>/link/", accounts.account_link, name="account_link"),
+    path("accounts/<int:pk>/unlock/", accounts.account_unlock, name="account_unlock"),
     path("account/", accounts.my_account, name="my_account"),
+    path("session/keep-alive/", accounts.session_keep_alive, name="session_keep_alive"),
+    # second factor
+    path("login/code/", second_factor.otp_verify, name="otp_verify"),
+    path("login/enrol/", second_factor.otp_enrol, name="otp_enrol"),
+    path("reauth/", second_factor.reauth, name="reauth"),
+    path(
+        "practice/second-factor/",
+        second_factor.practice_second_factor,
+        name="practice_second_factor",
+    ),
+    path(
+        "accounts/<int:pk>/second-factor/remove/",
+        second_factor.account_second_factor_remove,
+        name="account_second_factor_remove",
+    ),
     # cases
     path("cases/", cases.case_list, name="case_list"),
     path("cases/new/", cases.case_create, name="case_create"),
@@ -52,14 +78,16 @@ urlpatterns = [
         cases.case_immune_not_assessed,
         name="case_immune_not_assessed",
     ),
-    path("cases/<int:pk>/<rowkind:kind>/new/", cases.case_row_create, name="case_row_create"),
-    path("cases/<int:pk>/<rowkind:kind>/<int:row_pk>/", cases.case_row_edit, name="case_row_edit"),
+    path("cases/<int:pk>/<rowkind:kind>/new/", case_rows.case_row_create, name="case_row_create"),
+    path(
+        "cases/<int:pk>/<rowkind:kind>/<int:row_pk>/", case_rows.case_row_edit, name="case_row_edit"
+    ),
     path(
         "cases/<int:pk>/<rowkind:kind>/<int:row_pk>/delete/",
-        cases.case_row_delete,
+        case_rows.case_row_delete,
         name="case_row_delete",
     ),
-    path("oncotree/search/", cases.oncotree_search, name="oncotree_search"),
+    path("oncotree/search/", case_rows.oncotree_search, name="oncotree_search"),
     path("cases/<int:pk>/history/", cases.case_history, name="case_history"),
     # checklist
     path("cases/<int:pk>/checklist/", checklist.checklist_page, name="checklist"),

@@ -4,6 +4,7 @@ Production safety comes from the environment: DEBUG is off unless DJANGO_DEBUG s
 and `manage.py check --deploy` is clean with production values (tests/test_settings.py).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "pgtrigger",
     "axes",
     "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "checklist",
 ]
 
@@ -68,6 +71,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "checklist.middleware.PracticeMiddleware",
     "checklist.middleware.AuditContextMiddleware",
+    "checklist.middleware.SessionTimeoutMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -98,40 +102,83 @@ if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 else:
+    # DJANGO_DB_ROLE picks the role (checklist/db_roles.py): "app" connects as the serving
+    # role (`make run`), "owner" takes the owner role (`make db`: migrations and loading);
+    # unset, the bootstrap superuser (tests: they create and flush tables).
+    _db_role = env.str("DJANGO_DB_ROLE", default="")
     DATABASES = {
         "default": {
             "ENGINE": "config.db_backend",
             "NAME": env.str("EMBEDDED_DB_NAME", default="oncoboard"),
-            "USER": "postgres",
+            "USER": "oncoboard_app" if _db_role == "app" else "postgres",
         }
     }
+    if _db_role == "owner":
+        DATABASES["default"]["OPTIONS"] = {"options": "-c role=oncoboard_owner"}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Signed audit checkpoints (checklist/checkpoints.py, README "Audit"): only the public key is
+# here; the private key stays with the checkpoint job. Development: `make db` creates a pair
+# under var/ (var/checkpoint_key.pem for the job, var/checkpoint_key.pub read here).
+_dev_checkpoint_key = BASE_DIR / "var" / "checkpoint_key.pub"
+AUDIT_CHECKPOINT_PUBLIC_KEY = env.str("AUDIT_CHECKPOINT_PUBLIC_KEY", default="") or (
+    _dev_checkpoint_key.read_text().strip() if _dev_checkpoint_key.exists() else ""
+)
+# Where checkpoints are appended, outside the database (e.g. a WORM volume): a directory (one
+# file per day) or a file.
+AUDIT_CHECKPOINT_STORE = env.str(
+    "AUDIT_CHECKPOINT_STORE", default=str(BASE_DIR / "var" / "checkpoints")
+)
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Length over composition, and no forced rotation (NIST SP 800-63B): 12 to 128 characters,
+# not a common password, not close to the user's name or email.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "checklist.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Validates nothing: its hook ends all of a user's sessions when their password changes.
+    {"NAME": "checklist.sessions.EndSessionsOnPasswordChange"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "case_list"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3  # a set-password link handed over stays valid 3 days
 
+# The lockout is per (user name, client address): one client cannot lock a user out for
+# everyone (checklist/lockout.py). Each attempt during a lockout starts it again.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
-AXES_COOLOFF_TIME = 1  # hours
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=60))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_LOCKOUT_CALLABLE = "checklist.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "checklist.lockout.client_ip"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Behind the reverse proxy the client address for the lockout is read from X-Forwarded-For,
+# believed only from these proxy addresses or networks (e.g. "127.0.0.1,10.0.0.0/24").
+BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+TRUSTED_PROXIES = env.list("DJANGO_TRUSTED_PROXIES", default=[])
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions in the database, with the user in a column of their own (checklist/sessions.py), so
+# all of a user's sessions end at once. Idle timeout and absolute lifetime are enforced by
+# checklist.middleware.SessionTimeoutMiddleware; the cookie ends with the browser; the
+# warning shows SESSION_WARNING_SECONDS before the idle end.
+SESSION_ENGINE = "checklist.sessions"
+SESSION_IDLE_SECONDS = 60 * env.int("DJANGO_SESSION_IDLE_MINUTES", default=30)
+SESSION_MAX_SECONDS = 60 * 60 * env.int("DJANGO_SESSION_MAX_HOURS", default=12)
+SESSION_WARNING_SECONDS = env.int("DJANGO_SESSION_WARNING_SECONDS", default=120)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = SESSION_MAX_SECONDS  # the row's expiry, for clearsessions
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
@@ -140,9 +187,7 @@ SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_BEHIND_PROXY", default=False) else None
-)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -18,16 +18,9 @@ from django.utils import timezone
 
 from checklist.management.commands.load_codelists import load_codelists
 from checklist.models import Membership
-from tests import factories
 from tests.factories import logged_in, make_user
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-# Test files begun before tests/factories.py existed import these names from here; new code
-# imports them from tests.factories.
-PASSWORD = factories.PASSWORD
-post_row = factories.post_row
-set_metastasis_status = factories.set_metastasis_status
 
 # How far the `clock` fixture moves the clock for its second run: two years, so a date a form
 # compares with today that is hard-coded in a test fails now, not in two years.
@@ -72,6 +65,10 @@ def clock(request):
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # No test reads the development checkpoints under var/ (tests/test_audit_checkpoints.py
+    # sets its own key and store).
+    settings.AUDIT_CHECKPOINT_PUBLIC_KEY = ""
+    settings.AUDIT_CHECKPOINT_STORE = "/nonexistent/oncoboard-checkpoints"
 
 
 @pytest.fixture

@@ -10,12 +10,16 @@ the `clock` fixture.
 from __future__ import annotations
 
 import re
+import time
 from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from checklist.models import (
     AdverseEvent,
@@ -31,6 +35,7 @@ from checklist.models import (
     TherapyLine,
     Tumour,
 )
+from checklist.second_factor import REAUTH_SESSION_KEY
 from checklist.services import note_create
 
 PASSWORD = "correct-horse-Battery-9"
@@ -47,10 +52,42 @@ def make_user(username: str, practice: Practice, role: str, **extra: Any) -> Any
     return user
 
 
-def logged_in(user: Any) -> Client:
+def logged_in(user: Any, *, verified: bool = True) -> Client:
+    """A client logged in as `user`; `verified` (the default) also passes the second factor,
+    as after the code step, with the user's test authenticator (`otp_device`)."""
     client = Client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    if verified:
+        verify_session(client, user)
     return client
+
+
+def otp_device(user: Any) -> TOTPDevice:
+    """The user's confirmed authenticator for tests; its codes come from `totp_code`."""
+    device, _ = TOTPDevice.objects.get_or_create(
+        user=user, name="test", defaults={"confirmed": True}
+    )
+    return device
+
+
+def totp_code(device: TOTPDevice) -> str:
+    """The device's current code. The device accepts each time step once and waits longer
+    after each wrong code: forget both, so a test may log in twice within 30 seconds and give
+    the right code right after a wrong one."""
+    TOTPDevice.objects.filter(pk=device.pk).update(
+        last_t=-1, throttling_failure_count=0, throttling_failure_timestamp=None
+    )
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+
+
+def verify_session(client: Client, user: Any) -> None:
+    """Marks the client's session as having passed the second factor, as `django_otp.login`
+    does after a correct code."""
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = otp_device(user).persistent_id
+    # The code step counts as a re-authentication for exports and account management.
+    session[REAUTH_SESSION_KEY] = time.time()
+    session.save()
 
 
 # --- dates ------------------------------------------------------------------------------

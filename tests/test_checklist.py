@@ -295,11 +295,12 @@ def test_the_checklist_page_queries_are_constant(
     seed_rows(case, lines)
     TherapyLine.objects.filter(case=case).update(category=template)
     alice_client.get(f"/cases/{case.pk}/checklist/")
-    # 1 session, 2 user, 3 memberships, 4 the case (access helper),
+    # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
+    # 4 the case (access helper),
     # 5-16 its rows (as on the case page), 17 the checklist, 18 the newest published version
     # (for the notice), 19 the categories, 20 code labels, 21 metastasis-site labels,
     # 22 the access event.
-    with django_assert_num_queries(22):
+    with django_assert_num_queries(23):
         response = alice_client.get(f"/cases/{case.pk}/checklist/")
     assert len(_codes(response.content.decode())) == categories
 

@@ -33,7 +33,7 @@ def test_it_answers_htmx_with_the_status_line_and_the_revision_only(alice_client
     assert "Saved at" in html and "set by" in html
     assert (
         f'<input type="hidden" name="revision" id="item-revision-{chemo.pk}" value="1"'
-        ' hx-swap-oob="true">' in html
+        ' data-hx-swap-oob="true">' in html
     )
     # Neither the card nor its inputs: what the physician typed meanwhile stays.
     assert "<article" not in html and "<textarea" not in html and 'name="status"' not in html
@@ -53,7 +53,7 @@ def test_a_stale_htmx_save_is_refused_in_the_status_line(alice_client, case, che
     # The note the colleague saved is shown; the typed one is left alone in the browser.
     assert "Anna&#x27;s" in html and "Mine" not in html and "<textarea" not in html
     # The current revision goes back, so saving again on purpose is taken.
-    assert f'id="item-revision-{chemo.pk}" value="1" hx-swap-oob="true"' in html
+    assert f'id="item-revision-{chemo.pk}" value="1" data-hx-swap-oob="true"' in html
     assert ChecklistItem.objects.get().note == "Anna's"
     again = alice_client.post(url, {"status": "raise", "note": "Mine", "revision": 1}, **HTMX)
     assert "Saved at" in again.content.decode()
@@ -89,12 +89,12 @@ def test_the_card_form_queues_its_saves_and_swaps_only_its_status_line(alice_cli
     form = re.search(rf'<form[^>]*action="/cases/{case.pk}/checklist/{chemo.pk}/"[^>]*>', html)
     assert form is not None
     tag = form.group(0)
-    assert 'hx-sync="this:queue last"' in tag
-    assert f'hx-target="#item-status-{chemo.pk}" hx-swap="innerHTML"' in tag
+    assert 'data-hx-sync="this:queue last"' in tag
+    assert f'data-hx-target="#item-status-{chemo.pk}" data-hx-swap="innerHTML"' in tag
     assert "outerHTML" not in tag
     # status at once, the note after a pause in typing, or the Save button; no eval filters
     assert (
-        'hx-trigger="submit, change target:input[type=radio], input delay:1s target:textarea"'
+        'data-hx-trigger="submit, change target:input[type=radio], input delay:1s target:textarea"'
         in tag
     )
     assert f'id="item-status-{chemo.pk}" data-testid="set-by"' in html
@@ -134,11 +134,12 @@ def test_the_item_post_queries_are_constant(
     seed_rows(case, lines)
     TherapyLine.objects.filter(case=case).update(category=chemo)
     alice_client.post(url, {"status": "raise", "note": "first", "revision": 0}, **HTMX)
-    # 1 session, 2 user, 3 memberships, 4 the case (access helper), 5 the checklist (the
+    # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
+    # 4 the case (access helper), 5 the checklist (the
     # version it is worked under), 6 the category, 7 SAVEPOINT, 8 the audit context, 9 the
     # checklist locked, 10 the item locked, 11 the item saved, 12 RELEASE SAVEPOINT, 13 the
     # acting user's profile (their name on the status line).
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         response = alice_client.post(
             url, {"status": "discussed", "note": "second", "revision": 1}, **HTMX
         )

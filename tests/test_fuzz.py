@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checklist.views.cases import ROW_KINDS
+from checklist.views.case_rows import ROW_KINDS
 from tests.factories import make_note
 
 FIELD_VALUES = st.one_of(

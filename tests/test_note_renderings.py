@@ -294,7 +294,8 @@ def _expected(
                 elif isinstance(value, date):
                     text = value.isoformat()
                 elif isinstance(value, Decimal):
-                    text = f"{value.normalize():f}"
+                    # In the reader's decimal separator: "1,25" for a German reader.
+                    text = f"{value.normalize():f}".replace(".", "," if language == "de" else ".")
                 else:
                     text = str(value)
                 expected.append((key, label, text))

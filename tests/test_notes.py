@@ -293,7 +293,8 @@ def test_the_note_page_queries_are_constant(
         alice_client.get(f"/notes/{note}/")
 
 
-# 1 session, 2 user, 3 memberships, 4 the note with its case,
+# 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
+# 4 the note with its case,
 # 5 the newest version, 6-17 the case's rows (tumours, staging, biomarkers, metastases,
 # lines, their events, performance, immune findings, immune events, comorbidities, organ
 # function, medication), 18 the labels of every code list the note names (one query, both
@@ -302,7 +303,7 @@ def test_the_note_page_queries_are_constant(
 # labels (the signing check's facts), 25 deviation labels, 26 outcomes. The signing check
 # reads the record already loaded. (27 before the note's labels came from one query instead
 # of three.)
-QUERIES_NOTE_PAGE = 26
+QUERIES_NOTE_PAGE = 27
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):

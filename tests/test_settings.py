@@ -13,6 +13,7 @@ PRODUCTION_ENV = {
     "DJANGO_SECURE_SSL_REDIRECT": "true",
     "DJANGO_HSTS_SECONDS": "31536000",
     "DJANGO_BEHIND_PROXY": "true",
+    "DJANGO_TRUSTED_PROXIES": "127.0.0.1,::1",
     "DATABASE_URL": "postgres://app@127.0.0.1:1/unused",
 }
 

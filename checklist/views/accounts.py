@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -11,16 +12,22 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from checklist import audit, forms, services
-from checklist.access import PracticeRequest, practice_required
+from checklist import audit, forms, lockout, second_factor, services, sessions
+from checklist.access import (
+    PracticeRequest,
+    practice_required,
+    recent_reauth_required,
+    second_factor_step,
+)
 from checklist.forms import AccountCreateForm, AccountTitleForm, LoginForm, MembershipForm
 from checklist.middleware import SESSION_KEY
 from checklist.models import AccountProfile, Membership, display_name
@@ -108,8 +115,11 @@ def _hand_over(request: PracticeRequest, membership: Membership) -> HttpResponse
 
 
 @login_required
-def my_account(request: HttpRequest) -> HttpResponse:
+def my_account(request: HttpRequest) -> HttpResponseBase:
     """The user's own account: their name as every page shows it, and their title."""
+    pending = second_factor_step(request)
+    if pending is not None:
+        return pending
     user = request.user
     form = AccountTitleForm(request.POST or None, initial={"title": _title_of(user)})
     if request.method == "POST" and form.is_valid():
@@ -123,9 +133,27 @@ def my_account(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_keep_alive(request: HttpRequest) -> HttpResponse:
+    """The seconds until the session ends without activity, for the warning in app.js. GET asks
+    (sent as background, so asking is not activity); POST is the "Stay signed in" button: the
+    user is active now. A session past its timeout never gets here (SessionTimeoutMiddleware
+    answers `{"seconds_left": 0}`)."""
+    now = time.time()
+    if request.method == "POST":
+        sessions.touch(request.session, now)
+    return JsonResponse(
+        {
+            "seconds_left": sessions.seconds_left(request.session, now),
+            "final": sessions.ends_at_max(request.session, now),
+        }
+    )
+
+
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def account_list(request: PracticeRequest) -> HttpResponse:
-    memberships = (
+    memberships = lockout.with_locked(
         Membership.objects.for_practice(request.practice)
         .select_related("user__account_profile")
         .order_by("-active", "user__username")
@@ -134,6 +162,30 @@ def account_list(request: PracticeRequest) -> HttpResponse:
 
 
 @practice_required(role=Membership.PRACTICE_ADMIN)
+@require_POST
+@recent_reauth_required
+def account_unlock(request: PracticeRequest, pk: int) -> HttpResponse:
+    """Ends a lockout of one of this practice's users, from every address, audited."""
+    membership = _get_membership_for_admin(request, pk)
+    username = membership.user.get_username()
+    with transaction.atomic():
+        lockout.unlock(username)
+        audit.record_access(
+            request,
+            audit.ACCOUNT_UNLOCKED,
+            practice_id=membership.practice_id,
+            table="checklist_membership",
+            row_id=membership.pk,
+            detail={"account": username},
+        )
+    messages.success(
+        request, _("%(name)s can log in again.") % {"name": display_name(membership.user)}
+    )
+    return redirect("account_list")
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+@recent_reauth_required
 def account_create(request: PracticeRequest) -> HttpResponse:
     form = AccountCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -143,6 +195,7 @@ def account_create(request: PracticeRequest) -> HttpResponse:
 
 
 @practice_required(role=Membership.PRACTICE_ADMIN)
+@recent_reauth_required
 def account_edit(request: PracticeRequest, pk: int) -> HttpResponse:
     membership = _get_membership_for_admin(request, pk)
     initial = {
@@ -165,10 +218,20 @@ def account_edit(request: PracticeRequest, pk: int) -> HttpResponse:
             services.account_set_title(user=membership.user, title=form.cleaned_data["title"])
             messages.success(request, _("The account was saved."))
             return redirect("account_list")
-    return render(request, "checklist/account_edit.html", {"form": form, "membership": membership})
+    return render(
+        request,
+        "checklist/account_edit.html",
+        {
+            "form": form,
+            "membership": membership,
+            "locked": lockout.is_locked(membership.user.get_username()),
+            "has_second_factor": second_factor.has_device(membership.user),
+        },
+    )
 
 
 @practice_required(role=Membership.PRACTICE_ADMIN)
+@recent_reauth_required
 @require_POST
 def account_link(request: PracticeRequest, pk: int) -> HttpResponse:
     """A new set-password link, only for an account that has no password yet and belongs to

@@ -15,8 +15,9 @@ from django.utils import timezone
 from django.utils.translation import get_language
 
 from checklist import audit, forms, services
-from checklist.access import PracticeRequest, practice_required
+from checklist.access import PracticeRequest, practice_required, recent_reauth_required
 from checklist.models import (
+    AuditCheckpoint,
     AuditEvent,
     AuditVerification,
     BoardNoteVersion,
@@ -156,6 +157,7 @@ def audit_trail(request: PracticeRequest) -> HttpResponse:
 
 
 @practice_required(role=Membership.PRACTICE_ADMIN)
+@recent_reauth_required
 def audit_export(request: PracticeRequest) -> StreamingHttpResponse:
     """The filtered trail as CSV, streamed from a server-side cursor: the download starts at
     once and memory stays flat however many rows there are."""
@@ -276,5 +278,11 @@ def audit_chain(request: PracticeRequest) -> HttpResponse:
     return render(
         request,
         "checklist/audit_chain.html",
-        {"runs": [(run, names.get(run.ran_by, run.ran_by)) for run in runs]},
+        {
+            "runs": [(run, names.get(run.ran_by, run.ran_by)) for run in runs],
+            # The newest signed checkpoint's copy (display only: audit_verify reads the store).
+            "checkpoint": AuditCheckpoint.objects.filter(chain=practice.pk)
+            .order_by("-seq", "-taken_at")
+            .first(),
+        },
     )

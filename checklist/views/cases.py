@@ -1,60 +1,44 @@
-"""The case record: list, header, factor statuses, rows (create, edit, delete), OncoTree
-type-ahead and the case history.
+"""The case record: list, header, factor statuses, the case page and the case history.
 
-Rows and the case's own forms work in place on the case page: the same URLs answer a full page
-to a normal request and the page's section (`templates/checklist/_case_<section>.html`) to an
-htmx request, the form in the section; after a save the section comes back with the row and,
-out of band, the factor summary, the timeline and the new case version (`_section`)."""
+The case's own forms work in place on the case page like its rows (`case_sections`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
-from django.db.models.functions import Length
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _l
 from django.views.decorators.http import require_POST
 
 from checklist import audit, forms, services
 from checklist.access import PracticeRequest, get_case_for_user, practice_required
 from checklist.models import (
     COMMON_BIOMARKERS,
-    AdverseEvent,
     AuditEvent,
-    Biomarker,
     Case,
-    CaseRow,
-    Code,
-    Comorbidity,
-    ImmuneAdverseEvent,
-    ImmuneFinding,
-    Medication,
     Membership,
-    Metastasis,
-    OrganFunction,
-    PerformanceStatus,
     Situation,
-    StagingRecord,
-    TherapyLine,
     Tumour,
 )
-from checklist.record import CaseRecord, catalogue_categories
+from checklist.record import CaseRecord
 from checklist.views.audit import event_rows, keyset_page
+from checklist.views.case_sections import (
+    InlineCaseForm,
+    inline_context,
+    section_response,
+    stale_section,
+)
 from checklist.views.common import (
     already_saved_message,
-    duplicate_question,
     expected_version,
     query_int,
     stale_response,
@@ -69,341 +53,6 @@ SORTS = {
     "-updated": (("updated_at", "pk"), True),
     "-created": (("created_at", "pk"), True),
 }
-
-
-@dataclass(frozen=True)
-class RowKind:
-    model: type[CaseRow]
-    form: type[forms.RowForm]
-    title: Any
-    anchor: str
-
-
-ROW_KINDS: dict[str, RowKind] = {
-    "tumour": RowKind(Tumour, forms.TumourForm, _l("Primary tumour"), "tumours"),
-    "staging": RowKind(StagingRecord, forms.StagingForm, _l("Staging record"), "staging"),
-    "biomarker": RowKind(Biomarker, forms.BiomarkerForm, _l("Biomarker result"), "biomarkers"),
-    "metastasis": RowKind(Metastasis, forms.MetastasisForm, _l("Metastasis"), "metastases"),
-    "line": RowKind(TherapyLine, forms.TherapyLineForm, _l("Therapy line"), "therapy"),
-    "event": RowKind(AdverseEvent, forms.AdverseEventForm, _l("Adverse event"), "therapy"),
-    "performance": RowKind(
-        PerformanceStatus, forms.PerformanceStatusForm, _l("Performance status"), "performance"
-    ),
-    "immune": RowKind(
-        ImmuneFinding, forms.ImmuneFindingForm, _l("Immune-relevant findings"), "immune"
-    ),
-    "irae": RowKind(
-        ImmuneAdverseEvent,
-        forms.ImmuneAdverseEventForm,
-        _l("Prior immune-related adverse event"),
-        "immune",
-    ),
-    "comorbidity": RowKind(Comorbidity, forms.ComorbidityForm, _l("Comorbidity"), "situation"),
-    "organ": RowKind(OrganFunction, forms.OrganFunctionForm, _l("Organ function"), "situation"),
-    "medication": RowKind(Medication, forms.MedicationForm, _l("Current medication"), "situation"),
-}
-
-
-@dataclass(frozen=True)
-class InlineCaseForm:
-    """A form of the case itself shown in place: its section, its template, the form's id and
-    the element that takes the focus after a save."""
-
-    anchor: str
-    template: str
-    form_id: str
-    saved_focus: str
-
-
-def _row_kind(kind: str) -> RowKind:
-    if kind not in ROW_KINDS:
-        raise Http404
-    return ROW_KINDS[kind]
-
-
-def _row_form(
-    request: PracticeRequest,
-    case: Case,
-    kind: str,
-    instance: Any = None,
-    *,
-    bound: bool = True,
-    line: Any = None,
-) -> Any:
-    """The form of one row kind: bound to the POST unless `bound` is false (a fresh form after
-    "save and add another"). Inline forms get ids of their own, since several can be open on
-    the case page at once; the tumour form keeps the ids its type-ahead refers to."""
-    row_kind = _row_kind(kind)
-    extra: dict[str, Any] = {}
-    if row_kind.form is forms.TherapyLineForm:
-        extra["categories"] = catalogue_categories(case.practice_id)
-    if kind == "event" and instance is None and (line or request.method == "GET"):
-        extra["initial"] = {"line": line or request.GET.get("line")}
-    if request.htmx and kind != "tumour":
-        extra["auto_id"] = f"id_{kind}_%s"
-    return row_kind.form(
-        (request.POST or None) if bound else None,
-        instance=instance,
-        case=case,
-        language=get_language(),
-        **extra,
-    )
-
-
-@practice_required(role=Membership.PHYSICIAN)
-def case_row_create(request: PracticeRequest, pk: int, kind: str) -> HttpResponse:
-    case = get_case_for_user(request, pk)
-    return _save_row(request, case, kind, _row_form(request, case, kind))
-
-
-@practice_required(role=Membership.PHYSICIAN)
-def case_row_edit(request: PracticeRequest, pk: int, kind: str, row_pk: int) -> HttpResponse:
-    case = get_case_for_user(request, pk)
-    row = get_object_or_404(_row_kind(kind).model.objects.filter(case=case), pk=row_pk)
-    return _save_row(request, case, kind, _row_form(request, case, kind, row))
-
-
-def _save_row(request: PracticeRequest, case: Case, kind: str, form: Any) -> HttpResponse:
-    row_kind = _row_kind(kind)
-    context = {
-        "form": form,
-        "case": case,
-        "kind": kind,
-        "title": row_kind.title,
-        "markers": COMMON_BIOMARKERS,
-        "anchor": row_kind.anchor,
-        "form_action": _row_action(case, kind, form.instance),
-    }
-    if request.method == "POST" and form.instance.pk is None:
-        token = request.POST.get("submission_token")
-        done = services.submission_applied(token=token, user=request.user)
-        if done is not None:
-            return _row_already_saved(request, case, kind, done)
-    if request.method == "POST" and form.is_valid():
-        try:
-            row = services.case_row_save(
-                case=case,
-                row=form.save(commit=False),
-                acting_user=request.user,
-                expected_version=expected_version(request),
-                token=request.POST.get("submission_token"),
-                confirm_duplicate=request.POST.get("confirm_duplicate") == "on",
-            )
-        except services.AlreadySaved as error:
-            return _row_already_saved(request, case, kind, error)
-        except services.PossibleDuplicate as error:
-            url = reverse("case_detail", kwargs={"pk": case.pk})
-            context["duplicate"] = duplicate_question(
-                error, row_kind.title, f"{url}#{kind}-{error.existing.pk}"
-            )
-        except services.StaleVersion as error:
-            return _stale(request, error, context, row_kind.anchor)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            for warning in form.warnings:
-                messages.warning(request, warning)
-            messages.success(request, _saved_message(form))
-            if row.case.metastasis_status != case.metastasis_status:
-                messages.info(
-                    request,
-                    _("Metastasis status set to “%(status)s”.")
-                    % {"status": row.case.get_metastasis_status_display()},
-                )
-            return _row_saved(request, kind, row)
-    if request.method == "POST":  # sent back: the form keeps the version it was opened at
-        context["form_version"] = expected_version(request)
-    if request.htmx:
-        return _row_form_section(request, case, kind, context)
-    return render(request, "checklist/case_row_form.html", context)
-
-
-def _row_already_saved(
-    request: PracticeRequest, case: Case, kind: str, error: services.AlreadySaved
-) -> HttpResponse:
-    """A second POST of a create form: nothing was saved again; the case page (or, inline, the
-    section) shows the row the first POST created."""
-    messages.info(request, already_saved_message(error))
-    anchor = ROW_KINDS[kind].anchor
-    row_id = f"{kind}-{error.submission.object_id}"
-    if request.htmx:
-        fresh = get_case_for_user(request, case.pk)
-        return _section(request, fresh, anchor, oob=True, focus=row_id)
-    return redirect(reverse("case_detail", kwargs={"pk": case.pk}) + f"#{row_id}")
-
-
-def _saved_message(form: forms.RowForm) -> str:
-    """Names the numbers of the saved row as stored, with their units ("Lymphocytes 0.9 ×
-    10⁹/L saved."), so a number read wrongly shows at once; "Saved." for rows without."""
-    values = form.saved_values()
-    if not values:
-        return _("Saved.")
-    return _("%(values)s saved.") % {"values": ", ".join(values)}
-
-
-def _row_action(case: Case, kind: str, instance: Any) -> str:
-    if instance is not None and instance.pk:
-        return reverse("case_row_edit", kwargs={"pk": case.pk, "kind": kind, "row_pk": instance.pk})
-    return reverse("case_row_create", kwargs={"pk": case.pk, "kind": kind})
-
-
-def _inline(context: dict[str, Any], template: str = "checklist/_row_form.html") -> dict[str, Any]:
-    """The context of a form shown in place on the case page: in its section's slot, an
-    adverse event's in the card of its therapy line."""
-    anchor = context["anchor"]
-    form = context["form"]
-    slot, line = anchor, None
-    if context.get("kind") == "event":
-        line = query_int(str(form["line"].value() or ""))
-        if line is not None:
-            slot = f"line-{line}"
-    return {
-        **context,
-        "inline_template": template,
-        "inline_slot": slot,
-        "inline_line": line,
-        "focus": context.get("form_id") or f"{context['kind']}-form",
-    }
-
-
-def _section(
-    request: PracticeRequest,
-    section_case: Case,
-    section: str,
-    /,
-    *,
-    status: int = 200,
-    oob: bool = False,
-    old_version: int | None = None,
-    also: list[str] | None = None,
-    **extra: Any,
-) -> HttpResponse:
-    """One section of the case page, for htmx. After a change (`oob`) the response also
-    carries the factor summary, the timeline and the record version, and moves every other
-    form on the page that was at `old_version` (the version this user's own save started
-    from) to the new one, so the user's own save never makes them stale; a form opened at
-    another version stays at it and meets a real conflict as before."""
-    record = CaseRecord.load(section_case)
-    language = get_language()
-    context: dict[str, Any] = {
-        "inline_slot": section,
-        "section_messages": list(messages.get_messages(request)),
-        **extra,
-        "case": section_case,
-        "anchor": section,
-        "record": record,
-        "site_labels": partial(record.site_labels, language),
-        "code_labels": partial(record.code_labels, language),
-        "markers": COMMON_BIOMARKERS,
-        "section_template": f"checklist/_case_{section}.html",
-        "oob": oob,
-        "old_version": old_version,
-        "also_templates": [f"checklist/_case_{name}.html" for name in also or []],
-    }
-    if context.get("inline_line") not in {line.pk for line in record.lines}:
-        if context.get("inline_line") is not None:  # not a line of this case: the section's slot
-            context["inline_slot"] = section
-        context["inline_line"] = None
-    if oob:
-        context["summary"] = record.summary
-        context["timeline"] = record.timeline(timezone.localdate(), language)
-    return render(request, "checklist/_case_section.html", context, status=status)
-
-
-def _row_form_section(
-    request: PracticeRequest, case: Case, kind: str, context: dict[str, Any]
-) -> HttpResponse:
-    """An inline row form in its section: opened (200) or sent back with its errors and the
-    input as typed (422)."""
-    status = 422 if request.method == "POST" else 200
-    return _section(request, case, context["anchor"], status=status, **_inline(context))
-
-
-def _row_saved(request: PracticeRequest, kind: str, row: Any) -> HttpResponse:
-    """After a row was saved: the case page, or a new empty form ("save and add another");
-    for htmx the section with the new row to focus, or with the new form."""
-    row_kind = ROW_KINDS[kind]
-    case = row.case  # the locked instance: the version and editor this save produced
-    another = bool(request.POST.get("another"))
-    line = row.line_id if kind == "event" else None
-    if not request.htmx:
-        if another:
-            url = reverse("case_row_create", kwargs={"pk": case.pk, "kind": kind})
-            return redirect(url + (f"?line={line}" if line else ""))
-        return redirect(reverse("case_detail", kwargs={"pk": case.pk}) + f"#{row_kind.anchor}")
-    extra: dict[str, Any] = {"focus": f"{kind}-{row.pk}"}
-    if another:
-        form = _row_form(request, case, kind, bound=False, line=line)
-        extra = _inline(
-            {
-                "form": form,
-                "case": case,
-                "kind": kind,
-                "title": row_kind.title,
-                "anchor": row_kind.anchor,
-                "form_action": _row_action(case, kind, None),
-            }
-        )
-    return _section(
-        request, case, row_kind.anchor, oob=True, old_version=expected_version(request), **extra
-    )
-
-
-def _stale(
-    request: PracticeRequest,
-    error: services.StaleVersion,
-    context: dict[str, Any],
-    anchor: str,
-    template: str = "checklist/_row_form.html",
-) -> HttpResponse:
-    """Another user changed the case since the form was opened: nothing was saved. Inline,
-    the section shows the changes and the form again with the input kept, at the current
-    version, to be saved again."""
-    if not request.htmx:
-        return stale_response(request, error, context)
-    changes = audit.case_changes_since(error.case, error.expected)
-    extra = _inline({**context, "anchor": anchor}, template) if context.get("form") else {}
-    extra.update({"stale": True, "stale_changes": changes, "focus": "stale-alert"})
-    extra.pop("form_version", None)  # saved again, it is checked against the current version
-    return _section(request, error.case, anchor, status=409, oob=True, **extra)
-
-
-@practice_required(role=Membership.PHYSICIAN)
-def case_row_delete(request: PracticeRequest, pk: int, kind: str, row_pk: int) -> HttpResponse:
-    case = get_case_for_user(request, pk)
-    row_kind = _row_kind(kind)
-    row = get_object_or_404(row_kind.model.objects.filter(case=case), pk=row_pk)
-    context = {"case": case, "row": row, "kind": kind, "title": row_kind.title}
-    if request.method == "POST":
-        try:
-            services.case_row_delete(
-                case=case,
-                row=row,
-                acting_user=request.user,
-                expected_version=expected_version(request),
-            )
-        except services.StaleVersion as error:
-            return stale_response(request, error, context)
-        messages.success(request, _("Deleted."))
-        return redirect(reverse("case_detail", kwargs={"pk": case.pk}) + f"#{row_kind.anchor}")
-    return render(request, "checklist/case_row_delete.html", context)
-
-
-@practice_required()
-def oncotree_search(request: PracticeRequest) -> HttpResponse:
-    """Type-ahead over OncoTree names and codes; tissues are shown for context, not offered."""
-    params = valid(forms.OncotreeQuery(request.GET)).cleaned_data
-    query = (params["oncotree"] or params["q"]).strip()
-    if "(" in query:
-        query = query.split("(")[0].strip()
-    results: list[Code] = []
-    if len(query) >= 2:
-        results = list(
-            Code.objects.filter(system="oncotree", selectable=True)
-            .filter(Q(display__icontains=query) | Q(code__istartswith=query))
-            .order_by(Length("display"), "display")[:15]
-        )
-    return render(request, "checklist/_oncotree_results.html", {"results": results, "query": query})
 
 
 def _case_list_queryset(
@@ -571,13 +220,13 @@ def case_prior_therapy(request: PracticeRequest, pk: int) -> HttpResponse:
             )
         except services.StaleVersion as error:
             if request.htmx:
-                return _stale(request, error, {}, "therapy")
+                return stale_section(request, error, {}, "therapy")
             return stale_response(request, error, {"form": form, "title": _("Prior therapy")})
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         else:
             if request.htmx:
-                return _section(
+                return section_response(
                     request,
                     case,
                     "therapy",
@@ -586,7 +235,7 @@ def case_prior_therapy(request: PracticeRequest, pk: int) -> HttpResponse:
                     focus="prior-therapy-form",
                 )
         if request.htmx:
-            return _section(request, case, "therapy", status=422)
+            return section_response(request, case, "therapy", status=422)
         return redirect(reverse("case_detail", kwargs={"pk": case.pk}) + "#therapy")
     return redirect("case_detail", pk=case.pk)
 
@@ -615,7 +264,7 @@ def _save_case_form(
             )
         except services.StaleVersion as error:
             if inline is not None:
-                return _stale(request, error, context, inline.anchor, inline.template)
+                return stale_section(request, error, context, inline.anchor, inline.template)
             return stale_response(request, error, context)
         except ValidationError as error:
             form.add_error(None, error)
@@ -624,7 +273,7 @@ def _save_case_form(
             if htmx and inline is not None:
                 # The tumour section says "cancer of unknown primary" from the case itself.
                 also = ["tumours"] if "unknown_primary" in form.changed_data else []
-                return _section(
+                return section_response(
                     request,
                     updated,
                     inline.anchor,
@@ -641,8 +290,8 @@ def _save_case_form(
             case = get_case_for_user(request, case.pk)
             context["form_version"] = expected_version(request)
         status = 422 if request.method == "POST" else 200
-        return _section(
-            request, case, inline.anchor, status=status, **_inline(context, inline.template)
+        return section_response(
+            request, case, inline.anchor, status=status, **inline_context(context, inline.template)
         )
     return render(request, template, context)
 
@@ -689,10 +338,10 @@ def case_immune_not_assessed(request: PracticeRequest, pk: int) -> HttpResponse:
         )
     except services.StaleVersion as error:
         if request.htmx:
-            return _stale(request, error, {}, "immune")
+            return stale_section(request, error, {}, "immune")
         return stale_response(request, error, {})
     if request.htmx:
-        return _section(
+        return section_response(
             request,
             case,
             "immune",

@@ -18,12 +18,13 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from checklist import audit, forms, notes, services
+from checklist import audit, forms, notes, second_factor, services
 from checklist.access import (
     PracticeRequest,
     get_case_for_user,
     get_note_for_user,
     practice_required,
+    recent_reauth_required,
 )
 from checklist.models import (
     BoardNote,
@@ -35,6 +36,7 @@ from checklist.models import (
 )
 from checklist.record import CaseRecord
 from checklist.views.common import already_saved_message, duplicate_question, query_int, valid
+from checklist.views.second_factor import accept_code
 
 
 def _version(note: BoardNote, number: int | None = None) -> BoardNoteVersion:
@@ -222,9 +224,13 @@ def note_sign(request: PracticeRequest, pk: int) -> HttpResponse:
     if version.state == NoteState.SIGNED and request.method != "POST":
         messages.info(request, _("This version is signed already."))
         return redirect("note_detail", pk=note.pk)
-    form = forms.SignForm(request.POST or None, user=request.user)
+    # The code too when the user has a second factor and gave no code in the last minutes.
+    with_code = second_factor.has_device(request.user) and not second_factor.reauth_is_recent(
+        request.session
+    )
+    form = forms.SignForm(request.POST or None, user=request.user, with_code=with_code)
     if request.method == "POST":
-        if form.is_valid():
+        if form.is_valid() and (not with_code or accept_code(request, form)):
             try:
                 services.note_sign(
                     version=version,
@@ -257,6 +263,7 @@ def note_sign(request: PracticeRequest, pk: int) -> HttpResponse:
         form = forms.SignForm(
             initial={"revision": version.revision, "case_version": note.case.version},
             user=request.user,
+            with_code=with_code,
         )
     return render(
         request,
@@ -327,6 +334,7 @@ def note_print(request: PracticeRequest, pk: int, number: int) -> HttpResponse:
 
 
 @practice_required()
+@recent_reauth_required
 def note_pdf(request: PracticeRequest, pk: int, number: int) -> HttpResponse:
     note, version, snapshot, language = _export_version(
         request, pk, number, op=audit.EXPORTED, fmt="pdf"
@@ -343,6 +351,7 @@ def note_pdf(request: PracticeRequest, pk: int, number: int) -> HttpResponse:
 
 
 @practice_required()
+@recent_reauth_required
 def note_text(request: PracticeRequest, pk: int, number: int) -> HttpResponse:
     _note, version, snapshot, language = _export_version(
         request, pk, number, op=audit.EXPORTED, fmt="markdown"

@@ -14,4 +14,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         name = str(self.settings_dict.get("NAME") or "postgres")
         created_by_django = name == "postgres" or name.startswith("test_")
         params.update(embedded_db.connection_params(None if created_by_django else name))
+        # The serving role connects as itself (settings `DJANGO_DB_ROLE`).
+        params["user"] = self.settings_dict.get("USER") or params["user"]
         return params

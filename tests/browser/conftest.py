@@ -19,8 +19,36 @@ from tests.browser.pages import ARTIFACTS, screenshot  # noqa: F401
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ANSWERED_IN_PLACE = re.compile(
-    r"^Failed to load resource: the server responded with a status of (409|422) "
+    r"^Failed to load resource: the server responded with a status of (409|422|429) "
 )
+# axe-core (npm, installed by `make`) is put into every page the browser tests visit by
+# Playwright (CDP, so the CSP, which refuses script tags, does not apply); it checks each page
+# when it has loaded and reports through a binding; the test's last page is checked again at
+# the end (what its clicks and htmx swaps left). Serious and critical violations fail the test.
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN = """async () => {
+  while (window.__axeRunning) await new Promise((r) => setTimeout(r, 20));
+  window.__axeRunning = true;
+  try {
+    // Colours mid-transition (a button just clicked) are no one's contrast: wait them out.
+    await Promise.race([
+      Promise.all(document.getAnimations().map((a) => a.finished.catch(() => null))),
+      new Promise((r) => setTimeout(r, 2000)),
+    ]);
+    const result = await axe.run(document, {resultTypes: ["violations"]});
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  } finally {
+    window.__axeRunning = false;
+  }
+}"""
+AXE_ON_LOAD = f"""
+if (window.top === window) {{
+  window.addEventListener("load", () => setTimeout(async () => {{
+    window.__axeReport(location.href, await ({AXE_RUN})());
+  }}, 0));
+}}"""
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -47,15 +75,30 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `make node_modules/axe-core/axe.min.js` (npm ci)")
+    return AXE.read_text()
+
+
+def axe_violations(page, axe_source: str) -> list[str]:
+    """Serious and critical axe-core violations on the page as it is now: "impact rule: targets"."""
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.evaluate(axe_source)
+    return [f"{page.url}: {v}" for v in page.evaluate(AXE_RUN)]
+
+
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, axe_source):
     context = browser.new_context(base_url=live_server.url, locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(10_000)
     # Every browser test fails on a console error or an uncaught exception: a CSP violation
     # (the CSP allows no inline script or style), a failed request, a script error.
     # Not counted: Chromium's note on a 409 or 422 answer, which the case page's inline forms
-    # get on purpose (a conflict, a form sent back with its errors) and show in place.
+    # get on purpose (a conflict, a form sent back with its errors) and show in place, and on
+    # the 429 of the login lockout's page.
     errors: list[str] = []
     page.on(
         "console",
@@ -67,6 +110,16 @@ def page(browser, live_server):
     )
     page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
     page.console_errors = errors  # type: ignore[attr-defined]
+    violations: list[str] = []
+    page.expose_binding(
+        "__axeReport", lambda _source, url, found: violations.extend(f"{url}: {v}" for v in found)
+    )
+    page.add_init_script(axe_source + AXE_ON_LOAD)
+    page.axe_violations = lambda: axe_violations(page, axe_source)  # type: ignore[attr-defined]
     yield page
+    if not page.is_closed() and page.url.startswith("http"):
+        violations.extend(axe_violations(page, axe_source))
     context.close()
     assert not errors, f"console errors: {errors}"
+    unique = list(dict.fromkeys(violations))
+    assert not unique, "axe-core (serious/critical):\n" + "\n".join(unique)

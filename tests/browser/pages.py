@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.factories import PASSWORD
+from django.contrib.auth import get_user_model
+
+from tests.factories import PASSWORD, otp_device, totp_code
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -19,10 +21,15 @@ def screenshot(page, name: str) -> Path:
 
 
 def login(page, username="alice"):
+    """Password, then the code of the user's test authenticator (created here if needed)."""
+    device = otp_device(get_user_model().objects.get(username=username))
     page.goto("/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/login/code/**")
+    page.get_by_label("Code").fill(totp_code(device))
+    page.get_by_role("button", name="Verify").click()
     page.wait_for_url("**/cases/")
 
 

@@ -33,7 +33,7 @@ def test_a_physician_records_a_breast_cancer_case(page, alice, codelists):
     # Tumour type by type-ahead, with the keyboard.
     page.get_by_role("link", name="Add primary tumour").click()
     field(page, "Tumour type (OncoTree)").press_sequentially("invasive ductal", delay=20)
-    option = page.get_by_role("button", name=re.compile("Breast Invasive Ductal Carcinoma"))
+    option = page.get_by_role("option", name=re.compile("Breast Invasive Ductal Carcinoma"))
     option.wait_for()
     option.click()
     assert field(page, "Tumour type (OncoTree)").input_value() == (

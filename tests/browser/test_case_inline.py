@@ -50,7 +50,7 @@ def test_a_physician_records_rows_without_leaving_the_case_page(page, alice, cas
     oncotree = field(page, "Tumour type (OncoTree)")
     expect(oncotree).to_be_focused()
     oncotree.press_sequentially("invasive ductal", delay=20)
-    page.get_by_role("button", name=re.compile("Breast Invasive Ductal Carcinoma")).click()
+    page.get_by_role("option", name=re.compile("Breast Invasive Ductal Carcinoma")).click()
     field(page, "Laterality").select_option("left")
     field(page, "Date of diagnosis").fill("2019-03-01")
     tumours.get_by_role("button", name="Save", exact=True).click()
@@ -231,7 +231,7 @@ def test_an_open_inline_form_looks_right(page, alice, case, language):
         page.get_by_role("button", name="Deutsch").click()
         page.wait_for_load_state()
     staging = page.locator("#staging")
-    staging.locator("a[hx-get]").first.click()
+    staging.locator("a[data-hx-get]").first.click()
     form = staging.locator("form[data-inline-form]")
     expect(form).to_be_visible()
     # The section's own add button steps aside while the form is open.

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from checklist import services
 from checklist.models import BoardNoteVersion, Comorbidity, Metastasis
-from tests.conftest import PASSWORD
+from tests.browser.pages import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,11 +27,7 @@ def _screenshot(page, name):
 
 
 def _login(page, username="alice"):
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/cases/")
+    login(page, username)
 
 
 def _field(page, label):

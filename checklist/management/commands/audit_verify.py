@@ -1,23 +1,30 @@
-"""Recomputes the audit chain of every practice; names the first broken (practice, seq) or says
-OK, and what it verified."""
+"""Recomputes the audit chain of every practice and checks it against the newest signed
+checkpoint in the external store; names the first broken (practice, seq), what a checkpoint
+misses, or says OK, and what it verified."""
 
-import json
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from checklist import audit
+from checklist import audit, checkpoints
 from checklist.models import AuditVerification
 
 
 class Command(BaseCommand):
-    help = "Verify the audit trail's hash chains (and, with --checkpoint, saved chain heads)."
+    help = "Verify the audit trail's hash chains against the newest signed checkpoints."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--practice", type=int, help="verify only this practice's chain")
         parser.add_argument(
-            "--checkpoint", type=Path, help="a file written by audit_checkpoint to check against"
+            "--store",
+            type=Path,
+            help="the checkpoint store (directory or file); default: AUDIT_CHECKPOINT_STORE",
+        )
+        parser.add_argument(
+            "--allow-no-checkpoint",
+            action="store_true",
+            help="succeed although a chain has no signed checkpoint to check against",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -50,23 +57,55 @@ class Command(BaseCommand):
                 )
         practices = sum(1 for practice_id in ids if practice_id != audit.SYSTEM_CHAIN)
         self.stdout.write(f"verified {practices} practice(s), {events} event(s)")
-        if options["checkpoint"]:
-            saved = json.loads(options["checkpoint"].read_text())
-            for practice_id, head in saved["heads"].items():
-                if not audit.head_present(int(practice_id), head["seq"], head["hash"]):
-                    failures.append(
-                        f"practice {practice_id}: checkpoint head seq {head['seq']} is missing"
-                        " or changed"
-                    )
-            self.stdout.write(f"checked {len(saved['heads'])} head(s) of {options['checkpoint']}")
-        else:
-            self.stdout.write(
-                "no checkpoint given: the removal of a chain's newest events cannot be detected"
-                " without one (--checkpoint, a file written by audit_checkpoint and kept"
-                " outside the database)"
-            )
+        failures += self._check_checkpoints(ids, options)
         for failure in failures:
             self.stdout.write(failure)
         if failures:
             raise CommandError(f"audit trail verification failed ({len(failures)} problem(s))")
         self.stdout.write("audit trail OK")
+
+    def _check_checkpoints(self, ids: list[int], options: dict[str, Any]) -> list[str]:
+        """Each chain against the newest checkpoint in the store whose signature verifies:
+        a shortened, truncated or re-hashed chain no longer holds the signed head."""
+        key = checkpoints.configured_public_key()
+        store = options["store"] or checkpoints.store_path()
+        reading = checkpoints.read_store(key, store) if key is not None else None
+        if reading is not None and reading.rejected:
+            self.stdout.write(
+                f"{reading.rejected} checkpoint line(s) in {store} rejected: the signature does"
+                " not verify with AUDIT_CHECKPOINT_PUBLIC_KEY (or the line is unreadable)"
+            )
+        failures, unchecked = [], []
+        heads = audit.chain_heads()
+        for practice_id in ids:
+            checkpoint = reading.newest.get(practice_id) if reading is not None else None
+            if checkpoint is None:
+                if practice_id in heads:  # an empty chain has no head to lose
+                    unchecked.append(practice_id)
+                continue
+            head_seq = heads.get(practice_id, (0, ""))[0]
+            hash_at = audit.hash_at(practice_id, checkpoint.seq)
+            problem = checkpoints.problem(checkpoint, head_seq, hash_at)
+            if problem:
+                failures.append(f"practice {practice_id}: BROKEN against checkpoint ({problem})")
+            else:
+                self.stdout.write(
+                    f"practice {practice_id}: holds the checkpoint of {checkpoint.taken_at}"
+                    f" (seq {checkpoint.seq})"
+                )
+        if unchecked:
+            why = (
+                "no AUDIT_CHECKPOINT_PUBLIC_KEY configured"
+                if key is None
+                else f"no signed checkpoint in {store}"
+            )
+            listed = ", ".join(str(p) for p in unchecked)
+            self.stdout.write(
+                f"no checkpoint for chain(s) {listed} ({why}): the removal of a chain's newest"
+                " events cannot be detected without one (run audit_checkpoint regularly)"
+            )
+            if not options["allow_no_checkpoint"]:
+                failures.append(
+                    f"no checkpoint for chain(s) {listed} (--allow-no-checkpoint to accept)"
+                )
+        return failures

@@ -24,6 +24,9 @@ def load_demo() -> Practice:
         practice = Practice.objects.filter(name=DEMO_PRACTICE).first()
         if practice is None:
             practice = services.practice_create(name=DEMO_PRACTICE)
+            # The demo physician logs in with the password alone; the demo admin sets up the
+            # second factor at the first login, as every admin must.
+            practice = services.practice_set_second_factor(practice=practice, for_physicians=False)
         services.catalogue_seed(practice=practice)
         for username, first, last, role in DEMO_USERS:
             user, created = user_model.objects.get_or_create(
@@ -46,3 +49,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo practice: {practice.name}")
         for username, _first, _last, role in DEMO_USERS:
             self.stdout.write(f"  {role:15} login: {username}  password: {DEMO_PASSWORD}")
+        self.stdout.write(
+            "  The demo admin sets up a second factor at the first login: an authenticator app"
+            " (the key is shown as text too). The demo practice asks none of its physicians"
+            " (Accounts page)."
+        )

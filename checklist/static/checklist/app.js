@@ -1,4 +1,15 @@
 // Small progressive enhancements; every page works without this file.
+// The OncoTree combobox says whether its list of tumour types is open (aria-expanded).
+function syncExpanded(box) {
+  if (!box || !box.id) return;
+  const open = box.querySelector("[role=listbox]") ? "true" : "false";
+  document.querySelectorAll(`[aria-controls="${box.id}"][role=combobox]`).forEach((input) => {
+    input.setAttribute("aria-expanded", open);
+  });
+}
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.detail && event.detail.target) syncExpanded(event.detail.target);
+});
 document.addEventListener("click", (event) => {
   // Type-ahead results: a click fills the input and closes the list.
   const option = event.target.closest("[data-fill]");
@@ -7,7 +18,11 @@ document.addEventListener("click", (event) => {
   if (!input) return;
   input.value = option.dataset.fill;
   const list = option.closest("[role=listbox]");
-  if (list && list.parentElement) list.parentElement.innerHTML = "";
+  const box = list && list.parentElement;
+  if (box) {
+    box.innerHTML = "";
+    syncExpanded(box);
+  }
   input.focus();
 });
 document.addEventListener("keydown", (event) => {
@@ -20,7 +35,10 @@ document.addEventListener("keydown", (event) => {
   const options = Array.from(box.querySelectorAll("[data-fill]"));
   if (!options.length) return;
   const index = options.indexOf(document.activeElement);
-  if (event.key === "ArrowDown") {
+  if ((event.key === "Enter" || event.key === " ") && index >= 0) {
+    event.preventDefault(); // an option picked with the keyboard, as with a click
+    options[index].click();
+  } else if (event.key === "ArrowDown") {
     event.preventDefault();
     options[Math.min(index + 1, options.length - 1)].focus();
   } else if (event.key === "ArrowUp") {
@@ -30,10 +48,11 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "Escape") {
     event.preventDefault(); // closes the list only, not the inline form around it
     box.innerHTML = "";
+    syncExpanded(box);
   }
 });
 
-// Checklist cards (templates/checklist/_checklist_item.html). The form's hx-trigger saves status
+// Checklist cards (templates/checklist/_checklist_item.html). The form's data-hx-trigger saves status
 // and note together: at once on a status, after a pause in typing, or with Save; htmx queues a
 // card's saves. The status line only ever says "Saved at" from the server's answer; this block
 // says when the card holds more than the server confirmed, and after a stale refusal it stops
@@ -129,12 +148,12 @@ document.addEventListener("keydown", (event) => {
   const cancel = (form) => {
     const section = form.closest(".case-section");
     const scope = form.closest(".therapy-line") || section;
-    const address = form.getAttribute("hx-post");
+    const address = form.getAttribute("data-hx-post");
     (form.closest("[data-inline-slot]") || form).remove();
     if (!scope || !section) return;
-    const links = Array.from(scope.querySelectorAll("a[hx-get]"));
-    const opener = links.find((link) => link.getAttribute("hx-get") === address) ||
-      links.find((link) => link.getAttribute("hx-get").split("?")[0] === address);
+    const links = Array.from(scope.querySelectorAll("a[data-hx-get]"));
+    const opener = links.find((link) => link.getAttribute("data-hx-get") === address) ||
+      links.find((link) => link.getAttribute("data-hx-get").split("?")[0] === address);
     const heading = section.querySelector("h2");
     if (opener) {
       opener.focus();
@@ -208,4 +227,80 @@ document.addEventListener("keydown", (event) => {
     const form = inlineForm(event.detail.elt);
     form?.querySelector("[data-request-error]")?.remove();
   });
+})();
+
+// Session timeout warning (checklist/sessions.py; the box is #session-warning in base.html). The
+// body says how many seconds the session has left without activity; the warning shows
+// data-session-warning-seconds before that. Before warning or saying the session ended, the page
+// asks the server (marked as background, which is not activity): another tab may have kept the
+// session alive. "Stay signed in" posts to the keep-alive URL without leaving the page, so
+// whatever was typed stays in its fields (a button, not a form: the page's forms stay its own).
+// Every htmx answer says the new time left.
+(() => {
+  const body = document.body;
+  const box = document.getElementById("session-warning");
+  if (!box || body.dataset.sessionSecondsLeft === undefined) return;
+  const stay = box.querySelector("[data-session-stay]");
+  const text = box.querySelector("[data-session-text]");
+  const idleText = text.textContent;
+  const lead = Number(body.dataset.sessionWarningSeconds) * 1000;
+  let timer = null;
+
+  const show = (message, canStay) => {
+    text.textContent = message;
+    stay.hidden = !canStay;
+    box.hidden = false;
+  };
+  const ended = () => {
+    clearTimeout(timer);
+    show(box.dataset.ended, false);
+  };
+  const update = (answer) => {
+    clearTimeout(timer);
+    const left = Number(answer.seconds_left) * 1000;
+    if (!(left > 0)) {
+      ended();
+      return;
+    }
+    if (left > lead) {
+      box.hidden = true;
+      timer = setTimeout(ask, left - lead);
+      return;
+    }
+    if (!("final" in answer)) {
+      ask(); // a page or htmx answer: only the keep-alive URL says whether it can be extended
+      return;
+    }
+    show(answer.final ? box.dataset.final : idleText, !answer.final);
+    timer = setTimeout(ask, left + 500); // just past the end: the server then says it ended
+  };
+  // A redirect (to the login page) or any answer that is not ours means the session is gone.
+  const read = (response) =>
+    !response.redirected && (response.headers.get("Content-Type") || "").startsWith("application/json")
+      ? response.json().then(update)
+      : ended();
+  const retry = () => {
+    clearTimeout(timer);
+    timer = setTimeout(ask, 15000);
+  };
+  function ask() {
+    fetch(box.dataset.url, { headers: { "X-Background": "1" }, credentials: "same-origin" })
+      .then(read)
+      .catch(retry);
+  }
+
+  stay.addEventListener("click", () => {
+    fetch(box.dataset.url, {
+      method: "POST",
+      headers: { "X-CSRFToken": box.dataset.csrf },
+      credentials: "same-origin",
+    })
+      .then(read)
+      .catch(retry);
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const left = event.detail.xhr?.getResponseHeader("X-Session-Seconds-Left");
+    if (left !== null && left !== undefined) update({ seconds_left: left });
+  });
+  update({ seconds_left: body.dataset.sessionSecondsLeft });
 })();

@@ -1,0 +1,72 @@
+"""The second factor (django-otp): who needs one, checking a code, and the enrolment QR code.
+
+Writes (enrolment, confirmation, removal) are in `services.py`; the device tables carry no
+`practice_id`, so the triggers do not see them and the views record access events instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import segno
+from django.db import transaction
+from django_otp import devices_for_user, user_has_device
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from checklist.models import Membership
+
+RECOVERY_CODES = 10
+# How long a re-authentication (password and code) counts for signing, exports and account
+# management.
+REAUTH_SECONDS = 10 * 60
+REAUTH_SESSION_KEY = "reauth_at"
+
+
+def required_for(memberships: Iterable[Membership]) -> bool:
+    """Admins always need a second factor; physicians when their practice says so."""
+    return any(
+        m.role == Membership.PRACTICE_ADMIN or m.practice.second_factor_for_physicians
+        for m in memberships
+    )
+
+
+def has_device(user: Any) -> bool:
+    return bool(user_has_device(user, confirmed=True))
+
+
+def check_code(user: Any, code: str) -> Device | None:
+    """The confirmed device that accepts `code` (an authenticator code or an unused recovery
+    code, which is used up), or None. Rows are locked so a code cannot be used twice at once."""
+    code = "".join(code.split())
+    with transaction.atomic():
+        for device in devices_for_user(user, confirmed=True, for_verify=True):
+            if device.verify_token(code):
+                return device  # type: ignore[no-any-return]
+    return None
+
+
+def reauth_is_recent(session: Any) -> bool:
+    """Whether the password and code were given (at login or again) within REAUTH_SECONDS."""
+    at = session.get(REAUTH_SESSION_KEY)
+    return isinstance(at, (int, float)) and 0 <= time.time() - at <= REAUTH_SECONDS
+
+
+def is_recovery(device: Device) -> bool:
+    return isinstance(device, StaticDevice)
+
+
+def secret_text(device: TOTPDevice) -> str:
+    """The key in base32, in groups of four, for typing into an authenticator by hand."""
+    text = base64.b32encode(device.bin_key).decode().rstrip("=")
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def qr_data_uri(device: TOTPDevice) -> str:
+    """The enrolment QR code as an SVG data URI, rendered here: no external service sees the
+    key, and the CSP allows `data:` images but no inline styles."""
+    return str(segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2))
