@@ -49,8 +49,12 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo practice: {practice.name}")
         for username, _first, _last, role in DEMO_USERS:
             self.stdout.write(f"  {role:15} login: {username}  password: {DEMO_PASSWORD}")
+        physicians = (
+            "asks its physicians for one too"
+            if practice.second_factor_for_physicians
+            else "asks none of its physicians"
+        )
         self.stdout.write(
             "  The demo admin sets up a second factor at the first login: an authenticator app"
-            " (the key is shown as text too). The demo practice asks none of its physicians"
-            " (Accounts page)."
+            f" (the key is shown as text too). The demo practice {physicians} (Accounts page)."
         )
