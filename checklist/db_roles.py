@@ -89,9 +89,10 @@ def grant(cursor: Any, *, owner: str = OWNER, app: str = APP) -> None:
     database = cursor.fetchone()[0]
     o, a = sql.Identifier(owner), sql.Identifier(app)
     statements = [
-        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-            sql.Identifier(database), a
-        ),
+        # No temporary tables: a temporary table could shadow a table a function names.
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), a),
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)),
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM {}").format(sql.Identifier(database), a),
         sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(o),
         sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
         sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(a),

@@ -16,6 +16,7 @@ from django.utils import formats, timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from checklist import second_factor
 from checklist.models import (
     SOLID_TUMOUR_CRITERIA,
     AdverseEvent,
@@ -1486,17 +1487,21 @@ class SignForm(Form):
         help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
     )
 
-    def __init__(self, *args: Any, user: Any, with_code: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, user: Any, request: Any = None, with_code: bool = False, **kwargs: Any
+    ) -> None:
         """`with_code`: the user has a second factor and entered no code within
-        `second_factor.REAUTH_SECONDS`; the view checks the code once the password is right."""
+        `second_factor.REAUTH_SECONDS`; the view checks the code once the password is right.
+        `request`: for the lockout's count of wrong passwords."""
         super().__init__(*args, **kwargs)
         self.user = user
+        self.request = request
         if not with_code:
             del self.fields["code"]
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data["password"]
-        if not self.user.check_password(password):
+        if not second_factor.password_is_right(self.request, self.user, password):
             raise forms.ValidationError(
                 _("The password is not correct. Nothing was signed."), code="wrong_password"
             )

@@ -12,7 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import segno
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import HttpRequest
 from django_otp import devices_for_user, user_has_device
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -70,3 +73,14 @@ def qr_data_uri(device: TOTPDevice) -> str:
     """The enrolment QR code as an SVG data URI, rendered here: no external service sees the
     key, and the CSP allows `data:` images but no inline styles."""
     return str(segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2))
+
+
+def password_is_right(request: HttpRequest, user: Any, password: str) -> bool:
+    """The user's password asked again (signing, re-authentication). Through `authenticate`, so
+    django-axes counts a wrong one like a failed login: guessing in an open session locks the
+    account as guessing at the login page does."""
+    try:
+        found = authenticate(request, username=user.get_username(), password=password)
+    except PermissionDenied:  # locked out
+        return False
+    return found is not None and found.pk == user.pk

@@ -102,6 +102,20 @@ def test_a_truncated_trail_is_broken(keys, chain, capsys):
     assert failed and "missing seq 1-6" in out
 
 
+def test_a_chain_deleted_with_its_practice_is_broken(keys, chain, capsys):
+    """The events and the practice row both gone: only the signed store still knows the
+    chain, and that is enough."""
+    call_command("audit_checkpoint", key_file=keys)
+    _as_superuser_bypassing_triggers(
+        "DELETE FROM checklist_auditevent WHERE practice_id = %s", [chain]
+    )
+    _as_superuser_bypassing_triggers("DELETE FROM checklist_case WHERE practice_id = %s", [chain])
+    _as_superuser_bypassing_triggers("DELETE FROM checklist_practice WHERE id = %s", [chain])
+    out, failed = _verify(capsys)
+    assert failed
+    assert f"practice {chain}: BROKEN against checkpoint" in out and "missing seq 1-6" in out
+
+
 def test_a_rehashed_chain_is_broken(keys, chain, capsys):
     """The whole chain recomputed after changing an event: each link verifies, but the head
     is no longer the signed one."""

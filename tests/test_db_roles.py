@@ -51,6 +51,7 @@ def as_app(roles, transactional_db):
         "TRUNCATE checklist_case CASCADE",
         "SET session_replication_role = replica",
         "CREATE TABLE checklist_sneaky (x int)",
+        "CREATE TEMP TABLE checklist_auditevent (LIKE public.checklist_auditevent)",
     ],
 )
 def test_the_serving_role_is_refused(as_app, statement):
@@ -121,3 +122,20 @@ def test_every_page_works_as_the_serving_role(roles, practice_a, alice, adam, na
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE")
+
+
+def test_a_temporary_table_cannot_take_the_trails_place(roles, transactional_db):
+    """The audit functions name `checklist_auditevent` unqualified. Whoever may create
+    temporary tables (here the superuser; the serving role may not) must not be able to shadow
+    the trail with one: the change still lands in the real trail."""
+    practice = Practice.objects.create(name="Shadow")
+    case = Case.objects.create(practice=practice, label="S-1", **Case.MINIMAL)
+    before = AuditEvent.objects.filter(practice_id=practice.pk).count()
+    superuser = connection.get_connection_params()["user"]
+    with psycopg.connect(_conninfo(superuser)) as conn:
+        conn.execute("CREATE TEMP TABLE checklist_auditevent (LIKE public.checklist_auditevent)")
+        conn.execute("UPDATE checklist_case SET label = 'S-2' WHERE id = %s", [case.pk])
+        shadowed = conn.execute("SELECT count(*) FROM pg_temp.checklist_auditevent").fetchone()
+        conn.commit()
+    assert shadowed == (0,)
+    assert AuditEvent.objects.filter(practice_id=practice.pk).count() == before + 1

@@ -201,6 +201,21 @@ def test_an_export_needs_the_password_and_code_again_after_ten_minutes(adam, ada
     assert adam_client.get("/audit/export.csv").status_code == 200
 
 
+def test_guessing_the_password_again_counts_towards_the_lockout(adam, adam_client, settings):
+    """Someone at an open session cannot guess the password at the re-authentication step
+    without limit: wrong passwords there count like failed logins, and once locked even the
+    right one is refused."""
+    settings.AXES_FAILURE_LIMIT = 3
+    before = adam_client.session.get(REAUTH_SESSION_KEY)
+    for _ in range(3):
+        adam_client.post("/reauth/", {"password": "a-wrong-guess-123", "code": "000000"})
+    response = adam_client.post(
+        "/reauth/", {"password": PASSWORD, "code": totp_code(otp_device(adam))}
+    )
+    assert response.status_code == 429  # the lockout page, as at the login
+    assert adam_client.session.get(REAUTH_SESSION_KEY) == before
+
+
 def test_account_management_needs_a_recent_reauthentication(adam, adam_client):
     membership = adam.memberships.get()
     session = adam_client.session
@@ -268,6 +283,21 @@ def test_an_admin_cannot_remove_their_own_second_factor(adam, practice_a):
     assert TOTPDevice.objects.filter(user=adam).exists()
     page = client.get(f"/accounts/{membership.pk}/").content.decode()
     assert "Remove the second factor" not in page
+
+
+def test_an_account_of_another_practice_too_keeps_its_second_factor(anna, carol, practice_a):
+    """carol also belongs to practice B, where anna is no admin: anna cannot remove the device
+    that guards carol in B (nor through a deactivated membership)."""
+    otp_device(carol)
+    membership = carol.memberships.get(practice=practice_a)
+    client = logged_in(anna)
+    response = client.post(f"/accounts/{membership.pk}/second-factor/remove/", follow=True)
+    assert "only an admin of each of its practices" in response.content.decode()
+    assert TOTPDevice.objects.filter(user=carol).exists()
+    assert not _events(practice_a, audit.OTP_REMOVED)
+    Membership.objects.filter(user=carol, practice=practice_a).update(active=False)
+    assert client.post(f"/accounts/{membership.pk}/second-factor/remove/").status_code == 404
+    assert TOTPDevice.objects.filter(user=carol).exists()
 
 
 def test_an_outsider_admin_gets_404(olga, alice, practice_a):

@@ -228,7 +228,9 @@ def note_sign(request: PracticeRequest, pk: int) -> HttpResponse:
     with_code = second_factor.has_device(request.user) and not second_factor.reauth_is_recent(
         request.session
     )
-    form = forms.SignForm(request.POST or None, user=request.user, with_code=with_code)
+    form = forms.SignForm(
+        request.POST or None, user=request.user, request=request, with_code=with_code
+    )
     if request.method == "POST":
         if form.is_valid() and (not with_code or accept_code(request, form)):
             try:

@@ -127,7 +127,7 @@ def reauth(request: HttpRequest) -> HttpResponse:
     with_code = second_factor.has_device(user)
     form = ReauthForm(request.POST or None, with_code=with_code)
     if request.method == "POST" and form.is_valid():
-        if not user.check_password(form.cleaned_data["password"]):
+        if not second_factor.password_is_right(request, user, form.cleaned_data["password"]):
             _record(request, audit.REAUTH_REFUSED)
             form.add_error("password", _("The password is not correct."))
         elif not with_code or accept_code(request, form):
@@ -166,8 +166,28 @@ def account_second_factor_remove(request: PracticeRequest, pk: int) -> HttpRespo
     membership = (
         Membership.objects.for_practice(request.practice).select_related("user").filter(pk=pk)
     ).first()
-    if membership is None or membership.user_id == request.user.pk:
+    if membership is None or membership.user_id == request.user.pk or not membership.active:
         raise Http404
+    # The device guards the user in every practice: only an admin of each of them removes it.
+    theirs = set(
+        Membership.objects.filter(user_id=membership.user_id, active=True).values_list(
+            "practice_id", flat=True
+        )
+    )
+    mine = set(
+        Membership.objects.filter(
+            user=request.user, active=True, role=Membership.PRACTICE_ADMIN
+        ).values_list("practice_id", flat=True)
+    )
+    if not theirs <= mine:
+        messages.error(
+            request,
+            _(
+                "This account also belongs to a practice in which you are not an admin: only an"
+                " admin of each of its practices can remove its second factor."
+            ),
+        )
+        return redirect("account_edit", pk=membership.pk)
     removed = services.second_factor_remove(user=membership.user)
     _record(request, audit.OTP_REMOVED, user=membership.user, devices=removed)
     messages.success(
