@@ -82,16 +82,16 @@ def _static_file(relative: str) -> Path | None:
         return None
     if any(part in ("..", ".") for part in parts):
         return None
-    candidates = [Path(settings.STATIC_ROOT) / relative] if settings.STATIC_ROOT else []
+    places = [Path(settings.STATIC_ROOT) / relative] if settings.STATIC_ROOT else []
     try:
         found = finders.find(relative)
     except SuspiciousFileOperation:
         found = None
     if isinstance(found, str):
-        candidates.append(Path(found))
+        places.append(Path(found))
     roots = _static_roots()
-    for candidate in candidates:
-        resolved = candidate.resolve()
+    for place in places:
+        resolved = place.resolve()
         if resolved.is_file() and any(resolved.is_relative_to(root) for root in roots):
             return resolved
     return None

@@ -254,7 +254,7 @@ def _identical_row_saved(*, row: CaseRow, case: Case, user: Any) -> PossibleDupl
     recent = _recent_submissions(user=user, kind=type(row)._meta.model_name or "").filter(
         scope_id=case.pk
     )
-    candidates = (
+    recent_rows = (
         type(row)
         .objects.filter(case=case, pk__in=recent.values("object_id"))
         .annotate(
@@ -266,7 +266,7 @@ def _identical_row_saved(*, row: CaseRow, case: Case, user: Any) -> PossibleDupl
         )
         .order_by("-saved_at")
     )
-    for other in candidates:
+    for other in recent_rows:
         if _same_values(row, other):
             return PossibleDuplicate(other, other.saved_at)
     return None
