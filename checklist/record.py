@@ -99,8 +99,8 @@ class CaseRecord:
                 number=line.number,
                 types=tuple(line.types),
                 regimen=line.regimen,
-                start=line.started_on.isoformat(),
-                end=line.ended_on.isoformat() if line.ended_on else "",
+                start=line.partial("started_on").iso(),  # type: ignore[union-attr]
+                end=end.iso() if (end := line.partial("ended_on")) else "",
                 ongoing=line.ongoing,
                 end_reason=line.end_reason,
                 worst_grade=self.worst_grade(line),
@@ -119,7 +119,7 @@ class CaseRecord:
             staging_systems=tuple(s.system for s in self.staging),
             staging_labels=tuple(
                 f"{s.tnm_text or s.stage_text or s.uicc_stage} ({s.get_system_display()}"
-                f"{' ' + s.tnm_edition if s.tnm_edition else ''}, {s.staged_on.isoformat()})"
+                f"{' ' + s.tnm_edition if s.tnm_edition else ''}, {s.partial('staged_on').iso()})"
                 for s in self.staging
                 if s.system != "not_applicable"
             ),
@@ -127,11 +127,10 @@ class CaseRecord:
             metastasis_sites=tuple(
                 self.site_labels(get_language()).get(m.site, m.site) for m in self.metastases
             ),
-            # Both dates are recorded to the day (the forms ask for a full date).
             staging_dates=tuple(
-                rules.PartialDate(s.staged_on) for s in self.staging if s.system != "not_applicable"
+                s.partial("staged_on") for s in self.staging if s.system != "not_applicable"
             ),
-            metastasis_dates=tuple(rules.PartialDate(m.detected_on) for m in self.metastases),
+            metastasis_dates=tuple(m.partial("detected_on") for m in self.metastases),
             immune_findings=len(self.immune) + len(self.immune_events),
             immune_not_assessed=case.immune_not_assessed,
             no_prior_therapy=case.no_prior_therapy,
@@ -157,21 +156,33 @@ class CaseRecord:
         points: list[timeline.Point] = []
         for t in self.tumours:
             if t.diagnosed_on:
-                points.append(timeline.Point("diagnosis", t.diagnosed_on, t.oncotree_name))
+                points.append(
+                    timeline.Point(
+                        "diagnosis",
+                        t.diagnosed_on,
+                        t.oncotree_name,
+                        precision=t.diagnosed_on_precision,
+                    )
+                )
         for s in self.staging:
             label = s.tnm_text or s.stage_text or s.get_system_display()
-            points.append(timeline.Point("staging", s.staged_on, label))
+            points.append(
+                timeline.Point("staging", s.staged_on, label, precision=s.staged_on_precision)
+            )
         for m in self.metastases:
             points.append(
                 timeline.Point(
-                    "metastasis", m.detected_on, self.site_labels(language).get(m.site, m.site)
+                    "metastasis",
+                    m.detected_on,
+                    self.site_labels(language).get(m.site, m.site),
+                    precision=m.detected_on_precision,
                 )
             )
         for line in self.lines:
             grade = self.worst_grade(line)
             label = line.regimen or "/".join(line.types)
             if grade:
-                label += f" · CTCAE {grade}"
+                label += f" · G{grade}"
             if line.end_reason:
                 label += f" · {end_reasons.get(line.end_reason, line.end_reason)}"
             points.append(
@@ -182,12 +193,18 @@ class CaseRecord:
                     line.ended_on,
                     line.ongoing,
                     row_key=str(line.number),
+                    precision=line.started_on_precision,
                 )
             )
             for event in line.events.all():
                 if event.onset_on:
                     points.append(
-                        timeline.Point("event", event.onset_on, f"{event.term} G{event.grade}")
+                        timeline.Point(
+                            "event",
+                            event.onset_on,
+                            f"{event.term} G{event.grade}",
+                            precision=event.onset_on_precision,
+                        )
                     )
         for p in self.performance:
             label = " / ".join(
@@ -198,9 +215,17 @@ class CaseRecord:
                 )
                 if x
             )
-            points.append(timeline.Point("performance", p.assessed_on, label))
+            when = p.assessed_on_precision
+            points.append(timeline.Point("performance", p.assessed_on, label, precision=when))
         for f in self.immune:
-            points.append(timeline.Point("immune", f.assessed_on, str(f.assessed_on)))
+            points.append(
+                timeline.Point(
+                    "immune",
+                    f.assessed_on,
+                    f.partial("assessed_on").iso(),  # type: ignore[union-attr]
+                    precision=f.assessed_on_precision,
+                )
+            )
         return timeline.layout(points, today)
 
     def site_labels(self, language: str | None) -> dict[str, str]:
