@@ -432,8 +432,7 @@ def partial_date_hint(language: str | None = None) -> str:
     day = date_format_hint(language)
     month = _("MM/YYYY") if day.startswith(str(DATE_PARTS["%d"])) else _("YYYY-MM")
     return str(
-        _("%(day)s, %(month)s or %(year)s")
-        % {"day": day, "month": month, "year": DATE_PARTS["%Y"]}
+        _("%(day)s, %(month)s or %(year)s") % {"day": day, "month": month, "year": DATE_PARTS["%Y"]}
     )
 
 
