@@ -129,14 +129,21 @@ def test_the_admin_imports_the_mii_template_as_a_draft_and_publishes_it(adam_cli
     assert CatalogueVersion.objects.filter(practice=case.practice).count() == 3
 
 
-def test_the_import_is_audited(adam_client, case, adam):
+def test_the_import_and_the_merge_are_audited(adam_client, case, adam):
     from checklist.models import AuditEvent
+
+    def changed_by_adam(before: int) -> set[str]:
+        events = AuditEvent.objects.filter(practice_id=case.practice_id).order_by("seq")[before:]
+        return {e.table_name for e in events if e.actor_id == adam.pk and e.kind == "change"}
 
     before = AuditEvent.objects.filter(practice_id=case.practice_id).count()
     adam_client.post("/catalogue/draft/", {"source": "mii_therapy_types"})
-    events = AuditEvent.objects.filter(practice_id=case.practice_id).order_by("seq")[before:]
-    tables = {e.table_name for e in events if e.actor_id == adam.pk}
-    assert {"checklist_catalogueversion", "checklist_category"} <= tables
+    assert {"checklist_catalogueversion", "checklist_category"} <= changed_by_adam(before)
+    adam_client.post("/catalogue/2/discard/")
+    adam_client.post("/catalogue/draft/")
+    before = AuditEvent.objects.filter(practice_id=case.practice_id).count()
+    adam_client.post("/catalogue/2/merge/", {"codes": ["SO"]})
+    assert changed_by_adam(before) == {"checklist_category"}
 
 
 def test_the_admin_merges_chosen_template_categories_into_the_own_draft(adam_client, case):
