@@ -615,7 +615,7 @@ def catalogue_import_template(*, practice: Practice) -> CatalogueVersion:
     return draft
 
 
-def template_codes_missing(version: CatalogueVersion) -> list[dict[str, Any]]:
+def template_categories_missing(version: CatalogueVersion) -> list[dict[str, Any]]:
     """The template's categories whose code the version does not hold yet, in its order."""
     held = set(version.categories.values_list("code", flat=True))
     return [c for c in mii_template()["categories"] if c["code"] not in held]

@@ -126,11 +126,10 @@ def catalogue_merge(request: PracticeRequest, number: int) -> HttpResponse:
         messages.error(request, _("A published version is never changed; start a draft."))
         return redirect("catalogue_version", number=number)
     template = services.mii_template()
-    missing = services.template_codes_missing(version)
-    language = get_language()
+    missing = services.template_categories_missing(version)
+    german = (get_language() or "").startswith("de")
     choices = [
-        (c["code"], f"{c['code']} · {c['name_de'] if language == 'de' else c['name_en']}")
-        for c in missing
+        (c["code"], f"{c['code']} · {c['name_de' if german else 'name_en']}") for c in missing
     ]
     form = forms.TemplateMergeForm(request.POST or None, choices=choices)
     if request.method == "POST" and form.is_valid():
