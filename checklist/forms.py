@@ -1091,7 +1091,7 @@ class TherapyLineForm(RowForm):
             # A line linked under an older catalogue version keeps its link when edited.
             offered = offered | Category.objects.filter(pk=self.instance.category_id)
         category.queryset = offered  # type: ignore[attr-defined]
-        category.empty_label = _("not linked")  # type: ignore[attr-defined]
+        category.empty_label = _("no catalogue category")  # type: ignore[attr-defined]
         category.label_from_instance = lambda c: c.name(self.language)  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
@@ -1399,11 +1399,31 @@ class CategoryForm(ModelForm):
             "source_quote": _("The sentence of the practice's source this category is drawn from."),
         }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A category may carry labels only (the MII therapy-type template has no description).
+        self.fields["description_en"].required = False
+        self.fields["description_de"].required = False
+
     def clean_code(self) -> str:
         code: str = self.cleaned_data["code"].strip()
+        if self.instance.pk and code == self.instance.code:
+            return code  # a template's own code (e.g. "CH") stays as it was
         if not re.fullmatch(r"[a-z0-9_]+", code):
             raise forms.ValidationError(_("Use lower-case letters, digits and underscores."))
         return code
+
+
+class TemplateMergeForm(Form):
+    """The template's categories an admin adds to the practice's own draft."""
+
+    codes = forms.MultipleChoiceField(
+        label=_("Categories to add"), widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["codes"].choices = choices  # type: ignore[attr-defined]
 
 
 class PublishForm(Form):

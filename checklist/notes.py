@@ -206,6 +206,18 @@ TEXTS = {
 }
 
 
+# What a therapy line's category row reads when the physician linked it to none.
+NO_CATEGORY = gettext_lazy("no catalogue category")
+
+
+def _in_both_languages(text: Any) -> dict[str, str]:
+    out = {}
+    for language in LANGUAGES:
+        with translation.override(language):
+            out[language] = str(text)
+    return out
+
+
 def _d(value: date | None) -> str:
     return value.isoformat() if value else ""
 
@@ -333,8 +345,13 @@ def _line_rows(b: _Builder, line: Any) -> list[dict[str, Any]]:
     rows = []
     for name in LINE_FIELDS:
         if name == "category":
+            # A line is linked only by the physician; unlinked reads so, never left out.
             category = line.category
-            name_both = {"en": category.name_en, "de": category.name_de} if category else None
+            name_both = (
+                {"en": category.name_en, "de": category.name_de}
+                if category
+                else _in_both_languages(NO_CATEGORY)
+            )
             row = b.field(line, name, name_both, I18N)
         else:
             row = b.field(line, name)

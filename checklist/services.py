@@ -550,6 +550,109 @@ def catalogue_import_shipped(*, practice: Practice) -> CatalogueVersion:
     )
 
 
+# The optional catalogue template beside the practice's source text: the therapy types of the
+# MII oncology module, labels only (built by fixtures/build_catalogue_templates.py).
+MII_TEMPLATE = Path(settings.BASE_DIR) / "fixtures" / "catalogue_mii_therapy_types.json"
+
+
+def mii_template() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(MII_TEMPLATE.read_text(encoding="utf-8"))
+    return data
+
+
+def _template_category(
+    *, version: CatalogueVersion, template: dict[str, Any], entry: dict[str, Any], position: int
+) -> Category:
+    # Labels only: the code system says what a therapy type is called, never when it applies.
+    return Category(
+        practice_id=version.practice_id,
+        version=version,
+        code=entry["code"],
+        position=position,
+        group_en=template["group"]["name_en"],
+        group_de=template["group"]["name_de"],
+        name_en=entry["name_en"],
+        name_de=entry["name_de"],
+        description_en="",
+        description_de="",
+        mechanisms=[],
+        source_section=entry["source_section"],
+        source_quote=entry["source_quote"],
+    )
+
+
+@audit.atomic
+def catalogue_import_template(*, practice: Practice) -> CatalogueVersion:
+    """The MII therapy-type template as a new draft, to be published as it is or edited. The
+    orientation, goals and disclaimer stay those of the practice's source (the code system
+    has none); the categories are the template's alone."""
+    _lock_practice_catalogue(practice.pk)
+    if _open_draft(practice.pk):
+        raise ValidationError(_("Publish or discard the open draft first."))
+    current = CatalogueVersion.objects.for_practice(practice).newest_published()
+    if current is None:
+        raise ValidationError(_("The practice has no published catalogue to start from."))
+    template = mii_template()
+    draft = CatalogueVersion.objects.create(
+        practice=practice,
+        number=_next_number(practice.pk),
+        based_on_shipped=template["release"],
+        mechanisms=current.mechanisms,
+        orientation=current.orientation,
+        goals=current.goals,
+        disclaimer_en=current.disclaimer_en,
+        disclaimer_de=current.disclaimer_de,
+        source_title=template["source"]["title"],
+    )
+    Category.objects.bulk_create(
+        [
+            _template_category(
+                version=draft, template=template, entry=entry, position=(index + 1) * 10
+            )
+            for index, entry in enumerate(template["categories"])
+        ]
+    )
+    return draft
+
+
+def template_categories_missing(version: CatalogueVersion) -> list[dict[str, Any]]:
+    """The template's categories whose code the version does not hold yet, in its order."""
+    held = set(version.categories.values_list("code", flat=True))
+    return [c for c in mii_template()["categories"] if c["code"] not in held]
+
+
+@audit.atomic
+def catalogue_merge_template(*, version: CatalogueVersion, codes: list[str]) -> list[Category]:
+    """Adds the chosen categories of the MII template to a draft: at its end, in the template's
+    order (not the order they were chosen in). The admin reorders them as any other."""
+    version = _draft_for_edit(version)
+    template = mii_template()
+    known = {c["code"] for c in template["categories"]}
+    unknown = sorted(set(codes) - known)
+    if unknown:
+        raise ValidationError(
+            _("Not a category of the template: %(codes)s") % {"codes": ", ".join(unknown)}
+        )
+    held = set(version.categories.values_list("code", flat=True))
+    clash = sorted(set(codes) & held)
+    if clash:
+        raise ValidationError(
+            _("The draft already holds these codes: %(codes)s") % {"codes": ", ".join(clash)}
+        )
+    last = version.categories.order_by("-position").first()
+    position = last.position if last else 0
+    added = []
+    for entry in template["categories"]:
+        if entry["code"] in codes:
+            position += 10
+            added.append(
+                _template_category(
+                    version=version, template=template, entry=entry, position=position
+                )
+            )
+    return Category.objects.bulk_create(added)
+
+
 def _lock_practice_catalogue(practice_id: int) -> None:
     Practice.objects.select_for_update().filter(pk=practice_id).first()
 

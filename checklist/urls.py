@@ -117,6 +117,7 @@ urlpatterns = [
         catalogue.catalogue_category_action,
         name="catalogue_category_action",
     ),
+    path("catalogue/<int:number>/merge/", catalogue.catalogue_merge, name="catalogue_merge"),
     path("catalogue/<int:number>/publish/", catalogue.catalogue_publish, name="catalogue_publish"),
     path("catalogue/<int:number>/discard/", catalogue.catalogue_discard, name="catalogue_discard"),
     # notes

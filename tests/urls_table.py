@@ -115,6 +115,7 @@ PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "catalogue_category_new": _catalogue_version,
     "catalogue_category": _catalogue_category,
     "catalogue_category_action": _catalogue_category_action,
+    "catalogue_merge": _catalogue_version,
     "catalogue_publish": _catalogue_version,
     "catalogue_discard": _catalogue_version,
     "note_create": _case,

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -75,6 +76,8 @@ def catalogue_draft(request: PracticeRequest) -> HttpResponse:
     try:
         if request.POST.get("source") == "shipped":
             draft = services.catalogue_import_shipped(practice=request.practice)
+        elif request.POST.get("source") == "mii_therapy_types":
+            draft = services.catalogue_import_template(practice=request.practice)
         else:
             draft = services.catalogue_draft_create(practice=request.practice)
     except ValidationError as error:
@@ -113,6 +116,45 @@ def _new_category(form: Any, version: CatalogueVersion) -> Category:
     category.version = version
     category.practice_id = version.practice_id
     return category
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def catalogue_merge(request: PracticeRequest, number: int) -> HttpResponse:
+    """Adds chosen categories of the MII therapy-type template to the practice's own draft."""
+    version = _get_version(request, number)
+    if not version.is_draft:
+        messages.error(request, _("A published version is never changed; start a draft."))
+        return redirect("catalogue_version", number=number)
+    template = services.mii_template()
+    missing = services.template_categories_missing(version)
+    german = (get_language() or "").startswith("de")
+    choices = [
+        (c["code"], f"{c['code']} · {c['name_de' if german else 'name_en']}") for c in missing
+    ]
+    form = forms.TemplateMergeForm(request.POST or None, choices=choices)
+    if request.method == "POST" and form.is_valid():
+        try:
+            added = services.catalogue_merge_template(
+                version=version, codes=form.cleaned_data["codes"]
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request,
+                ngettext(
+                    "%(n)s category added at the end of the draft.",
+                    "%(n)s categories added at the end of the draft.",
+                    len(added),
+                )
+                % {"n": len(added)},
+            )
+            return redirect("catalogue_version", number=number)
+    return render(
+        request,
+        "checklist/catalogue_merge.html",
+        {"form": form, "version": version, "template": template, "missing": missing},
+    )
 
 
 @practice_required(role=Membership.PRACTICE_ADMIN)
