@@ -1409,7 +1409,7 @@ class FamilyHistoryForm(RowForm):
             if first != (degree == RelativeDegree.FIRST):
                 self.add_error(
                     "relation",
-                    _("A %(relation)s is a %(degree)s relative.")
+                    _("“%(relation)s” is a %(degree)s relation.")
                     % {
                         "relation": Relation(relation).label,
                         "degree": (RelativeDegree.FIRST if first else RelativeDegree.SECOND).label,
