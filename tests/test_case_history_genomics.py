@@ -50,9 +50,9 @@ def _saved(client: Any, case: Case, kind: str, data: dict[str, Any]) -> Any:
 
 def _errors(response: Any) -> str:
     text = response.content.decode()
-    return " | ".join(re.findall(r'class="invalid-feedback"[^>]*>(.*?)</', text, re.S)) or text[
-        -1500:
-    ]
+    return (
+        " | ".join(re.findall(r'class="invalid-feedback"[^>]*>(.*?)</', text, re.S)) or text[-1500:]
+    )
 
 
 def _signable(client: Any, case: Case) -> None:
@@ -158,7 +158,11 @@ TMB = {
     "laboratory": "Institut für Pathologie Nord",
     "reported_on": "2024-02-12",
 }
-MSI_PENDING = {"result_kind": "msi", "status": "pending", "laboratory": "Institut für Pathologie Nord"}
+MSI_PENDING = {
+    "result_kind": "msi",
+    "status": "pending",
+    "laboratory": "Institut für Pathologie Nord",
+}
 
 
 def _lung_case(client: Any) -> Case:
@@ -402,8 +406,11 @@ def test_an_empty_history_is_said_as_not_recorded_in_the_note(alice_client, case
         ("lifestyle", {"smoking": "never", "pack_years": "5"}, "never smoked has no pack-years"),
         ("lifestyle", {"smoking": "current", "quit_on": "2020-01-01"}, "former smoker"),
         ("lifestyle", {"smoking": "none", "alcohol_units_per_week": "4"}, "Select a valid"),
-        ("lifestyle", {"smoking": "never", "alcohol": "none", "alcohol_units_per_week": "4"},
-         "occasional or regular"),
+        (
+            "lifestyle",
+            {"smoking": "never", "alcohol": "none", "alcohol_units_per_week": "4"},
+            "occasional or regular",
+        ),
         ("variant", {**EGFR, "vaf": "100,5"}, "percentage (0-100)"),
         ("variant", {**EGFR, "hgvs_c": "2573T>G"}, "starts with “c.”"),
         ("variant", {**EGFR, "hgvs_c": "c.2573T>T"}, "c.76="),
@@ -444,8 +451,11 @@ def test_bad_input_is_refused_with_a_clear_message(alice_client, case, kind, dat
     ("kind", "data", "field"),
     [
         ("lifestyle", {"smoking": "former", "recorded_on": None}, "recorded_on"),
-        ("lifestyle", {"smoking": "former", "recorded_on": "2024-02-01", "quit_on": None},
-         "quit_on"),
+        (
+            "lifestyle",
+            {"smoking": "former", "recorded_on": "2024-02-01", "quit_on": None},
+            "quit_on",
+        ),
         ("variant", {**EGFR, "reported_on": None}, "reported_on"),
     ],
 )
@@ -546,9 +556,7 @@ def test_the_family_form_offers_oncotree_types_for_its_own_input(alice_client, c
     ).content.decode()
     assert 'data-fill-target="id_family_oncotree"' in results
     assert 'data-fill="Invasive Breast Carcinoma (BRCA)"' in results
-    bad = alice_client.get(
-        "/oncotree/search/", {"oncotree": "breast", "target": 'x" onclick="y'}
-    )
+    bad = alice_client.get("/oncotree/search/", {"oncotree": "breast", "target": 'x" onclick="y'})
     assert bad.status_code == 400
 
 
