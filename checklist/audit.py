@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ParamSpec, TypeVar
 
 from django.apps import apps
@@ -38,6 +39,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language, gettext, gettext_lazy
 
+from checklist import rules
 from checklist.models import (
     AuditEvent,
     BoardNote,
@@ -53,8 +55,10 @@ from checklist.models import (
     PracticeScoped,
     TherapyLine,
     compose_display_name,
+    precise_date_fields,
 )
 from checklist.templatetags.checklist_tags import local_date, local_datetime
+from checklist.templatetags.checklist_tags import partial_date as partial_date_text
 
 SYSTEM_CHAIN = 0  # the chain for events that belong to no practice
 _yes = gettext_lazy("yes")
@@ -537,8 +541,6 @@ FIELD_LABELS = {
     "previous_status": gettext_lazy("previous status"),
     "previous_note": gettext_lazy("previous note"),
     "prior_therapy_stated_on": gettext_lazy("no prior therapy stated on"),
-    "start_precision": gettext_lazy("precision of the start date"),
-    "end_precision": gettext_lazy("precision of the end date"),
     "oncotree_name": gettext_lazy("OncoTree name"),
     "oncotree_release": gettext_lazy("OncoTree release"),
     "oncotree_tissue": gettext_lazy("OncoTree tissue"),
@@ -824,6 +826,15 @@ def _display(
     return str(value)
 
 
+def _date_at(values: dict[str, Any], name: str) -> str:
+    """A recorded date from the trail's values at its precision ("2021-02", "2021")."""
+    value = values.get(name)
+    if not value:
+        return "—"
+    precision = values.get(f"{name}_precision") or rules.DAY
+    return partial_date_text(rules.PartialDate(date.fromisoformat(value), precision))
+
+
 def field_changes(
     event: Any,
     models_by_table: dict[str, Any] | None = None,
@@ -844,8 +855,13 @@ def field_changes(
     if fields:  # the model's own field order reads better than jsonb's key order
         order = {name: index for index, name in enumerate(fields)}
         names.sort(key=lambda name: order.get(name, len(order)))
+    # A date and its precision are one value on the page: "2021-02", not "2021-02-01" and a
+    # separate "precision: month" (the trigger records the two together).
+    precise = {f"{n}_precision": n for n in precise_date_fields(model)} if model else {}
     for name in names:
         if name in ("id", "practice_id", "case_id") and event.op != "UPDATE":
+            continue
+        if name in precise and (precise[name] in old or precise[name] in new):
             continue
         if event.op != "UPDATE" and (old or new).get(name) in (None, "", [], {}):
             continue  # a created or deleted row: list what it held, not its empty fields
@@ -858,6 +874,15 @@ def field_changes(
             else:
                 shown, summary = _tree(structured), gettext("show values")
             changes.append(FieldChange(label, "", "", shown, summary))
+            continue
+        if f"{name}_precision" in precise:
+            changes.append(
+                FieldChange(
+                    label,
+                    _date_at(old, name) if old else "",
+                    _date_at(new, name) if new else "",
+                )
+            )
             continue
         codes = code_labels.get(CODE_LIST_FIELDS.get((event.table_name, name), ""))
         changes.append(

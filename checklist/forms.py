@@ -16,7 +16,7 @@ from django.utils import formats, timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from checklist import genes, hgvs, second_factor
+from checklist import genes, hgvs, rules, second_factor
 from checklist.models import (
     FIRST_DEGREE_RELATIONS,
     SOLID_TUMOUR_CRITERIA,
@@ -54,6 +54,8 @@ from checklist.models import (
     TherapyLine,
     Tumour,
     VariantType,
+    partial_date,
+    precise_date_fields,
 )
 
 # --- text the forms accept ----------------------------------------------------------------
@@ -382,6 +384,144 @@ class DateInput(forms.DateInput):
         return context
 
 
+_PARTIAL_DATES = [
+    # (pattern, order of its groups): ISO day, German day, ISO month, month/year, year.
+    (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"), "ymd"),
+    (re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})"), "dmy"),
+    (re.compile(r"(\d{4})-(\d{1,2})"), "ym"),
+    (re.compile(r"(\d{1,2})[/.](\d{4})"), "my"),
+    (re.compile(r"(\d{4})"), "y"),
+]
+
+
+def parse_partial_date(text: str) -> rules.PartialDate | None:
+    """A day, month or year as typed: 2021-02-14, 14.02.2021, 2021-02, 02/2021, 02.2021 or
+    2021. Never a month-first day (02/14/2021) and never a two-digit year. None if the text
+    is none of these or names no real day."""
+    text = text.strip()
+    for pattern, order in _PARTIAL_DATES:
+        match = pattern.fullmatch(text)
+        if not match:
+            continue
+        parts = dict(zip(order, (int(g) for g in match.groups()), strict=True))
+        precision = rules.DAY if "d" in order else rules.MONTH if "m" in order else rules.YEAR
+        try:
+            value = date(parts["y"], parts.get("m", 1), parts.get("d", 1))
+        except ValueError:
+            return None
+        return rules.PartialDate(value, precision) if value.year >= 1900 else None
+    return None
+
+
+def format_partial_date_input(value: rules.PartialDate, language: str | None = None) -> str:
+    """A date with its precision as the interface language types it (German 14.02.2021 and
+    02/2021, English 2021-02-14 and 2021-02), so that a form shown again reads as typed."""
+    first = str(formats.get_format("DATE_INPUT_FORMATS", language or get_language())[0])
+    german = first.startswith("%d")
+    if value.precision == rules.YEAR:
+        return f"{value.value.year:04d}"
+    if value.precision == rules.MONTH:
+        return value.value.strftime("%m/%Y" if german else "%Y-%m")
+    return value.value.strftime("%d.%m.%Y" if german else "%Y-%m-%d")
+
+
+class PartialDateInput(forms.TextInput):
+    """A text input, not the browser's date picker: `type=date` cannot hold a month or year."""
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        widget_attrs = context["widget"]["attrs"]
+        widget_attrs.setdefault("placeholder", partial_date_hint())
+        widget_attrs.setdefault("autocomplete", "off")
+        widget_attrs.setdefault("inputmode", "numeric")
+        return context
+
+
+def partial_date_hint(language: str | None = None) -> str:
+    """The day, month and year formats the interface language types, spelled out."""
+    day = date_format_hint(language)
+    month = _("MM/YYYY") if day.startswith(str(DATE_PARTS["%d"])) else _("YYYY-MM")
+    return str(
+        _("%(day)s, %(month)s or %(year)s") % {"day": day, "month": month, "year": DATE_PARTS["%Y"]}
+    )
+
+
+class PartialDateField(forms.Field):
+    """A clinical date known to the day, the month or the year: cleans to a
+    `rules.PartialDate`. Row forms put it in place of every model date field that has a
+    `<name>_precision` sibling (`PartialDatesMixin`)."""
+
+    widget = PartialDateInput
+    default_error_messages = {
+        "invalid": _("Enter a day (%(day)s), a month (%(month)s) or a year (%(year)s)."),
+    }
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, rules.PartialDate):
+            return format_partial_date_input(value)
+        if isinstance(value, date):
+            return format_partial_date_input(rules.PartialDate(value))
+        return value
+
+    def to_python(self, value: Any) -> rules.PartialDate | None:
+        if isinstance(value, rules.PartialDate):
+            return value
+        if value in self.empty_values:
+            return None
+        parsed = parse_partial_date(str(value))
+        if parsed is None:
+            hint = date_format_hint()
+            german = hint.startswith(str(DATE_PARTS["%d"]))
+            raise forms.ValidationError(
+                self.error_messages["invalid"],
+                code="invalid",
+                params={
+                    "day": hint,
+                    "month": _("MM/YYYY") if german else _("YYYY-MM"),
+                    "year": DATE_PARTS["%Y"],
+                },
+            )
+        return parsed
+
+
+class PartialDatesMixin:
+    """Every model date field of the form that has a `<name>_precision` sibling is entered as
+    a `PartialDateField`; the instance gets the first day of the month or year and the
+    precision, so that no rendering pads a month to a day."""
+
+    partial_dates: tuple[str, ...] = ()
+
+    def _use_partial_dates(self) -> None:
+        form: Any = self
+        self.partial_dates = tuple(
+            n for n in precise_date_fields(form._meta.model) if n in form.fields
+        )
+        for name in self.partial_dates:
+            old = form.fields[name]
+            form.fields[name] = PartialDateField(
+                required=old.required, label=old.label, help_text=old.help_text
+            )
+            if form.instance.pk and not form.is_bound:
+                form.initial[name] = partial_date(form.instance, name)
+
+    def _post_clean(self) -> None:
+        form: Any = self
+        partials = {n: form.cleaned_data[n] for n in self.partial_dates if n in form.cleaned_data}
+        for name, value in partials.items():
+            form.cleaned_data[name] = value.value if value else None
+        super()._post_clean()  # type: ignore[misc]
+        for name, value in partials.items():
+            setattr(form.instance, f"{name}_precision", value.precision if value else rules.DAY)
+            form.cleaned_data[name] = value
+
+
+def cleaned_day(value: Any) -> date | None:
+    """The first day a cleaned date may stand for (a day, or the first of a month or year)."""
+    if isinstance(value, rules.PartialDate):
+        return value.earliest
+    return value if isinstance(value, date) else None
+
+
 # --- the case record ------------------------------------------------------------------------
 
 
@@ -408,11 +548,14 @@ class CaseFormMixin:
         today = timezone.localdate()
         for name in self.date_fields:
             value = cleaned.get(name)
-            if not isinstance(value, date):
+            if isinstance(value, date):
+                value = rules.PartialDate(value)
+            if not isinstance(value, rules.PartialDate):
                 continue
-            if value > today:
+            # A month or year is in the future only when all of it is: "this month" is not.
+            if value.earliest > today:
                 self.add_error(name, _("This date is in the future."))  # type: ignore[attr-defined]
-            elif year_of_birth and value.year < year_of_birth:
+            elif year_of_birth and value.latest.year < year_of_birth:
                 self.add_error(name, _("This date is before the year of birth."))  # type: ignore[attr-defined]
 
 
@@ -501,7 +644,7 @@ class MetastasisStatusForm(CaseFormMixin, ModelForm):
 CONFIRM_FIELD = "confirm_values"
 
 
-class RowForm(CaseFormMixin, ModelForm):
+class RowForm(PartialDatesMixin, CaseFormMixin, ModelForm):
     """A form for one row of a case; `case` gives the date rules their year of birth.
 
     `warnings` are shown after saving. `numbers` (field -> name and unit) are named with their
@@ -517,6 +660,7 @@ class RowForm(CaseFormMixin, ModelForm):
         self.case = case
         self.language = language
         self.warnings = []
+        self._use_partial_dates()
         self.confirmed = self.is_bound and bool(
             forms.CheckboxInput().value_from_datadict(
                 self.data, self.files, self.add_prefix(CONFIRM_FIELD)
@@ -550,7 +694,7 @@ class RowForm(CaseFormMixin, ModelForm):
         tick; ticked, it saves. Only values above zero are compared (a ratio to zero says
         nothing). Two queries, whatever the number of rows."""
         date_field = self.date_fields[0]
-        day = cleaned.get(date_field)
+        day = cleaned_day(cleaned.get(date_field))
         values = {
             name: Decimal(cleaned[name])
             for name in self.numbers
@@ -905,12 +1049,6 @@ class MetastasisForm(RowForm):
 
 class TherapyLineForm(RowForm):
     date_fields = ("started_on", "ended_on")
-    start_month_only = forms.BooleanField(
-        label=_("Only the month of the start is known"), required=False
-    )
-    end_month_only = forms.BooleanField(
-        label=_("Only the month of the end is known"), required=False
-    )
 
     class Meta:
         model = TherapyLine
@@ -965,9 +1103,6 @@ class TherapyLineForm(RowForm):
         category.queryset = offered  # type: ignore[attr-defined]
         category.empty_label = _("not linked")  # type: ignore[attr-defined]
         category.label_from_instance = lambda c: c.name(self.language)  # type: ignore[attr-defined]
-        if self.instance.pk and not self.is_bound:
-            self.initial["start_month_only"] = self.instance.start_precision == "month"
-            self.initial["end_month_only"] = self.instance.end_precision == "month"
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -977,27 +1112,14 @@ class TherapyLineForm(RowForm):
                 self.add_error("ended_on", _("An ongoing line has no end date."))
             if cleaned.get("end_reason"):
                 self.add_error("end_reason", _("An ongoing line has no end reason."))
-        if start and end:
-            start_cmp = start.replace(day=1) if cleaned.get("start_month_only") else start
-            end_cmp = end.replace(day=1) if cleaned.get("end_month_only") else end
-            if end_cmp < start_cmp:
-                self.add_error("ended_on", _("The end is before the start."))
+        if start and end and end.certainly_before(start):
+            self.add_error("ended_on", _("The end is before the start."))
         if cleaned.get("setting") == LineSetting.PALLIATIVE and not cleaned.get("palliative_line"):
             self.add_error("palliative_line", _("Give the number of the palliative line."))
         criteria = cleaned.get("response_criteria")
         if criteria in SOLID_TUMOUR_CRITERIA and self.case and self.case.is_haematological:
             self.add_error("response_criteria", _("RECIST applies to solid tumours only."))
         return cleaned
-
-    def save(self, commit: bool = True) -> TherapyLine:
-        line: TherapyLine = super().save(commit=False)
-        line.start_precision = "month" if self.cleaned_data.get("start_month_only") else "day"
-        line.end_precision = "month" if self.cleaned_data.get("end_month_only") else "day"
-        if line.start_precision == "month":
-            line.started_on = line.started_on.replace(day=1)
-        if line.ended_on and line.end_precision == "month":
-            line.ended_on = line.ended_on.replace(day=1)
-        return line
 
 
 class AdverseEventForm(RowForm):
@@ -1304,7 +1426,12 @@ class LifestyleForm(RowForm):
         if quit_on and smoking != SmokingStatus.FORMER:
             self.add_error("quit_on", _("A date of stopping belongs to a former smoker."))
         stated = cleaned.get("recorded_on")
-        if isinstance(quit_on, date) and isinstance(stated, date) and quit_on > stated:
+        # At their precisions: only a date of stopping certainly after the statement is wrong.
+        if (
+            isinstance(quit_on, rules.PartialDate)
+            and isinstance(stated, rules.PartialDate)
+            and stated.certainly_before(quit_on)
+        ):
             self.add_error("quit_on", _("This date is after the date of the statement."))
         units = cleaned.get("alcohol_units_per_week")
         if units is not None and cleaned.get("alcohol") not in (

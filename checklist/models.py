@@ -17,6 +17,8 @@ from django.db import models
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from checklist import rules
+
 
 class Practice(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
@@ -318,6 +320,59 @@ class Case(PracticeScoped):
         return any(t.is_haematological for t in self.tumours.all())
 
 
+class DatePrecision(models.TextChoices):
+    DAY = "day", _("day")
+    MONTH = "month", _("month")
+    YEAR = "year", _("year")
+
+
+def date_precision() -> models.CharField[str, str]:
+    """The sibling `<date field>_precision` of a clinical date known to the day, month or
+    year. The date column holds the first day of that month or year; renderings read both."""
+    return models.CharField(
+        max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY, editable=False
+    )
+
+
+def date_precision_checks(model: str, *names: str) -> list[models.BaseConstraint]:
+    """The database refuses a precision it does not know and a month or year date stored on
+    any day but the first of its month or year (which would read as a day it never was)."""
+    checks: list[models.BaseConstraint] = []
+    for name in names:
+        precision = f"{name}_precision"
+        year_start = {f"{name}__day": 1, f"{name}__month": 1}
+        checks.append(
+            models.CheckConstraint(
+                condition=models.Q(**{precision: DatePrecision.DAY})
+                | models.Q(**{precision: DatePrecision.MONTH, f"{name}__day": 1})
+                | models.Q(**{precision: DatePrecision.YEAR, **year_start})
+                | models.Q(**{f"{name}__isnull": True, f"{precision}__in": DatePrecision.values}),
+                name=f"{model}_{name}_precision",
+            )
+        )
+    return checks
+
+
+def precise_date_fields(model: type[models.Model]) -> tuple[str, ...]:
+    """The date fields of a model that carry a precision sibling."""
+    names = {f.name for f in model._meta.get_fields()}
+    return tuple(
+        f.name
+        for f in model._meta.get_fields()
+        if isinstance(f, models.DateField)
+        and not isinstance(f, models.DateTimeField)
+        and f"{f.name}_precision" in names
+    )
+
+
+def partial_date(obj: models.Model, name: str) -> rules.PartialDate | None:
+    """A recorded date with its precision (day when the model keeps none)."""
+    value = getattr(obj, name)
+    if value is None:
+        return None
+    return rules.PartialDate(value, getattr(obj, f"{name}_precision", DatePrecision.DAY))
+
+
 class CaseRow(PracticeScoped):
     """A row of a case's aggregate: carries its own practice_id and is audited."""
 
@@ -325,6 +380,9 @@ class CaseRow(PracticeScoped):
 
     class Meta(PracticeScoped.Meta):
         abstract = True
+
+    def partial(self, name: str) -> rules.PartialDate | None:
+        return partial_date(self, name)
 
 
 class Laterality(models.TextChoices):
@@ -367,6 +425,7 @@ class Tumour(CaseRow):
     icd10_text = models.CharField(_("ICD-10 (optional)"), max_length=100, blank=True)
     laterality = models.CharField(_("laterality"), max_length=20, choices=Laterality.choices)
     diagnosed_on = models.DateField(_("date of diagnosis"), null=True, blank=True)
+    diagnosed_on_precision = date_precision()
     diagnosis_basis = models.CharField(
         _("basis of diagnosis"), max_length=30, choices=DiagnosisBasis.choices, blank=True
     )
@@ -374,7 +433,7 @@ class Tumour(CaseRow):
     grade = models.CharField(_("grade"), max_length=2, choices=Grade.choices, blank=True)
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("tumour", "diagnosed_on")
 
     def __str__(self) -> str:
         return f"{self.oncotree_name} ({self.oncotree_code})"
@@ -422,6 +481,7 @@ class StagingRecord(CaseRow):
         verbose_name=_("primary tumour"),
     )
     staged_on = models.DateField(_("date"))
+    staged_on_precision = date_precision()
     kind = models.CharField(_("kind"), max_length=20, choices=StagingKind.choices)
     system = models.CharField(_("system"), max_length=20, choices=StagingSystem.choices)
     tnm_edition = models.CharField(
@@ -451,7 +511,7 @@ class StagingRecord(CaseRow):
     stage_text = models.CharField(_("stage"), max_length=60, blank=True)
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("stagingrecord", "staged_on")
 
     def __str__(self) -> str:
         return f"{self.staged_on} {self.get_system_display()}"
@@ -520,6 +580,7 @@ class Biomarker(CaseRow):
     kind = models.CharField(_("kind"), max_length=10, choices=BiomarkerKind.choices)
     specimen = models.CharField(_("specimen"), max_length=200, blank=True)
     sampled_on = models.DateField(_("date"), null=True, blank=True)
+    sampled_on_precision = date_precision()
     assay = models.CharField(_("assay"), max_length=200, blank=True)
     scoring = models.CharField(
         _("score type"), max_length=30, blank=True, help_text=_("e.g. TPS or CPS for PD-L1")
@@ -532,7 +593,7 @@ class Biomarker(CaseRow):
     status = models.CharField(_("status"), max_length=12, choices=ResultStatus.choices)
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("biomarker", "sampled_on")
 
     def __str__(self) -> str:
         return self.name
@@ -556,13 +617,14 @@ class Metastasis(CaseRow):
     site = models.CharField(_("site"), max_length=3)
     lesions = models.PositiveIntegerField(_("number of lesions"), null=True, blank=True)
     detected_on = models.DateField(_("detected on"))
+    detected_on_precision = date_precision()
     timing = models.CharField(_("timing"), max_length=15, choices=MetastasisTiming.choices)
     established_by = models.CharField(
         _("established by"), max_length=15, choices=EstablishedBy.choices, blank=True
     )
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("metastasis", "detected_on")
 
     def __str__(self) -> str:
         return self.site
@@ -578,11 +640,6 @@ class LineSetting(models.TextChoices):
     MAINTENANCE = "maintenance", _("maintenance")
     DEFINITIVE = "definitive", _("definitive / curative without surgery")
     OTHER = "other", _("other")
-
-
-class DatePrecision(models.TextChoices):
-    DAY = "day", _("day")
-    MONTH = "month", _("month")
 
 
 class Response(models.TextChoices):
@@ -621,13 +678,9 @@ class TherapyLine(CaseRow):
         _("palliative line number"), null=True, blank=True
     )
     started_on = models.DateField(_("start"))
-    start_precision = models.CharField(
-        max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY
-    )
+    started_on_precision = date_precision()
     ended_on = models.DateField(_("end"), null=True, blank=True)
-    end_precision = models.CharField(
-        max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY
-    )
+    ended_on_precision = date_precision()
     ongoing = models.BooleanField(_("ongoing"), default=False)
     cycles = models.PositiveSmallIntegerField(_("cycles"), null=True, blank=True)
     dose_reductions = models.PositiveSmallIntegerField(_("dose reductions"), null=True, blank=True)
@@ -648,7 +701,7 @@ class TherapyLine(CaseRow):
     )
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("therapyline", "started_on", "ended_on")
 
     def __str__(self) -> str:
         return f"line {self.number}"
@@ -674,9 +727,10 @@ class AdverseEvent(CaseRow):
     dose_reduced = models.BooleanField(_("dose reduced"), default=False)
     resolved = models.BooleanField(_("resolved"), default=False)
     onset_on = models.DateField(_("onset"), null=True, blank=True)
+    onset_on_precision = date_precision()
 
     class Meta(CaseRow.Meta):
-        constraints = [
+        constraints = date_precision_checks("adverseevent", "onset_on") + [
             models.CheckConstraint(
                 condition=models.Q(grade__gte=1, grade__lte=5), name="ae_grade_1_to_5"
             )
@@ -689,6 +743,7 @@ class AdverseEvent(CaseRow):
 class PerformanceStatus(CaseRow):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="performance")
     assessed_on = models.DateField(_("assessed on"))
+    assessed_on_precision = date_precision()
     ecog = models.PositiveSmallIntegerField(
         _("ECOG"), choices=[(g, str(g)) for g in range(0, 5)], null=True, blank=True
     )
@@ -700,7 +755,7 @@ class PerformanceStatus(CaseRow):
     )
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("performancestatus", "assessed_on")
 
     def __str__(self) -> str:
         return str(self.assessed_on)
@@ -724,6 +779,7 @@ class ImmuneFinding(CaseRow):
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="immune_findings")
     assessed_on = models.DateField(_("date"))
+    assessed_on_precision = date_precision()
     leukocytes = models.DecimalField(
         _("leukocytes (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
     )
@@ -755,6 +811,7 @@ class ImmuneFinding(CaseRow):
         blank=True,
     )
     steroid_since = models.DateField(_("steroid since"), null=True, blank=True)
+    steroid_since_precision = date_precision()
     hiv = models.CharField(_("HIV"), max_length=12, choices=TestResult.choices, blank=True)
     hbsag = models.CharField(_("HBsAg"), max_length=12, choices=TestResult.choices, blank=True)
     anti_hbc = models.CharField(
@@ -773,7 +830,7 @@ class ImmuneFinding(CaseRow):
     comment = models.TextField(_("physician's comment"), blank=True)
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("immunefinding", "assessed_on", "steroid_since")
 
     def __str__(self) -> str:
         return str(self.assessed_on)
@@ -789,9 +846,10 @@ class ImmuneAdverseEvent(CaseRow):
     resolved = models.BooleanField(_("resolved"), default=False)
     rechallenged = models.BooleanField(_("rechallenged"), default=False)
     occurred_on = models.DateField(_("date"), null=True, blank=True)
+    occurred_on_precision = date_precision()
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("immuneadverseevent", "occurred_on")
 
     def __str__(self) -> str:
         return self.organ
@@ -801,10 +859,11 @@ class Comorbidity(CaseRow):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="comorbidities")
     name = models.CharField(_("comorbidity"), max_length=200)
     since = models.DateField(_("since"), null=True, blank=True)
+    since_precision = date_precision()
     note = models.CharField(_("note"), max_length=300, blank=True)
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("comorbidity", "since")
 
     def __str__(self) -> str:
         return self.name
@@ -813,6 +872,7 @@ class Comorbidity(CaseRow):
 class OrganFunction(CaseRow):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="organ_functions")
     measured_on = models.DateField(_("date"))
+    measured_on_precision = date_precision()
     egfr = models.DecimalField(
         _("eGFR (mL/min/1.73 m²)"), max_digits=6, decimal_places=1, null=True, blank=True
     )
@@ -824,7 +884,7 @@ class OrganFunction(CaseRow):
     lvef = models.PositiveSmallIntegerField(_("LVEF (%)"), null=True, blank=True)
 
     class Meta(CaseRow.Meta):
-        pass
+        constraints = date_precision_checks("organfunction", "measured_on")
 
     def __str__(self) -> str:
         return str(self.measured_on)
@@ -875,11 +935,13 @@ class Lifestyle(CaseRow):
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="lifestyle")
     recorded_on = models.DateField(_("stated on"))
+    recorded_on_precision = date_precision()
     smoking = models.CharField(_("smoking"), max_length=10, choices=SmokingStatus.choices)
     pack_years = models.DecimalField(
         _("pack-years"), max_digits=4, decimal_places=1, null=True, blank=True
     )
     quit_on = models.DateField(_("stopped smoking on"), null=True, blank=True)
+    quit_on_precision = date_precision()
     alcohol = models.CharField(_("alcohol"), max_length=10, choices=AlcoholUse.choices, blank=True)
     alcohol_units_per_week = models.DecimalField(
         _("alcohol units per week"), max_digits=5, decimal_places=1, null=True, blank=True
@@ -887,7 +949,7 @@ class Lifestyle(CaseRow):
     comment = models.TextField(_("physician's comment"), blank=True)
 
     class Meta(CaseRow.Meta):
-        constraints = [
+        constraints = date_precision_checks("lifestyle", "recorded_on", "quit_on") + [
             models.CheckConstraint(
                 condition=models.Q(pack_years__isnull=True)
                 | models.Q(pack_years__gte=0, pack_years__lte=300),
@@ -1065,10 +1127,11 @@ class GenomicVariant(CaseRow):
     assay = models.CharField(_("assay or panel"), max_length=200, blank=True)
     laboratory = models.CharField(_("laboratory"), max_length=200, blank=True)
     reported_on = models.DateField(_("report date"), null=True, blank=True)
+    reported_on_precision = date_precision()
     comment = models.TextField(_("physician's comment"), blank=True)
 
     class Meta(CaseRow.Meta):
-        constraints = [
+        constraints = date_precision_checks("genomicvariant", "reported_on") + [
             models.CheckConstraint(
                 condition=models.Q(vaf__isnull=True) | models.Q(vaf__gte=0, vaf__lte=100),
                 name="genomic_vaf_0_to_100",

@@ -44,6 +44,7 @@ from checklist.models import (
     Code,
     ItemStatus,
     NoteState,
+    partial_date,
     user_display,
 )
 from checklist.record import CaseRecord
@@ -294,7 +295,8 @@ class _Builder:
         if isinstance(field, models.BooleanField):
             return self.row(label, BOOL, bool(raw))
         if isinstance(field, models.DateField):
-            return self.row(label, PLAIN, raw.isoformat())
+            # At its precision: a month is "2021-02", never padded to a first day.
+            return self.row(label, PLAIN, partial_date(obj, name).iso())  # type: ignore[union-attr]
         if isinstance(field, models.DecimalField | models.IntegerField):
             return self.row(label, PLAIN, _num(raw))
         if isinstance(field, models.TextField):
@@ -348,13 +350,7 @@ def _staging_rows(b: _Builder, s: Any) -> list[dict[str, Any]]:
 def _line_rows(b: _Builder, line: Any) -> list[dict[str, Any]]:
     rows = []
     for name in LINE_FIELDS:
-        if name in ("started_on", "ended_on"):
-            # A date known to the month is shown to the month, never padded to a day.
-            day = getattr(line, name)
-            precision = line.start_precision if name == "started_on" else line.end_precision
-            text = day.strftime("%Y-%m") if day and precision == "month" else _d(day)
-            row = b.field(line, name, text or None, PLAIN)
-        elif name == "category":
+        if name == "category":
             category = line.category
             name_both = {"en": category.name_en, "de": category.name_de} if category else None
             row = b.field(line, name, name_both, I18N)

@@ -116,8 +116,8 @@ class CaseRecord:
                 number=line.number,
                 types=tuple(line.types),
                 regimen=line.regimen,
-                start=line.started_on.isoformat(),
-                end=line.ended_on.isoformat() if line.ended_on else "",
+                start=line.partial("started_on").iso(),  # type: ignore[union-attr]
+                end=end.iso() if (end := line.partial("ended_on")) else "",
                 ongoing=line.ongoing,
                 end_reason=line.end_reason,
                 worst_grade=self.worst_grade(line),
@@ -136,7 +136,7 @@ class CaseRecord:
             staging_systems=tuple(s.system for s in self.staging),
             staging_labels=tuple(
                 f"{s.tnm_text or s.stage_text or s.uicc_stage} ({s.get_system_display()}"
-                f"{' ' + s.tnm_edition if s.tnm_edition else ''}, {s.staged_on.isoformat()})"
+                f"{' ' + s.tnm_edition if s.tnm_edition else ''}, {s.partial('staged_on').iso()})"
                 for s in self.staging
                 if s.system != "not_applicable"
             ),
@@ -144,11 +144,10 @@ class CaseRecord:
             metastasis_sites=tuple(
                 self.site_labels(get_language()).get(m.site, m.site) for m in self.metastases
             ),
-            # Both dates are recorded to the day (the forms ask for a full date).
             staging_dates=tuple(
-                rules.PartialDate(s.staged_on) for s in self.staging if s.system != "not_applicable"
+                s.partial("staged_on") for s in self.staging if s.system != "not_applicable"
             ),
-            metastasis_dates=tuple(rules.PartialDate(m.detected_on) for m in self.metastases),
+            metastasis_dates=tuple(m.partial("detected_on") for m in self.metastases),
             immune_findings=len(self.immune) + len(self.immune_events),
             immune_not_assessed=case.immune_not_assessed,
             no_prior_therapy=case.no_prior_therapy,
@@ -177,21 +176,33 @@ class CaseRecord:
         points: list[timeline.Point] = []
         for t in self.tumours:
             if t.diagnosed_on:
-                points.append(timeline.Point("diagnosis", t.diagnosed_on, t.oncotree_name))
+                points.append(
+                    timeline.Point(
+                        "diagnosis",
+                        t.diagnosed_on,
+                        t.oncotree_name,
+                        precision=t.diagnosed_on_precision,
+                    )
+                )
         for s in self.staging:
             label = s.tnm_text or s.stage_text or s.get_system_display()
-            points.append(timeline.Point("staging", s.staged_on, label))
+            points.append(
+                timeline.Point("staging", s.staged_on, label, precision=s.staged_on_precision)
+            )
         for m in self.metastases:
             points.append(
                 timeline.Point(
-                    "metastasis", m.detected_on, self.site_labels(language).get(m.site, m.site)
+                    "metastasis",
+                    m.detected_on,
+                    self.site_labels(language).get(m.site, m.site),
+                    precision=m.detected_on_precision,
                 )
             )
         for line in self.lines:
             grade = self.worst_grade(line)
             label = line.regimen or "/".join(line.types)
             if grade:
-                label += f" · CTCAE {grade}"
+                label += f" · G{grade}"
             if line.end_reason:
                 label += f" · {end_reasons.get(line.end_reason, line.end_reason)}"
             points.append(
@@ -202,12 +213,18 @@ class CaseRecord:
                     line.ended_on,
                     line.ongoing,
                     row_key=str(line.number),
+                    precision=line.started_on_precision,
                 )
             )
             for event in line.events.all():
                 if event.onset_on:
                     points.append(
-                        timeline.Point("event", event.onset_on, f"{event.term} G{event.grade}")
+                        timeline.Point(
+                            "event",
+                            event.onset_on,
+                            f"{event.term} G{event.grade}",
+                            precision=event.onset_on_precision,
+                        )
                     )
         for p in self.performance:
             label = " / ".join(
@@ -218,14 +235,36 @@ class CaseRecord:
                 )
                 if x
             )
-            points.append(timeline.Point("performance", p.assessed_on, label))
+            when = p.assessed_on_precision
+            points.append(timeline.Point("performance", p.assessed_on, label, precision=when))
         for f in self.immune:
-            points.append(timeline.Point("immune", f.assessed_on, str(f.assessed_on)))
+            points.append(
+                timeline.Point(
+                    "immune",
+                    f.assessed_on,
+                    f.partial("assessed_on").iso(),  # type: ignore[union-attr]
+                    precision=f.assessed_on_precision,
+                )
+            )
         for r in self.lifestyle:
-            points.append(timeline.Point("lifestyle", r.recorded_on, r.get_smoking_display()))
+            points.append(
+                timeline.Point(
+                    "lifestyle",
+                    r.recorded_on,
+                    r.get_smoking_display(),
+                    precision=r.recorded_on_precision,
+                )
+            )
         for v in self.genomic_variants:
             if v.reported_on:
-                points.append(timeline.Point("genomics", v.reported_on, genomic_label(v)))
+                points.append(
+                    timeline.Point(
+                        "genomics",
+                        v.reported_on,
+                        genomic_label(v),
+                        precision=v.reported_on_precision,
+                    )
+                )
         return timeline.layout(points, today)
 
     def site_labels(self, language: str | None) -> dict[str, str]:
@@ -262,9 +301,9 @@ def lifestyle_text(row: Lifestyle) -> str:
     smoking = row.get_smoking_display()
     if row.pack_years is not None:
         smoking += ", " + _("%(n)s pack-years") % {"n": _number(row.pack_years)}
-    if row.quit_on:
-        smoking += ", " + _("stopped %(date)s") % {"date": row.quit_on.isoformat()}
-    parts = [row.recorded_on.isoformat(), smoking]
+    if stopped := row.partial("quit_on"):
+        smoking += ", " + _("stopped %(date)s") % {"date": stopped.iso()}
+    parts = [row.partial("recorded_on").iso(), smoking]  # type: ignore[union-attr]
     if row.alcohol:
         alcohol = _("alcohol: %(use)s") % {"use": row.get_alcohol_display()}
         if row.alcohol_units_per_week is not None:
@@ -316,8 +355,8 @@ def genomic_text(row: GenomicVariant) -> str:
             parts.append(row.get_origin_display())
         if row.vaf is not None:
             parts.append(_("VAF %(n)s %%") % {"n": _number(row.vaf)})
-    if row.reported_on:
-        parts.append(row.reported_on.isoformat())
+    if reported := row.partial("reported_on"):
+        parts.append(reported.iso())
     return " · ".join(parts)
 
 

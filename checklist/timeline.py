@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from checklist import rules
+
 WIDTH = 960
 LEFT = 150
 RIGHT = 20
@@ -37,6 +39,7 @@ class Point:
     end: date | None = None  # therapy lines: a bar to `end`, or to today when ongoing
     ongoing: bool = False
     row_key: str = ""  # therapy lines: one row per line
+    precision: str = rules.DAY  # how precisely `on` is known; drawn at its first day
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,11 @@ class Mark:
     on: date
     width: float = 0.0
     ongoing: bool = False
+    precision: str = rules.DAY
+
+    @property
+    def when(self) -> rules.PartialDate:
+        return rules.PartialDate(self.on, self.precision)
 
     @property
     def label_anchor(self) -> str:
@@ -106,7 +114,7 @@ def layout(points: list[Point], today: date) -> Layout | None:
             end = point.end or (today if point.ongoing else point.on)
             width = round(max(x_of(end) - x, 3.0), 1)
         y = row_y[(point.lane, point.row_key if point.lane == "therapy" else "")]
-        marks.append(Mark(x, y, point.label, point.on, width, point.ongoing))
+        marks.append(Mark(x, y, point.label, point.on, width, point.ongoing, point.precision))
     ticks = [
         (x_of(date(year, 1, 1)), str(year))
         for year in range(start.year, stop.year + 1)

@@ -228,14 +228,15 @@ def test_metastasis_rows_follow_the_status(alice_client, case):
 
 def test_it_records_a_line_with_two_types_and_month_precision(alice_client, case):
     response = _line(
-        alice_client, case, types=["HO", "ZS"], start_month_only="on", regimen="Letrozole+Palbo"
+        alice_client, case, types=["HO", "ZS"], started_on="2021-01", regimen="Letrozole+Palbo"
     )
     assert response.status_code == 302
     line = TherapyLine.objects.get()
     assert line.types == ["HO", "ZS"]
-    assert (line.started_on.isoformat(), line.start_precision) == ("2021-01-01", "month")
+    assert (line.started_on.isoformat(), line.started_on_precision) == ("2021-01-01", "month")
     page = alice_client.get(f"/cases/{case.pk}/").content.decode()
-    assert "Hormone therapy + Targeted substances" in page and "01/2021" in page
+    assert "Hormone therapy + Targeted substances" in page and "2021-01 –" in page
+    assert "2021-01-01" not in page
 
 
 @pytest.mark.parametrize(

@@ -405,7 +405,7 @@ def test_a_german_date_is_typed_and_shown_in_the_german_format(alice_de, case):
     assert row.assessed_on == assessed
     response = alice_de.get(f"/cases/{case.pk}/immune/{row.pk}/")
     page = response.content.decode()
-    assert 'placeholder="TT.MM.JJJJ"' in page
+    assert 'placeholder="TT.MM.JJJJ, MM/JJJJ oder JJJJ"' in page
     assert 'type="date"' not in page
     assert shown(page, "assessed_on") == assessed.strftime("%d.%m.%Y")
     data = {"assessed_on": shown(page, "assessed_on"), "lymphocytes": shown(page, "lymphocytes")}
@@ -424,9 +424,10 @@ def test_a_german_date_is_typed_and_shown_in_the_german_format(alice_de, case):
             # A two-digit year is never guessed into a century, month-first never guessed.
             ["%d.%m.%y", "%m/%d/%Y", "%d/%m/%Y"],
         ),
-        # English takes ISO only: 03/04/2024 is the 4th of March in one country and the 3rd of
-        # April in the next.
-        ("en", ["%Y-%m-%d"], ["%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d.%m.%Y"]),
+        # English takes ISO and the dotted day-first date (dots are never month-first), never a
+        # slashed day: 03/04/2024 is the 4th of March in one country and the 3rd of April in
+        # the next.
+        ("en", ["%Y-%m-%d", "%d.%m.%Y"], ["%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y"]),
     ],
     ids=LANGUAGES[::-1],
 )
@@ -454,5 +455,5 @@ def test_it_reads_the_language_s_date_format_and_iso_and_never_guesses(
 
 def test_english_dates_are_iso_with_the_format_named(alice_client, case):
     page = alice_client.get(f"/cases/{case.pk}/comorbidity/new/").content.decode()
-    assert 'placeholder="YYYY-MM-DD"' in page
+    assert 'placeholder="YYYY-MM-DD, YYYY-MM or YYYY"' in page
     assert 'type="date"' not in page

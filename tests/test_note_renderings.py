@@ -41,6 +41,8 @@ from checklist.models import (
     Membership,
     MetastasisStatus,
     Tumour,
+    partial_date,
+    precise_date_fields,
 )
 from checklist.templatetags.checklist_tags import local_datetime
 from tests.factories import PASSWORD, create_note, logged_in, make_signable, make_user, post_row
@@ -117,6 +119,9 @@ TNM_PARTS = {
 }
 
 
+PRECISIONS = ("month", "year", "day")
+
+
 def _model(name: str) -> Any:
     try:
         return apps.get_model("checklist", name)
@@ -175,6 +180,15 @@ class FullRecord:
             if field.is_relation or field.name in skip:
                 continue
             setattr(obj, field.name, self.value(field))
+        # Dates with a precision take day, month and year in turn, stored as the first day of
+        # their month or year (as the forms store them).
+        for name in precise_date_fields(type(obj)):
+            precision = PRECISIONS[next(self.n) % 3]
+            setattr(obj, f"{name}_precision", precision)
+            day = getattr(obj, name)
+            if precision != "day":
+                day = day.replace(day=1, month=1 if precision == "year" else day.month)
+            setattr(obj, name, day)
         return obj
 
 
@@ -211,9 +225,6 @@ def _fully_recorded_note(alice: Any, practice: Any) -> tuple[BoardNoteVersion, d
     add("GenomicVariant", values={"vaf": Decimal("42.5")})
     categories = list(Category.objects.filter(practice=practice, active=True).order_by("position"))
     line = add("TherapyLine", category=categories[0])
-    line.start_precision, line.end_precision = "month", "day"
-    line.started_on = line.started_on.replace(day=1)
-    line.save()
     add("AdverseEvent", line=line)
     checklist = Checklist.objects.create(
         practice=practice, case=case, version=categories[0].version
@@ -311,6 +322,13 @@ def _expected(
     return expected
 
 
+PRECISE_KEYS = {
+    f"{model._meta.model_name}.{name}_precision"
+    for model in apps.get_app_config("checklist").get_models()
+    for name in precise_date_fields(model)
+}
+
+
 def _special(
     key: str, obj: Any, labels: dict[str, str], snapshot: dict[str, Any]
 ) -> tuple[str, str, str] | None:
@@ -321,11 +339,11 @@ def _special(
         return key, labels["f:stagingrecord.tumour"], obj.tumour.oncotree_name
     if key == "therapyline.number":
         return key, "", labels["t:line"] % {"n": obj.number}
-    if key in ("therapyline.start_precision", "therapyline.started_on"):
-        # Known to the month: shown to the month, never padded to a day.
-        return key, labels["f:therapyline.started_on"], obj.started_on.strftime("%Y-%m")
-    if key == "therapyline.end_precision":
-        return key, labels["f:therapyline.ended_on"], obj.ended_on.isoformat()
+    if key.endswith("_precision") or f"{key}_precision" in PRECISE_KEYS:
+        # A date with its precision: shown to the month or year, never padded to a day.
+        name = key.split(".")[1].removesuffix("_precision")
+        model = key.split(".")[0]
+        return key, labels[f"f:{model}.{name}"], partial_date(obj, name).iso()  # type: ignore[union-attr]
     if key == "therapyline.category":
         name = obj.category.name_de if translation.get_language() == "de" else obj.category.name_en
         return key, labels["f:therapyline.category"], name

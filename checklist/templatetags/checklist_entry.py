@@ -1,15 +1,12 @@
-"""Tags of the entry forms: the one-time submission token of create forms, and dates shown at
-the precision they were recorded with."""
+"""Tags of the entry forms: the one-time submission token of create forms."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
-from django.utils import formats
 from django.utils.html import format_html
 
-from checklist import rules
 from checklist.models import SubmissionToken
 
 register = template.Library()
@@ -42,16 +39,3 @@ def submission_token(context: Any) -> str:
         return ""
     value = _unused_posted_token(request) or SubmissionToken.issue(user)
     return format_html('<input type="hidden" name="submission_token" value="{}">', value)
-
-
-@register.filter
-def partial_date(value: rules.PartialDate | None) -> str:
-    """A date at its precision in the active language: the short date for a day, month and
-    year for a month, the year alone for a year; never padded to a day."""
-    if value is None:
-        return ""
-    if value.precision == rules.YEAR:
-        return str(value.value.year)
-    if value.precision == rules.MONTH:
-        return formats.date_format(value.value, "YEAR_MONTH_FORMAT")
-    return formats.date_format(value.value, "SHORT_DATE_FORMAT")

@@ -144,3 +144,23 @@ def local_datetime_filter(value: Any, arg: str = "") -> str:
     """`{{ when|local_datetime }}` on pages, the print view, Markdown and the audit pages;
     `{{ when|local_datetime:"offset" }}` in the PDF (see `local_datetime`)."""
     return local_datetime(value, offset=arg == "offset")
+
+
+@register.filter
+def partial_date(value: rules.PartialDate | None) -> str:
+    """A date at its precision in the active language: the short date for a day, month and
+    year for a month, the year alone for a year; never padded to a day."""
+    if value is None:
+        return ""
+    if value.precision == rules.YEAR:
+        return str(value.value.year)
+    if value.precision == rules.MONTH:
+        return formats.date_format(value.value, "YEAR_MONTH_FORMAT")
+    return formats.date_format(value.value, "SHORT_DATE_FORMAT")
+
+
+@register.filter
+def precise_date(obj: Any, name: str) -> str:
+    """`{{ row|precise_date:"diagnosed_on" }}`: a row's date at the precision it was recorded
+    with, or "" when none is recorded."""
+    return partial_date(models.partial_date(obj, name))

@@ -84,7 +84,7 @@ def test_a_date_typed_in_the_german_format_is_saved_as_that_day(german_page, cas
     page.goto(f"/cases/{case.pk}/immune/new/")
     assessed = timezone.localdate() - timedelta(days=40)
     date_field = field(page, "Datum")
-    assert date_field.get_attribute("placeholder") == "TT.MM.JJJJ"
+    assert date_field.get_attribute("placeholder") == "TT.MM.JJJJ, MM/JJJJ oder JJJJ"
     date_field.press_sequentially(assessed.strftime("%d.%m.%Y"))
     field(page, "Lymphozyten").press_sequentially("1,2")
     save(page)
