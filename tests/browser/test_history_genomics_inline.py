@@ -29,6 +29,7 @@ def test_a_physician_records_a_variant_through_the_inline_form(page, alice, case
     field(page, "Origin").select_option("somatic")
     field(page, "Variant allele frequency (%)").fill("23,5")
     field(page, "Laboratory").fill("Institut für Pathologie Nord")
+    field(page, "Report date").fill("2024-02")  # the report's month only
     genomics.get_by_role("button", name="Save", exact=True).click()
 
     # The typo comes back in place, the other input kept.
@@ -46,8 +47,9 @@ def test_a_physician_records_a_variant_through_the_inline_form(page, alice, case
     expect(genomics.locator("[data-inline-message]")).to_contain_text("VAF 23.5 % saved.")
     expect(genomics.locator("form")).to_have_count(0)
     expect(page.locator("article[id^=variant-]")).to_be_focused()
-    # The timeline, updated with the section, has the report's finding only once it is dated.
-    expect(page.locator("#timeline")).not_to_contain_text("EGFR c.2573T>G")
+    expect(card.locator('dt:has-text("Report date") + dd')).to_have_text("2024-02")
+    # The timeline, updated with the section, has the report's finding at its month.
+    expect(page.locator("#timeline figcaption")).to_contain_text("2024-02 EGFR c.2573T>G")
     assert page.url == address
     screenshot(page, "genomic-finding-inline")
 
