@@ -16,19 +16,25 @@ from django.utils import formats, timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from checklist import rules, second_factor
+from checklist import genes, hgvs, rules, second_factor
 from checklist.models import (
+    FIRST_DEGREE_RELATIONS,
     SOLID_TUMOUR_CRITERIA,
     AdverseEvent,
+    AlcoholUse,
     Biomarker,
     BoardNoteVersion,
     Case,
     Category,
     Code,
     Comorbidity,
+    FamilyHistory,
+    GenomicResultKind,
+    GenomicVariant,
     ImmuneAdverseEvent,
     ImmuneFinding,
     ItemStatus,
+    Lifestyle,
     LineSetting,
     Medication,
     Membership,
@@ -38,12 +44,16 @@ from checklist.models import (
     OrganFunction,
     PerformanceStatus,
     Practice,
+    Relation,
+    RelativeDegree,
     ResultStatus,
     Situation,
+    SmokingStatus,
     StagingRecord,
     StagingSystem,
     TherapyLine,
     Tumour,
+    VariantType,
     partial_date,
     precise_date_fields,
 )
@@ -1370,6 +1380,366 @@ class MedicationForm(RowForm):
         fields = ["name", "kind", "dose"]
 
 
+# --- lifestyle, family history, genomic findings ------------------------------------------
+
+
+class LifestyleForm(RowForm):
+    date_fields = ("recorded_on", "quit_on")
+
+    class Meta:
+        model = Lifestyle
+        fields = [
+            "recorded_on",
+            "smoking",
+            "pack_years",
+            "quit_on",
+            "alcohol",
+            "alcohol_units_per_week",
+            "comment",
+        ]
+        widgets = {**_date_widgets(Lifestyle), "comment": forms.Textarea(attrs={"rows": 2})}
+        formfield_callback = number_formfield
+
+    numbers = {
+        "pack_years": (_("Pack-years"), ""),
+        "alcohol_units_per_week": (_("Alcohol"), _("units/week")),
+    }
+
+    def clean_pack_years(self) -> Decimal | None:
+        value: Decimal | None = self.cleaned_data.get("pack_years")
+        if value is not None and not 0 <= value <= 300:
+            raise forms.ValidationError(_("Pack-years are between 0 and 300."))
+        return value
+
+    def clean_alcohol_units_per_week(self) -> Decimal | None:
+        value: Decimal | None = self.cleaned_data.get("alcohol_units_per_week")
+        if value is not None and not 0 <= value <= 500:
+            raise forms.ValidationError(_("Units per week are between 0 and 500."))
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        smoking = cleaned.get("smoking")
+        if smoking == SmokingStatus.NEVER and cleaned.get("pack_years"):
+            self.add_error("pack_years", _("Someone who never smoked has no pack-years."))
+        quit_on = cleaned.get("quit_on")
+        if quit_on and smoking != SmokingStatus.FORMER:
+            self.add_error("quit_on", _("A date of stopping belongs to a former smoker."))
+        stated = cleaned.get("recorded_on")
+        # At their precisions: only a date of stopping certainly after the statement is wrong.
+        if (
+            isinstance(quit_on, rules.PartialDate)
+            and isinstance(stated, rules.PartialDate)
+            and stated.certainly_before(quit_on)
+        ):
+            self.add_error("quit_on", _("This date is after the date of the statement."))
+        units = cleaned.get("alcohol_units_per_week")
+        if units is not None and cleaned.get("alcohol") not in (
+            AlcoholUse.OCCASIONAL,
+            AlcoholUse.REGULAR,
+        ):
+            self.add_error(
+                "alcohol_units_per_week",
+                _("Units per week belong to occasional or regular drinking."),
+            )
+        return cleaned
+
+
+def _oncotree_typeahead(field: Any, results_id: str) -> None:
+    """The OncoTree type-ahead on a text input (see `oncotree_search`): `results_id` is the
+    element its list of tumour types is shown in."""
+    field.widget.attrs.update(
+        {
+            "autocomplete": "off",
+            "role": "combobox",
+            "aria-autocomplete": "list",
+            "aria-controls": results_id,
+            # app.js sets it to "true" while the list of tumour types is open.
+            "aria-expanded": "false",
+            "data-hx-trigger": "input changed delay:150ms, focus",
+            "data-hx-target": f"#{results_id}",
+            "data-hx-swap": "innerHTML",
+        }
+    )
+
+
+def oncotree_or_text(text: str) -> tuple[str, str]:
+    """(OncoTree code, name) for "Name (CODE)" as the type-ahead fills it in, or for the exact
+    name of one selectable OncoTree type; otherwise ("", the text as typed)."""
+    text = (text or "").strip()
+    match = re.search(r"\(([A-Z0-9_]+)\)\s*$", text)
+    node = None
+    if match:
+        node = Code.objects.filter(system="oncotree", code=match.group(1), selectable=True).first()
+    else:
+        by_name = list(
+            Code.objects.filter(system="oncotree", display__iexact=text, selectable=True)[:2]
+        )
+        node = by_name[0] if len(by_name) == 1 else None
+    if node is None:
+        return "", text
+    return node.code, node.display
+
+
+class FamilyHistoryForm(RowForm):
+    RESULTS_ID = "family-oncotree-results"
+
+    oncotree = forms.CharField(
+        label=_("Cancer type (OncoTree or free text)"),
+        max_length=300,
+        help_text=_(
+            "Type part of a name or code and pick from the list, or write the cancer type as"
+            " the family knows it (e.g. “breast cancer”)."
+        ),
+    )
+
+    class Meta:
+        model = FamilyHistory
+        fields = [
+            "degree",
+            "relation",
+            "side",
+            "age_at_diagnosis",
+            "hereditary_syndrome",
+            "germline_testing",
+            "germline_result",
+            "comment",
+        ]
+        widgets = {"comment": forms.Textarea(attrs={"rows": 2})}
+
+    field_order = ["degree", "relation", "side", "oncotree"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            row = self.instance
+            self.initial["oncotree"] = (
+                f"{row.cancer_type} ({row.oncotree_code})" if row.oncotree_code else row.cancer_type
+            )
+        field = self.fields["oncotree"]
+        _oncotree_typeahead(field, self.RESULTS_ID)
+        # The list fills this input: the search is told its id.
+        target = self["oncotree"].auto_id or "id_oncotree"
+        field.widget.attrs["data-hx-get"] = f"{reverse('oncotree_search')}?target={target}"
+
+    def clean_age_at_diagnosis(self) -> int | None:
+        value: int | None = self.cleaned_data.get("age_at_diagnosis")
+        if value is not None and value > 120:
+            raise forms.ValidationError(_("Give an age between 0 and 120."))
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        degree, relation = cleaned.get("degree"), cleaned.get("relation")
+        if degree and relation:
+            first = relation in FIRST_DEGREE_RELATIONS
+            if first != (degree == RelativeDegree.FIRST):
+                self.add_error(
+                    "relation",
+                    _("“%(relation)s” is a %(degree)s relation.")
+                    % {
+                        "relation": Relation(relation).label,
+                        "degree": (RelativeDegree.FIRST if first else RelativeDegree.SECOND).label,
+                    },
+                )
+        if cleaned.get("side") and degree == RelativeDegree.FIRST:
+            self.add_error("side", _("The side of the family applies to second-degree relatives."))
+        if cleaned.get("germline_result") and cleaned.get("germline_testing") != "done":
+            self.add_error(
+                "germline_result", _("A result belongs to germline testing that was done.")
+            )
+        return cleaned
+
+    def save(self, commit: bool = True) -> FamilyHistory:
+        row: FamilyHistory = super().save(commit=False)
+        row.oncotree_code, row.cancer_type = oncotree_or_text(self.cleaned_data["oncotree"])
+        return row
+
+
+HGVS_MESSAGES = {
+    hgvs.NO_PREFIX_C: _("A coding DNA change starts with “c.”, e.g. c.2573T>G."),
+    hgvs.NO_PREFIX_P: _("A protein change starts with “p.”, e.g. p.Leu858Arg or p.L858R."),
+    hgvs.PROTEIN_IN_CODING: _("This is a protein change (p.): it goes into the field below."),
+    hgvs.CODING_IN_PROTEIN: _("This is a coding DNA change (c.): it goes into the field above."),
+    hgvs.SPACES: _("HGVS notation has no spaces."),
+    hgvs.SAME_BASE: _("A substitution changes the nucleotide; an unchanged one is written c.76=."),
+    hgvs.RANGE_ORDER: _("The end of a range comes after its start, e.g. c.2235_2249del."),
+    hgvs.MIXED_CODES: _(
+        "Use three-letter (p.Leu858Arg) or one-letter amino-acid codes (p.L858R), not both."
+    ),
+}
+HGVS_SYNTAX_MESSAGES = {
+    "hgvs_c": _(
+        "This is not HGVS syntax for a coding DNA change. Examples: c.2573T>G, c.2235_2249del,"
+        " c.3028+1G>T, c.2300_2308dup, c.76_77insTTG. Several changes or uncertain positions"
+        " go into the comment."
+    ),
+    "hgvs_p": _(
+        "This is not HGVS syntax for a protein change. Examples: p.Leu858Arg, p.(L858R),"
+        " p.Glu746_Ala750del, p.Arg97Ter, p.Arg97ProfsTer23."
+    ),
+}
+REFERENCE_SEQUENCE = re.compile(
+    r"(?:N[MRCG]|X[MR])_[0-9]+(?:\.[0-9]+)?|ENST[0-9]{11}(?:\.[0-9]+)?|LRG_[0-9]+(?:t[0-9]+)?"
+)
+# What a variant finding is: the fields a result that is pending, failed or not tested leaves
+# empty, like a biomarker's value.
+VARIANT_FINDINGS = ("hgvs_c", "hgvs_p", "variant_type", "partner_gene", "exons", "vaf")
+SIGNATURE_FINDINGS = ("tmb", "msi")
+
+
+class GenomicVariantForm(RowForm):
+    date_fields = ("reported_on",)
+
+    class Meta:
+        model = GenomicVariant
+        fields = [
+            "result_kind",
+            "status",
+            "gene",
+            "transcript",
+            "hgvs_c",
+            "hgvs_p",
+            "variant_type",
+            "partner_gene",
+            "exons",
+            "origin",
+            "vaf",
+            "tmb",
+            "msi",
+            "specimen",
+            "assay_method",
+            "assay",
+            "laboratory",
+            "reported_on",
+            "comment",
+        ]
+        widgets = {
+            **_date_widgets(GenomicVariant),
+            "comment": forms.Textarea(attrs={"rows": 2}),
+            "gene": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            "partner_gene": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            "hgvs_c": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            "hgvs_p": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        }
+        help_texts = {
+            "gene": _("HGNC symbol, e.g. EGFR; a name not in the HGNC list is saved as typed."),
+            "transcript": _("e.g. NM_005228.5"),
+            "exons": _("e.g. 19, or 13/20 for a fusion's breakpoints"),
+            "assay": _("e.g. the NGS panel's name"),
+        }
+        formfield_callback = number_formfield
+
+    numbers = {"vaf": (_("VAF"), "%"), "tmb": ("TMB", _("mutations/Mb"))}
+
+    def _gene(self, name: str) -> str:
+        text: str = (self.cleaned_data.get(name) or "").strip()
+        if not text:
+            return ""
+        found = genes.lookup(text)
+        if found.state == genes.APPROVED:
+            return found.symbol
+        label = self.fields[name].label
+        if found.state == genes.ALIAS:
+            self.warnings.append(
+                _(
+                    "%(field)s: HGNC lists “%(name)s” as a previous or alias symbol of"
+                    " %(symbol)s. Saved as typed."
+                )
+                % {"field": label, "name": text, "symbol": found.symbol}
+            )
+        else:
+            self.warnings.append(
+                _(
+                    "%(field)s: “%(name)s” is not in the HGNC list of approved gene symbols"
+                    " shipped with this tool. Saved as typed; please check the spelling."
+                )
+                % {"field": label, "name": text}
+            )
+        return text
+
+    def clean_gene(self) -> str:
+        return self._gene("gene")
+
+    def clean_partner_gene(self) -> str:
+        return self._gene("partner_gene")
+
+    def clean_transcript(self) -> str:
+        text: str = self.cleaned_data.get("transcript", "").strip()
+        if text and not REFERENCE_SEQUENCE.fullmatch(text):
+            raise forms.ValidationError(
+                _("Give a reference sequence such as NM_005228.5 or ENST00000275493.")
+            )
+        return text
+
+    def _hgvs(self, name: str, check: Any) -> str:
+        text: str = self.cleaned_data.get(name, "").strip()
+        if text and (problem := check(text)) is not None:
+            raise forms.ValidationError(
+                HGVS_MESSAGES.get(problem, HGVS_SYNTAX_MESSAGES[name]), code="hgvs"
+            )
+        return text
+
+    def clean_hgvs_c(self) -> str:
+        return self._hgvs("hgvs_c", hgvs.check_coding)
+
+    def clean_hgvs_p(self) -> str:
+        return self._hgvs("hgvs_p", hgvs.check_protein)
+
+    def clean_vaf(self) -> Decimal | None:
+        value: Decimal | None = self.cleaned_data.get("vaf")
+        if value is not None and not 0 <= value <= 100:
+            raise forms.ValidationError(_("The allele frequency is a percentage (0-100)."))
+        return value
+
+    def clean_tmb(self) -> Decimal | None:
+        value: Decimal | None = self.cleaned_data.get("tmb")
+        if value is not None and not 0 <= value <= 1000:
+            raise forms.ValidationError(_("Give a TMB between 0 and 1000 mutations/Mb."))
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        kind, status = cleaned.get("result_kind"), cleaned.get("status")
+
+        def given(name: str) -> bool:
+            return cleaned.get(name) not in (None, "")
+
+        if kind in (GenomicResultKind.TMB, GenomicResultKind.MSI):
+            for name in ("gene", "transcript", "origin", *VARIANT_FINDINGS):
+                if given(name):
+                    self.add_error(name, _("A TMB or MSI result has no gene or variant."))
+        others: dict[str, tuple[str, ...]] = {
+            GenomicResultKind.VARIANT: SIGNATURE_FINDINGS,
+            GenomicResultKind.TMB: ("msi",),
+            GenomicResultKind.MSI: ("tmb",),
+        }
+        other = others.get(str(kind), ())
+        for name in other:
+            if given(name):
+                self.add_error(name, _("This value belongs to another kind of result."))
+        if status and status != ResultStatus.RESULT:
+            findings = [n for n in (*VARIANT_FINDINGS, *SIGNATURE_FINDINGS) if given(n)]
+            if findings:
+                self.add_error(
+                    "status",
+                    _("A result that is pending, failed or not tested has no finding."),
+                )
+        elif status == ResultStatus.RESULT:
+            if kind == GenomicResultKind.VARIANT:
+                if not given("gene"):
+                    self.add_error("gene", _("Give the gene."))
+                if not given("variant_type"):
+                    self.add_error("variant_type", _("Give the variant type."))
+            elif kind == GenomicResultKind.TMB and not given("tmb"):
+                self.add_error("tmb", _("Give the TMB."))
+            elif kind == GenomicResultKind.MSI and not given("msi"):
+                self.add_error("msi", _("Give the microsatellite status."))
+        if given("partner_gene") and cleaned.get("variant_type") != VariantType.FUSION:
+            self.add_error("partner_gene", _("A partner gene belongs to a fusion."))
+        return cleaned
+
+
 class PriorTherapyForm(Form):
     no_prior_therapy = forms.BooleanField(
         label=_("No prior tumour-specific therapy"), required=False
@@ -1551,6 +1921,9 @@ class CaseListQuery(Form):
 class OncotreeQuery(Form):
     q = forms.CharField(required=False, max_length=200)
     oncotree = forms.CharField(required=False, max_length=200)
+    # The id of the input a picked type fills (the family history's cancer type; by default
+    # the tumour form's).
+    target = forms.RegexField(required=False, max_length=60, regex=r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 class AuditQuery(Form):

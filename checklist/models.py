@@ -910,6 +910,242 @@ class Medication(CaseRow):
         return self.name
 
 
+# --- case record III: lifestyle, family history, genomic findings ---------------------------
+# Recorded as the physician and the laboratory report them. Nothing here weighs a finding:
+# no actionability, tier, drug match or evidence level is stored, computed or shown.
+
+
+class SmokingStatus(models.TextChoices):
+    NEVER = "never", _("never smoked")
+    FORMER = "former", _("former smoker")
+    CURRENT = "current", _("current smoker")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class AlcoholUse(models.TextChoices):
+    NONE = "none", _("none")
+    OCCASIONAL = "occasional", _("occasional")
+    REGULAR = "regular", _("regular")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class Lifestyle(CaseRow):
+    """Smoking and alcohol as stated on a date; repeatable (a later statement beside an
+    earlier one, never over it)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="lifestyle")
+    recorded_on = models.DateField(_("stated on"))
+    recorded_on_precision = date_precision()
+    smoking = models.CharField(_("smoking"), max_length=10, choices=SmokingStatus.choices)
+    pack_years = models.DecimalField(
+        _("pack-years"), max_digits=4, decimal_places=1, null=True, blank=True
+    )
+    quit_on = models.DateField(_("stopped smoking on"), null=True, blank=True)
+    quit_on_precision = date_precision()
+    alcohol = models.CharField(_("alcohol"), max_length=10, choices=AlcoholUse.choices, blank=True)
+    alcohol_units_per_week = models.DecimalField(
+        _("alcohol units per week"), max_digits=5, decimal_places=1, null=True, blank=True
+    )
+    comment = models.TextField(_("physician's comment"), blank=True)
+
+    class Meta(CaseRow.Meta):
+        constraints = date_precision_checks("lifestyle", "recorded_on", "quit_on") + [
+            models.CheckConstraint(
+                condition=models.Q(pack_years__isnull=True)
+                | models.Q(pack_years__gte=0, pack_years__lte=300),
+                name="lifestyle_pack_years_0_to_300",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(alcohol_units_per_week__isnull=True)
+                | models.Q(alcohol_units_per_week__gte=0),
+                name="lifestyle_alcohol_units_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.recorded_on)
+
+
+class RelativeDegree(models.TextChoices):
+    FIRST = "first", _("first-degree")
+    SECOND = "second", _("second-degree")
+
+
+class Relation(models.TextChoices):
+    MOTHER = "mother", _("mother")
+    FATHER = "father", _("father")
+    SISTER = "sister", _("sister")
+    BROTHER = "brother", _("brother")
+    DAUGHTER = "daughter", _("daughter")
+    SON = "son", _("son")
+    GRANDMOTHER = "grandmother", _("grandmother")
+    GRANDFATHER = "grandfather", _("grandfather")
+    AUNT = "aunt", _("aunt")
+    UNCLE = "uncle", _("uncle")
+    NIECE = "niece", _("niece")
+    NEPHEW = "nephew", _("nephew")
+    HALF_SISTER = "half_sister", _("half-sister")
+    HALF_BROTHER = "half_brother", _("half-brother")
+    GRANDDAUGHTER = "granddaughter", _("granddaughter")
+    GRANDSON = "grandson", _("grandson")
+
+
+# The degree of kinship each relation is (a half-sibling shares a quarter of the genome).
+FIRST_DEGREE_RELATIONS = {"mother", "father", "sister", "brother", "daughter", "son"}
+
+
+class FamilySide(models.TextChoices):
+    MATERNAL = "maternal", _("maternal")
+    PATERNAL = "paternal", _("paternal")
+
+
+class GermlineTesting(models.TextChoices):
+    NOT_OFFERED = "not_offered", _("not offered")
+    OFFERED = "offered", _("offered, not (yet) done")
+    DECLINED = "declined", _("declined")
+    DONE = "done", _("done")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class FamilyHistory(CaseRow):
+    """A relative's cancer, as the patient or the records tell it. The relative's germline
+    testing is recorded here; the patient's own germline findings are genomic variants with
+    the origin "germline"."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="family_history")
+    degree = models.CharField(_("degree of kinship"), max_length=10, choices=RelativeDegree.choices)
+    relation = models.CharField(_("relation"), max_length=15, choices=Relation.choices, blank=True)
+    side = models.CharField(
+        _("side of the family"), max_length=10, choices=FamilySide.choices, blank=True
+    )
+    # The OncoTree type when picked from the list (code and name as OncoTree gives them),
+    # else the words typed, with no code.
+    cancer_type = models.CharField(_("cancer type"), max_length=300)
+    oncotree_code = models.CharField(_("OncoTree code"), max_length=40, blank=True)
+    age_at_diagnosis = models.PositiveSmallIntegerField(
+        _("age at diagnosis"), null=True, blank=True
+    )
+    hereditary_syndrome = models.CharField(
+        _("known hereditary syndrome in the family"), max_length=300, blank=True
+    )
+    germline_testing = models.CharField(
+        _("germline testing of the relative"),
+        max_length=12,
+        choices=GermlineTesting.choices,
+        blank=True,
+    )
+    germline_result = models.CharField(_("germline test result"), max_length=300, blank=True)
+    comment = models.TextField(_("physician's comment"), blank=True)
+
+    class Meta(CaseRow.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(age_at_diagnosis__isnull=True)
+                | models.Q(age_at_diagnosis__lte=120),
+                name="family_history_age_plausible",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.relation}: {self.cancer_type}"
+
+
+class GenomicResultKind(models.TextChoices):
+    VARIANT = "variant", _("variant")
+    TMB = "tmb", _("tumour mutational burden (TMB)")
+    MSI = "msi", _("microsatellite status (MSI)")
+
+
+class VariantType(models.TextChoices):
+    SNV = "snv", _("single-nucleotide variant (SNV)")
+    INDEL = "indel", _("insertion / deletion (indel)")
+    FUSION = "fusion", _("fusion")
+    CN_GAIN = "cn_gain", _("copy-number gain")
+    CN_LOSS = "cn_loss", _("copy-number loss")
+    EXON_SKIPPING = "exon_skipping", _("exon skipping")
+    OTHER = "other", _("other")
+
+
+class VariantOrigin(models.TextChoices):
+    SOMATIC = "somatic", _("somatic")
+    GERMLINE = "germline", _("germline")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class AssayMethod(models.TextChoices):
+    NGS = "ngs", _("NGS")
+    PCR = "pcr", _("PCR")
+    FISH = "fish", _("FISH")
+    IHC = "ihc", _("IHC (surrogate)")
+    OTHER = "other", _("other")
+
+
+class MicrosatelliteStatus(models.TextChoices):
+    MSI_HIGH = "msi_h", _("MSI-high")
+    MSI_LOW = "msi_l", _("MSI-low")
+    MSS = "mss", _("microsatellite stable (MSS)")
+    INDETERMINATE = "indeterminate", _("indeterminate")
+
+
+class GenomicVariant(CaseRow):
+    """One result of a molecular report: a variant (gene, HGVS c. and p., type, origin,
+    allele frequency) or a genomic signature (TMB, MSI), with its specimen, assay, laboratory,
+    report date and status. Pending / failed / not tested as for biomarkers: a missing result
+    is never shown as negative. The gene is kept as typed when it is not an approved HGNC
+    symbol (the form warns)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="genomic_variants")
+    result_kind = models.CharField(_("result"), max_length=10, choices=GenomicResultKind.choices)
+    status = models.CharField(_("status"), max_length=12, choices=ResultStatus.choices)
+    gene = models.CharField(_("gene"), max_length=40, blank=True)
+    transcript = models.CharField(_("reference sequence"), max_length=40, blank=True)
+    hgvs_c = models.CharField(_("coding DNA change (HGVS c.)"), max_length=200, blank=True)
+    hgvs_p = models.CharField(_("protein change (HGVS p.)"), max_length=200, blank=True)
+    variant_type = models.CharField(
+        _("variant type"), max_length=15, choices=VariantType.choices, blank=True
+    )
+    partner_gene = models.CharField(_("fusion partner gene"), max_length=40, blank=True)
+    exons = models.CharField(_("exon(s)"), max_length=40, blank=True)
+    origin = models.CharField(_("origin"), max_length=10, choices=VariantOrigin.choices, blank=True)
+    vaf = models.DecimalField(
+        _("variant allele frequency (%)"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    tmb = models.DecimalField(
+        _("tumour mutational burden (mutations/Mb)"),
+        max_digits=6,
+        decimal_places=2,
+        null=True,
+        blank=True,
+    )
+    msi = models.CharField(
+        _("microsatellite status"), max_length=15, choices=MicrosatelliteStatus.choices, blank=True
+    )
+    specimen = models.CharField(_("specimen"), max_length=200, blank=True)
+    assay_method = models.CharField(
+        _("assay method"), max_length=10, choices=AssayMethod.choices, blank=True
+    )
+    assay = models.CharField(_("assay or panel"), max_length=200, blank=True)
+    laboratory = models.CharField(_("laboratory"), max_length=200, blank=True)
+    reported_on = models.DateField(_("report date"), null=True, blank=True)
+    reported_on_precision = date_precision()
+    comment = models.TextField(_("physician's comment"), blank=True)
+
+    class Meta(CaseRow.Meta):
+        constraints = date_precision_checks("genomicvariant", "reported_on") + [
+            models.CheckConstraint(
+                condition=models.Q(vaf__isnull=True) | models.Q(vaf__gte=0, vaf__lte=100),
+                name="genomic_vaf_0_to_100",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tmb__isnull=True) | models.Q(tmb__gte=0),
+                name="genomic_tmb_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.gene or self.get_result_kind_display()
+
+
 # --- catalogue ------------------------------------------------------------------------------
 
 

@@ -144,6 +144,17 @@ LINE_FIELDS = _fields("""
 EVENT_FIELDS = _fields("""
     term ctcae_version grade attributed_agent onset_on led_to_stop dose_reduced resolved
 """)
+LIFESTYLE_FIELDS = _fields("""
+    recorded_on smoking pack_years quit_on alcohol alcohol_units_per_week comment
+""")
+FAMILY_FIELDS = _fields("""
+    degree relation side cancer_type oncotree_code age_at_diagnosis hereditary_syndrome
+    germline_testing germline_result comment
+""")
+GENOMIC_FIELDS = _fields("""
+    result_kind status gene partner_gene transcript hgvs_c hgvs_p variant_type exons origin vaf
+    tmb msi specimen assay_method assay laboratory reported_on comment
+""")
 REGISTRATION_ROWS = _fields("""
     registering_physician target_board board_type board_date images_available
     patient_informed requested_participants question question_radiology question_pathology
@@ -192,6 +203,13 @@ TEXTS = {
     "t:line": gettext_lazy("Line %(n)s"),
     "t:event": gettext_lazy("Adverse event of line %(n)s"),
     "t:statements": gettext_lazy("Statements"),
+    "t:history": gettext_lazy("Smoking, alcohol and family history"),
+    "t:lifestyle": gettext_lazy("Smoking and alcohol"),
+    "t:family_history": gettext_lazy("Family history"),
+    "t:relative": gettext_lazy("Relative %(n)s"),
+    "t:genomics": gettext_lazy("Genomic findings"),
+    "t:genomic": gettext_lazy("Genomic finding %(n)s"),
+    "t:genomics_note": gettext_lazy("As the laboratory reported them; no variant is interpreted."),
     "t:tnm": gettext_lazy("TNM"),
     "t:worst_grade": gettext_lazy("Worst CTCAE grade"),
     "t:author": gettext_lazy("Author"),
@@ -363,6 +381,38 @@ def _line_rows(b: _Builder, line: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _family_rows(b: _Builder, row: Any) -> list[dict[str, Any]]:
+    """A relative's cancer: an OncoTree type as OncoTree names it, free text as typed."""
+    rows = []
+    for name in FAMILY_FIELDS:
+        kind = (
+            PLAIN
+            if name == "oncotree_code" or (name == "cancer_type" and row.oncotree_code)
+            else ""
+        )
+        if (found := b.field(row, name, kind=kind)) is not None:
+            rows.append(found)
+    return rows
+
+
+def _history_sections(b: _Builder, record: CaseRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The genomic findings (after the tumour) and the smoking, alcohol and family history
+    (after the findings), each row field by field."""
+    genomic = [
+        _group("t:genomic", b.rows(v, GENOMIC_FIELDS), n=n)
+        for n, v in enumerate(record.genomic_variants, 1)
+    ] or [_empty_group("t:genomics")]
+    genomics = _section("genomics", genomic)
+    genomics["note"] = "t:genomics_note"
+    history = [_group("t:lifestyle", b.rows(r, LIFESTYLE_FIELDS)) for r in record.lifestyle]
+    history = history or [_empty_group("t:lifestyle")]
+    history += [
+        _group("t:relative", _family_rows(b, r), n=n)
+        for n, r in enumerate(record.family_history, 1)
+    ] or [_empty_group("t:family_history")]
+    return genomics, _section("history", history)
+
+
 def build_snapshot(
     version: BoardNoteVersion, *, language: str, record: CaseRecord | None = None
 ) -> dict[str, Any]:
@@ -502,11 +552,14 @@ def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict
     if catalogue_number is not None:
         signature_rows.append(b.row("t:catalogue_version", PLAIN, str(catalogue_number)))
 
+    genomics, history = _history_sections(b, record)
     sections = [
         registration,
         patient,
         _section("tumour", tumour_groups),
+        genomics,
         _section("findings", findings),
+        history,
         _section("therapy", therapy),
         raised,
         listed,

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import Prefetch, prefetch_related_objects
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from checklist import rules, timeline
 from checklist.models import (
@@ -18,6 +19,11 @@ from checklist.models import (
     CatalogueVersion,
     Category,
     Code,
+    FamilyHistory,
+    GenomicResultKind,
+    GenomicVariant,
+    Lifestyle,
+    ResultStatus,
     StagingRecord,
     TherapyLine,
 )
@@ -45,6 +51,9 @@ class CaseRecord:
     comorbidities: list[Any] = field(default_factory=list)
     organ_functions: list[Any] = field(default_factory=list)
     medications: list[Any] = field(default_factory=list)
+    lifestyle: list[Any] = field(default_factory=list)
+    family_history: list[Any] = field(default_factory=list)
+    genomic_variants: list[Any] = field(default_factory=list)
     _labels: dict[str | None, Any] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +78,9 @@ class CaseRecord:
             "comorbidities",
             "organ_functions",
             "medications",
+            "lifestyle",
+            "family_history",
+            "genomic_variants",
         )
         return cls(
             case=case,
@@ -85,6 +97,11 @@ class CaseRecord:
             comorbidities=list(case.comorbidities.all()),
             organ_functions=sorted(case.organ_functions.all(), key=lambda o: o.measured_on),
             medications=list(case.medications.all()),
+            lifestyle=sorted(case.lifestyle.all(), key=lambda r: (r.recorded_on, r.pk)),
+            family_history=sorted(case.family_history.all(), key=lambda r: (r.degree, r.pk)),
+            genomic_variants=sorted(
+                case.genomic_variants.all(), key=lambda r: (r.reported_on or date.max, r.pk)
+            ),
         )
 
     @staticmethod
@@ -137,6 +154,9 @@ class CaseRecord:
             lines=self.line_facts(),
             performance_records=len(self.performance),
             biomarkers=len(self.biomarkers),
+            lifestyle=tuple(lifestyle_text(r) for r in self.lifestyle),
+            family_history=tuple(family_text(r) for r in self.family_history),
+            genomic_findings=tuple(genomic_text(r) for r in self.genomic_variants),
         )
 
     @cached_property
@@ -226,6 +246,25 @@ class CaseRecord:
                     precision=f.assessed_on_precision,
                 )
             )
+        for r in self.lifestyle:
+            points.append(
+                timeline.Point(
+                    "lifestyle",
+                    r.recorded_on,
+                    r.get_smoking_display(),
+                    precision=r.recorded_on_precision,
+                )
+            )
+        for v in self.genomic_variants:
+            if v.reported_on:
+                points.append(
+                    timeline.Point(
+                        "genomics",
+                        v.reported_on,
+                        genomic_label(v),
+                        precision=v.reported_on_precision,
+                    )
+                )
         return timeline.layout(points, today)
 
     def site_labels(self, language: str | None) -> dict[str, str]:
@@ -247,6 +286,78 @@ class CaseRecord:
             labels[code.system][code.code] = code.label(language)
         self._labels[language] = labels
         return labels
+
+
+# --- lifestyle, family history and genomic findings as one line of text each ----------------
+# For the checklist's case summary and the timeline: the recorded values side by side, in the
+# interface language; nothing is added that is not recorded.
+
+
+def _number(value: Any) -> str:
+    return f"{value.normalize():f}" if value is not None else ""
+
+
+def lifestyle_text(row: Lifestyle) -> str:
+    smoking = row.get_smoking_display()
+    if row.pack_years is not None:
+        smoking += ", " + _("%(n)s pack-years") % {"n": _number(row.pack_years)}
+    if stopped := row.partial("quit_on"):
+        smoking += ", " + _("stopped %(date)s") % {"date": stopped.iso()}
+    parts = [row.partial("recorded_on").iso(), smoking]  # type: ignore[union-attr]
+    if row.alcohol:
+        alcohol = _("alcohol: %(use)s") % {"use": row.get_alcohol_display()}
+        if row.alcohol_units_per_week is not None:
+            alcohol += ", " + _("%(n)s units/week") % {"n": _number(row.alcohol_units_per_week)}
+        parts.append(alcohol)
+    return " · ".join(parts)
+
+
+def family_text(row: FamilyHistory) -> str:
+    relative = row.get_relation_display() or _("relative")
+    cancer = f"{row.cancer_type} ({row.oncotree_code})" if row.oncotree_code else row.cancer_type
+    parts = [f"{relative} ({row.get_degree_display()}): {cancer}"]
+    if row.age_at_diagnosis is not None:
+        parts.append(_("at age %(n)s") % {"n": row.age_at_diagnosis})
+    if row.hereditary_syndrome:
+        parts.append(row.hereditary_syndrome)
+    if row.germline_testing:
+        testing = _("germline testing: %(state)s") % {"state": row.get_germline_testing_display()}
+        if row.germline_result:
+            testing += f", {row.germline_result}"
+        parts.append(testing)
+    return " · ".join(parts)
+
+
+def genomic_label(row: GenomicVariant) -> str:
+    """The finding itself: "EGFR c.2573T>G p.(Leu858Arg)", "EML4::ALK", "TMB 12 mutations/Mb",
+    "MSI-high"; the gene and kind alone while no result is recorded."""
+    if row.result_kind == GenomicResultKind.TMB:
+        name = _("TMB")
+        if row.tmb is not None:
+            return f"{name} {_number(row.tmb)} {_('mutations/Mb')}"
+        return str(name)
+    if row.result_kind == GenomicResultKind.MSI:
+        return row.get_msi_display() if row.msi else str(_("MSI"))
+    gene = f"{row.gene}::{row.partner_gene}" if row.partner_gene else row.gene
+    return " ".join(x for x in (gene, row.hgvs_c, row.hgvs_p) if x)
+
+
+def genomic_text(row: GenomicVariant) -> str:
+    parts = [genomic_label(row)]
+    if row.status != ResultStatus.RESULT:
+        parts.append(row.get_status_display())
+    else:
+        if row.variant_type:
+            parts.append(row.get_variant_type_display())
+        if row.exons:
+            parts.append(_("exon(s) %(exons)s") % {"exons": row.exons})
+        if row.origin:
+            parts.append(row.get_origin_display())
+        if row.vaf is not None:
+            parts.append(_("VAF %(n)s %%") % {"n": _number(row.vaf)})
+    if reported := row.partial("reported_on"):
+        parts.append(reported.iso())
+    return " · ".join(parts)
 
 
 def category_rows(version: CatalogueVersion) -> tuple[dict[str, object], ...]:

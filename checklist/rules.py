@@ -32,6 +32,12 @@ FACTORS = (TUMOUR_TYPE, STAGE, METASTASES, IMMUNE_STATUS, PRIOR_THERAPIES)
 PERFORMANCE_STATUS = "performance_status"
 BIOMARKERS = "biomarkers"
 GROUPS = (*FACTORS, PERFORMANCE_STATUS, BIOMARKERS)
+# Recorded beside them as the patient's history and molecular findings: listed as recorded,
+# verbatim; none of them is a documentation gap when nothing is recorded.
+LIFESTYLE = "lifestyle"
+FAMILY_HISTORY = "family_history"
+GENOMICS = "genomics"
+HISTORY_GROUPS = (LIFESTYLE, FAMILY_HISTORY, GENOMICS)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,10 @@ class CaseFacts:
     lines: tuple[LineFacts, ...] = ()
     performance_records: int = 0
     biomarkers: int = 0
+    # The history and molecular findings, one text per recorded row, as recorded.
+    lifestyle: tuple[str, ...] = ()
+    family_history: tuple[str, ...] = ()
+    genomic_findings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,19 @@ def summarise(facts: CaseFacts) -> tuple[FactorSummary, ...]:
         _prior(facts),
         _count(PERFORMANCE_STATUS, facts.performance_records),
         _count(BIOMARKERS, facts.biomarkers),
+    )
+
+
+def history(facts: CaseFacts) -> tuple[FactorSummary, ...]:
+    """Lifestyle, family history and genomic findings, each with its recorded rows verbatim
+    (in the order given), in fixed order. Nothing is derived from them."""
+    return tuple(
+        FactorSummary(group, RECORDED if rows else NOT_RECORDED, rows)
+        for group, rows in (
+            (LIFESTYLE, facts.lifestyle),
+            (FAMILY_HISTORY, facts.family_history),
+            (GENOMICS, facts.genomic_findings),
+        )
     )
 
 
@@ -259,6 +282,7 @@ class ChecklistSheet:
     summary: tuple[FactorSummary, ...]
     gaps: tuple[str, ...]
     rows: tuple[ChecklistRow, ...]
+    history: tuple[FactorSummary, ...] = ()  # lifestyle, family history, genomic findings
 
 
 def checklist(facts: CaseFacts, catalogue: Catalogue) -> ChecklistSheet:
@@ -279,7 +303,7 @@ def checklist(facts: CaseFacts, catalogue: Catalogue) -> ChecklistSheet:
         )
         for category in ordered
     )
-    return ChecklistSheet(catalogue.number, summary, gaps(summary), rows)
+    return ChecklistSheet(catalogue.number, summary, gaps(summary), rows, history(facts))
 
 
 @dataclass(frozen=True)

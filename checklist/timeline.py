@@ -18,7 +18,17 @@ RIGHT = 20
 ROW_HEIGHT = 24
 TOP = 30
 
-LANES = ("diagnosis", "staging", "metastasis", "therapy", "event", "performance", "immune")
+LANES = (
+    "diagnosis",
+    "staging",
+    "metastasis",
+    "therapy",
+    "event",
+    "performance",
+    "immune",
+    "genomics",
+    "lifestyle",
+)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,10 @@ from checklist.models import (
     Biomarker,
     BoardNoteVersion,
     Case,
+    FamilyHistory,
+    GenomicVariant,
     ImmuneFinding,
+    Lifestyle,
     Membership,
     Metastasis,
     PerformanceStatus,
@@ -262,6 +265,33 @@ def seed_rows(case: Case, n: int) -> None:
         [
             ImmuneFinding(case=case, practice_id=p, assessed_on=day + timedelta(days=i))
             for i in range(min(n, 30))
+        ]
+    )
+    Lifestyle.objects.bulk_create(
+        [
+            Lifestyle(case=case, practice_id=p, recorded_on=day, smoking="former", pack_years=i)
+            for i in range(n)
+        ]
+    )
+    FamilyHistory.objects.bulk_create(
+        [
+            FamilyHistory(case=case, practice_id=p, degree="first", cancer_type=f"cancer {i}")
+            for i in range(n)
+        ]
+    )
+    GenomicVariant.objects.bulk_create(
+        [
+            GenomicVariant(
+                case=case,
+                practice_id=p,
+                result_kind="variant",
+                status="result",
+                gene="EGFR",
+                hgvs_c=f"c.{i + 1}A>G",
+                variant_type="snv",
+                reported_on=day,
+            )
+            for i in range(n)
         ]
     )
 

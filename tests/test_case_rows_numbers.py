@@ -180,9 +180,9 @@ def test_every_decimal_field_of_every_form_is_ours():
             if isinstance(field, (django_forms.DecimalField, django_forms.FloatField)):
                 assert isinstance(field, DecimalNumberField), f"{cls.__name__}.{name}"
                 checked += 1
-    assert (
-        checked == 12
-    )  # findings 7 (counts, immunoglobulins, steroid), organ function 4, biomarker
+    # findings 7 (counts, immunoglobulins, steroid), organ function 4, biomarker; smoking and
+    # alcohol 2 (pack-years, units per week), genomic finding 2 (VAF, TMB)
+    assert checked == 16
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -62,6 +62,9 @@ CLINICAL_MODELS = [
     "Comorbidity",
     "OrganFunction",
     "Medication",
+    "Lifestyle",
+    "FamilyHistory",
+    "GenomicVariant",
     "ChecklistItem",
     "BoardNoteVersion",
 ]
@@ -199,9 +202,11 @@ def _fully_recorded_note(alice: Any, practice: Any) -> tuple[BoardNoteVersion, d
     case.save()
     rows["case"] = case
 
-    def add(name: str, **links: Any) -> Any:
+    def add(name: str, values: dict[str, Any] | None = None, **links: Any) -> Any:
         model = _model(name)
         obj = full.fill(model(practice=practice, case=case, **links))
+        for field, value in (values or {}).items():
+            setattr(obj, field, value)
         obj.save()
         rows[model._meta.model_name] = obj
         return obj
@@ -214,6 +219,10 @@ def _fully_recorded_note(alice: Any, practice: Any) -> tuple[BoardNoteVersion, d
         add(name)
     if _model("ImmuneAdverseEvent"):
         add("ImmuneAdverseEvent")
+    add("Lifestyle")
+    # Values inside the ranges the database checks (the running number would pass them).
+    add("FamilyHistory", values={"age_at_diagnosis": 47})
+    add("GenomicVariant", values={"vaf": Decimal("42.5")})
     categories = list(Category.objects.filter(practice=practice, active=True).order_by("position"))
     line = add("TherapyLine", category=categories[0])
     add("AdverseEvent", line=line)

@@ -260,3 +260,33 @@ def test_the_stage_gap_is_conservative_with_imprecise_dates():
     assert gap(facts(march, rules.PartialDate(date(2022, 3, 20)))) is None
     assert gap(facts(rules.PartialDate(date(2022, 1, 1), rules.YEAR), march)) is None
     assert gap(facts(rules.PartialDate(date(2021, 1, 1), rules.YEAR), march)) is not None
+
+
+# --- lifestyle, family history and genomic findings (issue 20): recorded facts only ---------
+
+HISTORY_ROWS = st.lists(st.text(max_size=30), max_size=4).map(tuple)
+
+
+@given(case_and_catalogue(), HISTORY_ROWS, HISTORY_ROWS, HISTORY_ROWS)
+def test_history_passes_the_recorded_rows_through_and_changes_nothing_else(
+    drawn, lifestyle, family, genomic
+):
+    facts, catalogue = drawn
+    with_history = dataclasses.replace(
+        facts, lifestyle=lifestyle, family_history=family, genomic_findings=genomic
+    )
+    history = rules.history(with_history)
+    assert [h.group for h in history] == list(rules.HISTORY_GROUPS)
+    assert [h.detail for h in history] == [lifestyle, family, genomic]
+    for item, rows in zip(history, (lifestyle, family, genomic), strict=True):
+        assert item.state == (rules.RECORDED if rows else rules.NOT_RECORDED)
+    # The summary, the gaps and the categories are the same with or without them.
+    plain, sheet = rules.checklist(facts, catalogue), rules.checklist(with_history, catalogue)
+    assert (sheet.summary, sheet.gaps, sheet.rows) == (plain.summary, plain.gaps, plain.rows)
+    assert sheet.history == history
+
+
+def test_nothing_recorded_in_the_history_is_no_documentation_gap():
+    sheet = rules.checklist(rules.CaseFacts(), rules.Catalogue(1, ()))
+    assert {h.state for h in sheet.history} == {rules.NOT_RECORDED}
+    assert not set(sheet.gaps) & set(rules.HISTORY_GROUPS)

@@ -19,6 +19,9 @@ GROUP_LABELS = {
     rules.PRIOR_THERAPIES: _("Prior therapies and tolerability"),
     rules.PERFORMANCE_STATUS: _("Performance status"),
     rules.BIOMARKERS: _("Biomarkers"),
+    rules.LIFESTYLE: _("Smoking and alcohol"),
+    rules.FAMILY_HISTORY: _("Family history"),
+    rules.GENOMICS: _("Genomic findings"),
 }
 GROUP_ANCHORS = {
     rules.TUMOUR_TYPE: "tumours",
@@ -28,6 +31,9 @@ GROUP_ANCHORS = {
     rules.PRIOR_THERAPIES: "therapy",
     rules.PERFORMANCE_STATUS: "performance",
     rules.BIOMARKERS: "biomarkers",
+    rules.LIFESTYLE: "situation",
+    rules.FAMILY_HISTORY: "family",
+    rules.GENOMICS: "genomics",
 }
 STATE_LABELS = {
     rules.RECORDED: _("recorded"),
@@ -44,6 +50,8 @@ LANE_LABELS = {
     "event": _("Adverse events"),
     "performance": _("Performance status"),
     "immune": _("Immune findings"),
+    "genomics": _("Genomic findings"),
+    "lifestyle": _("Smoking and alcohol"),
 }
 
 

@@ -28,8 +28,11 @@ from checklist.models import (
     CaseRow,
     Code,
     Comorbidity,
+    FamilyHistory,
+    GenomicVariant,
     ImmuneAdverseEvent,
     ImmuneFinding,
+    Lifestyle,
     Medication,
     Membership,
     Metastasis,
@@ -94,6 +97,16 @@ ROW_KINDS: dict[str, RowKind] = {
     ),
     "medication": RowKind(
         Medication, forms.MedicationForm, gettext_lazy("Current medication"), "situation"
+    ),
+    # Lifestyle, family history, genomic findings.
+    "lifestyle": RowKind(
+        Lifestyle, forms.LifestyleForm, gettext_lazy("Smoking and alcohol"), "situation"
+    ),
+    "family": RowKind(
+        FamilyHistory, forms.FamilyHistoryForm, gettext_lazy("Family history"), "family"
+    ),
+    "variant": RowKind(
+        GenomicVariant, forms.GenomicVariantForm, gettext_lazy("Genomic finding"), "genomics"
     ),
 }
 
@@ -306,4 +319,9 @@ def oncotree_search(request: PracticeRequest) -> HttpResponse:
             .filter(Q(display__icontains=query) | Q(code__istartswith=query))
             .order_by(Length("display"), "display")[:15]
         )
-    return render(request, "checklist/_oncotree_results.html", {"results": results, "query": query})
+    context = {
+        "results": results,
+        "query": query,
+        "target": params["target"] or "id_oncotree",
+    }
+    return render(request, "checklist/_oncotree_results.html", context)

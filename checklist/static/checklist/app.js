@@ -30,7 +30,7 @@ document.addEventListener("keydown", (event) => {
   const input = event.target;
   if (!(input instanceof HTMLElement)) return;
   const box = document.getElementById(input.getAttribute("aria-controls") || "") ||
-    input.closest("#oncotree-results");
+    input.closest("[data-typeahead-results]");
   if (!box) return;
   const options = Array.from(box.querySelectorAll("[data-fill]"));
   if (!options.length) return;
