@@ -300,10 +300,11 @@ def test_the_note_page_queries_are_constant(
 # function, medication), 18 the labels of every code list the note names (one query, both
 # languages: the snapshot stores them), 19 the checklist with its version, 20 categories,
 # 21 items with who set them, 22 versions of the note, 23 the access event, 24 metastasis-site
-# labels (the signing check's facts), 25 deviation labels, 26 outcomes. The signing check
-# reads the record already loaded. (27 before the note's labels came from one query instead
-# of three.)
-QUERIES_NOTE_PAGE = 27
+# labels (the signing check's facts), 25 deviation labels, 26 outcomes, 27 the board
+# meetings the note is on (issue 17: where it waits, was moved and why, was decided). The
+# signing check reads the record already loaded. (27 before the note's labels came from one
+# query instead of three; 27 again until the meetings were shown.)
+QUERIES_NOTE_PAGE = 28
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):
