@@ -317,3 +317,8 @@ document.addEventListener("keydown", (event) => {
   event.preventDefault();
   form.querySelector("[data-save]")?.click();
 });
+// Back from adding someone to the attendance (#attendance): the focus is in the name field
+// again for the next person (a fragment keeps the browser from honouring autofocus).
+window.addEventListener("load", () => {
+  if (location.hash === "#attendance") document.getElementById("att-name")?.focus();
+});
