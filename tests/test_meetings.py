@@ -511,6 +511,10 @@ def test_the_summary_pdf_shows_attendance_and_decisions(
     assert "Board decision" in text and "Adjuvant radiotherapy of the breast" in text
     assert "Not present: pathology, surgery" in text
     assert "No decision recorded." in text  # the second case
+    german = _pdf_text(
+        cora_client.get(f"/meetings/{today_meeting.pk}/summary.pdf?lang=de").content, tmp_path
+    )
+    assert "Beschluss" in german and "Anwesenheit" in german and "Empfehlung" not in german
 
 
 # --- access ------------------------------------------------------------------------------
