@@ -566,6 +566,9 @@ DETAIL_LABELS = {
     "step": gettext_lazy("step"),
     "devices": gettext_lazy("devices removed"),
     "second_factor_for_physicians": gettext_lazy("second factor required for physicians"),
+    "meeting": gettext_lazy("board meeting"),
+    "board": gettext_lazy("board"),
+    "cases": gettext_lazy("cases"),
 }
 
 

@@ -36,7 +36,6 @@ from tests.factories import (
     days_from_today,
     logged_in,
     make_board,
-    make_ready_to_sign,
     make_signable,
     make_user,
     register_case,
@@ -273,9 +272,10 @@ def test_a_past_board_date_needs_the_confirmation(alice_client, case, board):
     assert event.new_values["board_date_retrospective"] is True
     # The past meeting's agenda marks the case.
     item = AgendaItem.objects.get(note_id=note_pk)
-    assert 'data-testid="retrospective"' in alice_client.get(
-        f"/meetings/{item.meeting_id}/"
-    ).content.decode()
+    assert (
+        'data-testid="retrospective"'
+        in alice_client.get(f"/meetings/{item.meeting_id}/").content.decode()
+    )
 
 
 def test_a_future_date_is_never_marked_retrospective(alice_client, case, board):
@@ -432,16 +432,18 @@ def test_a_decision_needs_attendance_a_signed_note_and_the_meeting_day(
     attendance_add(meeting=unsigned, name="Dr. Rad", discipline="radiology", acting_user=cora)
     draft_item = unsigned.items.get()
     _decision(cora_client, draft_item, 0)
-    assert "after the note is signed" in _decision(
-        cora_client, draft_item, 1, finalise="1"
-    ).content.decode()
+    assert (
+        "after the note is signed"
+        in _decision(cora_client, draft_item, 1, finalise="1").content.decode()
+    )
     ahead = seed_meeting(practice_a, alice, 1, day=next_week)
     attendance_add(meeting=ahead, name="Dr. Rad", discipline="radiology", acting_user=cora)
     future_item = ahead.items.get()
     _decision(cora_client, future_item, 0)
-    assert "on or after the meeting" in _decision(
-        cora_client, future_item, 1, finalise="1"
-    ).content.decode()
+    assert (
+        "on or after the meeting"
+        in _decision(cora_client, future_item, 1, finalise="1").content.decode()
+    )
     assert not BoardOutcome.objects.exists()
 
 
@@ -494,14 +496,14 @@ def test_the_agenda_pdf_lists_the_cases_and_their_notes(alice_client, today_meet
         alice_client.get(f"/meetings/{today_meeting.pk}/agenda.pdf?notes=1").content, tmp_path
     )
     assert "Signed note, version 1" in with_notes and "Registration" in with_notes
-    assert AuditEvent.objects.filter(
+    exports = AuditEvent.objects.filter(
         practice_id=today_meeting.practice_id, op="exported", table_name="checklist_boardmeeting"
-    ).exists()
+    ).order_by("seq")
+    assert [e.detail["page"] for e in exports] == ["agenda pdf", "agenda pdf with notes"]
+    assert exports.last().detail["cases"] == labels
 
 
-def test_the_summary_pdf_shows_attendance_and_decisions(
-    cora_client, cora, today_meeting, tmp_path
-):
+def test_the_summary_pdf_shows_attendance_and_decisions(cora_client, cora, today_meeting, tmp_path):
     first, second = today_meeting.items.order_by("position")
     attendance_add(meeting=today_meeting, name="Dr. Rad", discipline="radiology", acting_user=cora)
     _decision(cora_client, first, 0)
@@ -532,9 +534,12 @@ def test_an_outsider_gets_404_for_boards_meetings_and_items(bob_client, today_me
     ]:
         assert bob_client.get(url).status_code == 404, url
     assert _decision(bob_client, item, 0).status_code == 404
-    assert bob_client.post(
-        f"/meetings/{today_meeting.pk}/attendance/", {"name": "x", "discipline": "nursing"}
-    ).status_code == 404
+    assert (
+        bob_client.post(
+            f"/meetings/{today_meeting.pk}/attendance/", {"name": "x", "discipline": "nursing"}
+        ).status_code
+        == 404
+    )
     assert not OutcomeDraft.objects.exists() and not Attendance.objects.exists()
 
 

@@ -125,15 +125,23 @@ def meeting_create(request: PracticeRequest, pk: int) -> HttpResponse:
 # --- a meeting's agenda ------------------------------------------------------------------
 
 
-def _record_meeting_view(request: PracticeRequest, meeting: BoardMeeting, what: str) -> None:
-    """An agenda shows cases: its viewing, printing and export are access events."""
+def _record_meeting_view(
+    request: PracticeRequest, meeting: BoardMeeting, what: str, rows: list[meetings.AgendaRow]
+) -> None:
+    """An agenda shows cases: its viewing, printing and export are access events naming the
+    cases (one event, so the queries stay as many however many cases)."""
     audit.record_access(
         request,
-        audit.EXPORTED if what.endswith("pdf") else audit.AGENDA_VIEWED,
+        audit.EXPORTED if "pdf" in what else audit.AGENDA_VIEWED,
         practice_id=meeting.practice_id,
         table="checklist_boardmeeting",
         row_id=meeting.pk,
-        detail={"meeting": str(meeting.date), "board": meeting.board.name, "page": what},
+        detail={
+            "meeting": str(meeting.date),
+            "board": meeting.board.name,
+            "page": what,
+            "cases": [r.item.case.label for r in rows],
+        },
     )
 
 
@@ -141,7 +149,7 @@ def _record_meeting_view(request: PracticeRequest, meeting: BoardMeeting, what: 
 def meeting_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     meeting = get_meeting_for_user(request, pk)
     rows = meetings.agenda_rows(meeting)
-    _record_meeting_view(request, meeting, "agenda")
+    _record_meeting_view(request, meeting, "agenda", rows)
     return render(
         request,
         "checklist/meeting_detail.html",
@@ -213,10 +221,12 @@ def meeting_agenda_pdf(request: PracticeRequest, pk: int) -> HttpResponse:
     query = valid(forms.AgendaPdfQuery(request.GET)).cleaned_data
     language = query["lang"] or get_language()
     with_notes = query["notes"] == "1"
-    _record_meeting_view(request, meeting, "agenda pdf with notes" if with_notes else "agenda pdf")
+    rows = meetings.agenda_rows(meeting, snapshots=with_notes)
+    what = "agenda pdf with notes" if with_notes else "agenda pdf"
+    _record_meeting_view(request, meeting, what, rows)
     pdf = meetings.render_agenda_pdf(
         meeting,
-        meetings.agenda_rows(meeting, snapshots=with_notes),
+        rows,
         with_notes=with_notes,
         base_url=request.build_absolute_uri("/"),
         language=language,
@@ -231,10 +241,11 @@ def meeting_agenda_pdf(request: PracticeRequest, pk: int) -> HttpResponse:
 def meeting_summary_pdf(request: PracticeRequest, pk: int) -> HttpResponse:
     meeting = get_meeting_for_user(request, pk)
     language = valid(forms.AgendaPdfQuery(request.GET)).cleaned_data["lang"] or get_language()
-    _record_meeting_view(request, meeting, "summary pdf")
+    rows = meetings.agenda_rows(meeting, with_outcomes=True)
+    _record_meeting_view(request, meeting, "summary pdf", rows)
     pdf = meetings.render_summary_pdf(
         meeting,
-        meetings.agenda_rows(meeting, with_outcomes=True),
+        rows,
         list(meeting.attendance.order_by("discipline", "name", "pk")),
         base_url=request.build_absolute_uri("/"),
         language=language,

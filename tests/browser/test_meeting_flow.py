@@ -136,9 +136,7 @@ def test_a_board_meeting_from_registration_to_summary(page, practice_a, alice, a
             measure = page.get_by_label("Measure 1 (as documented by the board)")
             expect(measure).to_be_focused()  # keyboard first: typing starts at once
             measure.press_sequentially(DECISIONS[label], delay=5)
-            page.get_by_label("Follow-up date").fill(
-                (next_week + timedelta(days=90)).isoformat()
-            )
+            page.get_by_label("Follow-up date").fill((next_week + timedelta(days=90)).isoformat())
             expect(page.get_by_test_id("decision-status")).to_contain_text(
                 "Draft saved at", timeout=5_000
             )
