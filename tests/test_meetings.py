@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from checklist.models import (
@@ -30,7 +31,14 @@ from checklist.models import (
     Membership,
     OutcomeDraft,
 )
-from checklist.services import attendance_add, meetings_create_ahead
+from checklist.services import (
+    agenda_item_shift,
+    attendance_add,
+    meeting_set_registration,
+    meetings_create_ahead,
+    next_meeting_date,
+    note_update,
+)
 from tests.factories import (
     create_note,
     days_from_today,
@@ -577,3 +585,43 @@ def test_the_meeting_pages_and_agenda_pdf_take_as_many_queries_for_30_cases(
     # the same: the signed versions come with their snapshots in query 9
     with django_assert_num_queries(11):
         assert alice_client.get(f"/meetings/{meeting.pk}/agenda.pdf?notes=1").status_code == 200
+
+
+# --- services ----------------------------------------------------------------------------
+
+
+def test_the_next_meeting_date_is_the_boards_weekday_after_a_date(board):
+    start = timezone.localdate()
+    for offset in range(7):
+        day = start + timedelta(days=offset)
+        following = next_meeting_date(board, day)
+        assert following.weekday() == board.weekday
+        assert timedelta(days=1) <= following - day <= timedelta(days=7)
+
+
+def test_a_shift_renumbers_the_agenda_in_the_order_shown(meeting):
+    AgendaItem.objects.filter(meeting=meeting).update(position=0)  # registration order only
+    last = AgendaItem.objects.get(meeting=meeting, case__label="C-3")
+    agenda_item_shift(item=last, up=True)
+    assert list(
+        AgendaItem.objects.filter(meeting=meeting)
+        .order_by("position")
+        .values_list("case__label", "position")
+    ) == [("C-1", 1), ("C-3", 2), ("C-2", 3)]
+    first = AgendaItem.objects.get(meeting=meeting, case__label="C-1")
+    agenda_item_shift(item=first, up=True)  # already first: stays
+    assert _labels(meeting) == ["C-1", "C-3", "C-2"]
+
+
+def test_a_registration_cannot_leave_a_closed_meeting(alice, meeting, board, next_week):
+    meeting_set_registration(meeting=meeting, closed=True)
+    item = AgendaItem.objects.get(meeting=meeting, case__label="C-1")
+    version = item.note.versions.get()
+    with pytest.raises(ValidationError, match="is closed"):
+        note_update(
+            version=version,
+            data={"board_date": next_week + timedelta(days=7)},
+            acting_user=alice,
+        )
+    item.refresh_from_db()
+    assert item.meeting == meeting
