@@ -277,7 +277,7 @@ def test_a_past_board_date_needs_the_confirmation(alice_client, case, board):
         row_id=str(version.pk),
         op="INSERT",
     )
-    assert event.new_values["board_date_retrospective"] is True
+    assert (event.new_values or {})["board_date_retrospective"] is True
     # The past meeting's agenda marks the case.
     item = AgendaItem.objects.get(note_id=note_pk)
     assert (
@@ -340,7 +340,7 @@ def test_a_move_is_audited_and_the_physician_sees_why(
         row_id=str(item.pk),
         op="UPDATE",
     ).get()
-    assert event.new_values["move_reason"] == "Pathology report expected next week"
+    assert (event.new_values or {})["move_reason"] == "Pathology report expected next week"
     assert event.case_id == item.case_id and event.actor_id == cora.pk
     assert alice_client.get(f"/meetings/{meeting.pk}/items/{item.pk}/move/").status_code == 403
 
@@ -417,7 +417,7 @@ def test_recording_the_decision_makes_the_outcome_record(cora_client, cora, toda
     assert outcome.held_on == today_meeting.date
     assert outcome.attendees == "Dr. Rad (radiology)"
     assert outcome.measures[0]["text"] == "Adjuvant radiotherapy of the breast"
-    assert outcome.follow_up_on.isoformat() == days_from_today(90)
+    assert str(outcome.follow_up_on) == days_from_today(90)
     assert outcome.agenda_item_id == item.pk
     item.refresh_from_db()
     assert item.status == AgendaStatus.DISCUSSED
@@ -507,8 +507,9 @@ def test_the_agenda_pdf_lists_the_cases_and_their_notes(alice_client, today_meet
     exports = AuditEvent.objects.filter(
         practice_id=today_meeting.practice_id, op="exported", table_name="checklist_boardmeeting"
     ).order_by("seq")
-    assert [e.detail["page"] for e in exports] == ["agenda pdf", "agenda pdf with notes"]
-    assert exports.last().detail["cases"] == labels
+    details = [e.detail or {} for e in exports]
+    assert [d["page"] for d in details] == ["agenda pdf", "agenda pdf with notes"]
+    assert details[-1]["cases"] == labels
 
 
 def test_the_summary_pdf_shows_attendance_and_decisions(cora_client, cora, today_meeting, tmp_path):

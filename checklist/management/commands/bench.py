@@ -8,6 +8,7 @@ case page against a live server on a loopback port (issue 13's effort target).
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import threading
@@ -294,6 +295,8 @@ def bench_meetings(lines: list[str], scale: float) -> None:
     meeting = seed_meeting(practice, user, n, day=timezone.localdate())
     lines.append(
         f"- seeded a meeting of {n} cases with signed notes in {time.perf_counter() - started:.1f} s"
+        f" (load average then: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; the PDF"
+        " timings grow with it)"
     )
     client = logged_in(user)
     base = f"/meetings/{meeting.pk}"
