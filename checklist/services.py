@@ -1123,6 +1123,8 @@ def _register_on_agenda(version: BoardNoteVersion, acting_user: Any) -> None:
             item.delete()
         return
     assert version.board is not None
+    if version.board.practice_id != version.practice_id:
+        raise ValidationError({"board": _("Choose one of the practice's boards.")})
     meeting = _lock_meeting(_meeting_on(version.board, version.board_date, acting_user))
     if AgendaItem.objects.filter(meeting=meeting, note_id=version.note_id).exists():
         return

@@ -626,3 +626,17 @@ def test_a_registration_cannot_leave_a_closed_meeting(alice, meeting, board, nex
         )
     item.refresh_from_db()
     assert item.meeting == meeting
+
+
+def test_a_note_is_never_registered_for_another_practices_board(alice, case, practice_b, next_week):
+    foreign = make_board(practice_b, name="B board")
+    with pytest.raises(ValidationError):
+        register_case(case, alice, foreign, next_week)
+    assert not AgendaItem.objects.exists() and not BoardMeeting.objects.exists()
+
+
+def test_the_note_form_offers_only_the_practices_active_boards(alice_client, case, practice_a):
+    make_board(practice_a, name="Retired board", active=False)
+    make_board(practice_a, name="Thoracic board")
+    page = alice_client.get(f"/cases/{case.pk}/notes/new/").content.decode()
+    assert "Thoracic board" in page and "Retired board" not in page
