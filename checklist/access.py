@@ -16,7 +16,16 @@ from django.utils.http import urlencode
 from django_htmx.middleware import HtmxDetails
 
 from checklist import audit, second_factor
-from checklist.models import BoardNote, Case, Membership, Practice
+from checklist.models import (
+    AgendaItem,
+    Attendance,
+    Board,
+    BoardMeeting,
+    BoardNote,
+    Case,
+    Membership,
+    Practice,
+)
 
 View = Callable[..., HttpResponseBase]
 
@@ -33,8 +42,10 @@ class PracticeRequest(HttpRequest):
     request_id: str
 
 
-def practice_required(role: str | None = None) -> Callable[[View], View]:
-    """Login, an active membership in the active practice and, if given, that role."""
+def practice_required(role: str | tuple[str, ...] | None = None) -> Callable[[View], View]:
+    """Login, an active membership in the active practice and, if given, that role (or one of
+    those roles: `Membership.COORDINATOR_ROLES`)."""
+    roles = (role,) if isinstance(role, str) else role
 
     def decorator(view: View) -> View:
         @login_required
@@ -46,12 +57,12 @@ def practice_required(role: str | None = None) -> Callable[[View], View]:
             pending = second_factor_step(request)
             if pending is not None:
                 return pending
-            if role is not None and membership.role != role:
+            if roles is not None and membership.role not in roles:
                 audit.record_access(
                     request,
                     audit.PERMISSION_DENIED,
                     practice_id=membership.practice_id,
-                    detail={"reason": "role", "needs": role},
+                    detail={"reason": "role", "needs": " | ".join(roles)},
                 )
                 return render(request, "checklist/forbidden.html", status=403)
             return view(request, *args, **kwargs)
@@ -122,3 +133,33 @@ def get_note_for_user(request: PracticeRequest, pk: int) -> BoardNote:
     queryset = BoardNote.objects.select_related("case", "case__practice")
     note: BoardNote = get_in_practice(request, queryset, pk)
     return note
+
+
+def get_board_for_user(request: PracticeRequest, pk: int) -> Board:
+    board: Board = get_in_practice(request, Board.objects.all(), pk)
+    return board
+
+
+def get_meeting_for_user(request: PracticeRequest, pk: int) -> BoardMeeting:
+    """A board meeting of the active practice, with its board; another practice's is 404."""
+    meeting: BoardMeeting = get_in_practice(
+        request, BoardMeeting.objects.select_related("board"), pk
+    )
+    return meeting
+
+
+def get_agenda_item_for_user(
+    request: PracticeRequest, meeting: BoardMeeting, pk: int
+) -> AgendaItem:
+    """An agenda item of `meeting` (itself reached through `get_meeting_for_user`)."""
+    item: AgendaItem = get_in_practice(
+        request, AgendaItem.objects.filter(meeting=meeting).select_related("meeting__board"), pk
+    )
+    return item
+
+
+def get_attendance_for_user(request: PracticeRequest, meeting: BoardMeeting, pk: int) -> Attendance:
+    found: Attendance = get_in_practice(
+        request, Attendance.objects.filter(meeting=meeting).select_related("meeting"), pk
+    )
+    return found

@@ -70,6 +70,7 @@ CASE_VIEWED = "case_viewed"
 NOTE_VIEWED = "note_viewed"
 NOTE_PRINTED = "note_printed"
 EXPORTED = "exported"
+AGENDA_VIEWED = "agenda_viewed"  # a meeting's agenda or meeting mode (the cases it lists)
 LOGIN_SUCCESS = "login_success"
 LOGIN_FAILURE = "login_failure"
 LOGOUT = "logout"
@@ -451,6 +452,7 @@ ACCESS_LABELS = {
     NOTE_VIEWED: gettext_lazy("board note viewed"),
     NOTE_PRINTED: gettext_lazy("board note printed"),
     EXPORTED: gettext_lazy("exported"),
+    AGENDA_VIEWED: gettext_lazy("board meeting agenda viewed"),
     LOGIN_SUCCESS: gettext_lazy("logged in"),
     LOGIN_FAILURE: gettext_lazy("failed login"),
     LOGOUT: gettext_lazy("logged out"),
@@ -566,6 +568,9 @@ DETAIL_LABELS = {
     "step": gettext_lazy("step"),
     "devices": gettext_lazy("devices removed"),
     "second_factor_for_physicians": gettext_lazy("second factor required for physicians"),
+    "meeting": gettext_lazy("board meeting"),
+    "board": gettext_lazy("board"),
+    "cases": gettext_lazy("cases"),
 }
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -9,8 +9,9 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Subquery
+from django.db.models import Q, Subquery
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import get_language
@@ -21,13 +22,18 @@ from checklist.models import (
     FIRST_DEGREE_RELATIONS,
     SOLID_TUMOUR_CRITERIA,
     AdverseEvent,
+    AgendaItem,
+    AgendaStatus,
     AlcoholUse,
     Biomarker,
+    Board,
+    BoardMeeting,
     BoardNoteVersion,
     Case,
     Category,
     Code,
     Comorbidity,
+    Discipline,
     FamilyHistory,
     GenomicResultKind,
     GenomicVariant,
@@ -1824,18 +1830,54 @@ class NoteForm(ModelForm):
             },
         }
 
-    def __init__(self, *args: Any, language: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        language: str | None = None,
+        practice: Practice | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["board_type"] = forms.ChoiceField(
             label=_("Board type"), choices=_code_choices("mii:therapieplanung-typ", language)
         )
         self.fields["question"].required = True
+        # Only the practice's active boards (and the one the note names already).
+        boards = Board.objects.for_practice(practice) if practice else Board.objects.none()
+        current = self.instance.board_id if self.instance else None
+        board_field: Any = self.fields["board"]
+        board_field.queryset = boards.filter(Q(active=True) | Q(pk=current)).order_by("name")
+        board_field.label = _("Board of the practice")
+        board_field.help_text = _("With a board date, the case goes on the agenda of that meeting.")
+        self.fields["target_board"].required = False
+        self.fields["target_board"].help_text = _(
+            "A board that is not one of the practice's; with a board chosen above, its name."
+        )
+        self.fields["board_date_retrospective"].label = _(
+            "The board has taken place already: I am entering its date after the fact"
+        )
 
-    def clean_board_date(self) -> date | None:
-        value: date | None = self.cleaned_data.get("board_date")
-        if value and value < timezone.localdate() - timedelta(days=365):
-            raise forms.ValidationError(_("This board date is more than a year in the past."))
-        return value
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        board = cleaned.get("board")
+        if board is not None:
+            cleaned["target_board"] = board.name
+        elif not cleaned.get("target_board"):
+            self.add_error("target_board", _("Choose a board or name one."))
+        value: date | None = cleaned.get("board_date")
+        earlier = self.instance.board_date if self.instance and self.instance.pk else None
+        if value is None or value >= timezone.localdate():
+            cleaned["board_date_retrospective"] = False
+        elif not cleaned.get("board_date_retrospective") and value != earlier:
+            # A past date never goes in silently: it is confirmed, and the note says so.
+            self.add_error(
+                "board_date",
+                _(
+                    "This board date is in the past. If the board took place already, confirm"
+                    " below that you are entering it after the fact."
+                ),
+            )
+        return cleaned
 
 
 class AmendForm(Form):
@@ -1849,17 +1891,14 @@ class AmendForm(Form):
 MEASURE_ROWS = 6
 
 
-class OutcomeForm(Form):
-    held_on = forms.DateField(label=_("Board held on"), widget=DateInput())
-    attendees = forms.CharField(label=_("Attendees"), widget=forms.Textarea(attrs={"rows": 2}))
-    reason = forms.CharField(
-        label=_("Reason for the new version"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
+class MeasureFieldsMixin:
+    """The measures of a board decision: each as typed, with the deviation at the patient's
+    wish; shared by the outcome form and meeting mode's decision draft."""
 
-    def __init__(self, *args: Any, language: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    fields: dict[str, Any]
+    cleaned_data: dict[str, Any]
+
+    def _add_measure_fields(self, language: str | None) -> None:
         deviations = [("", "—")] + _code_choices("mii:therapieabweichung", language)
         for index in range(1, MEASURE_ROWS + 1):
             self.fields[f"measure_{index}"] = forms.CharField(
@@ -1873,12 +1912,6 @@ class OutcomeForm(Form):
                 choices=deviations,
             )
 
-    def clean_held_on(self) -> date:
-        value: date = self.cleaned_data["held_on"]
-        if value > timezone.localdate():
-            raise forms.ValidationError(_("This date is in the future."))
-        return value
-
     def measures(self) -> list[dict[str, str]]:
         return [
             {
@@ -1888,6 +1921,27 @@ class OutcomeForm(Form):
             for i in range(1, MEASURE_ROWS + 1)
             if self.cleaned_data.get(f"measure_{i}", "").strip()
         ]
+
+
+class OutcomeForm(MeasureFieldsMixin, Form):
+    held_on = forms.DateField(label=_("Board held on"), widget=DateInput())
+    attendees = forms.CharField(label=_("Attendees"), widget=forms.Textarea(attrs={"rows": 2}))
+    follow_up_on = forms.DateField(label=_("Follow-up date"), required=False, widget=DateInput())
+    reason = forms.CharField(
+        label=_("Reason for the new version"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, language: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_measure_fields(language)
+
+    def clean_held_on(self) -> date:
+        value: date = self.cleaned_data["held_on"]
+        if value > timezone.localdate():
+            raise forms.ValidationError(_("This date is in the future."))
+        return value
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -2026,4 +2080,107 @@ class SignForm(Form):
 class NoteExportQuery(Form):
     """The language of a print view, PDF or Markdown export; the reader's own if not given."""
 
+    lang = forms.ChoiceField(required=False, choices=[("", ""), *settings.LANGUAGES])
+
+
+# --- tumour-board meetings -------------------------------------------------------------------
+
+
+class BoardForm(ModelForm):
+    class Meta:
+        model = Board
+        fields = ["name", "weekday", "starts_at", "minutes_per_case", "disciplines", "active"]
+        widgets = {"starts_at": forms.TimeInput(attrs={"type": "time"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["disciplines"] = forms.MultipleChoiceField(
+            label=_("Disciplines expected"),
+            choices=Discipline.choices,
+            required=False,
+            widget=forms.CheckboxSelectMultiple,
+            initial=self.instance.disciplines if self.instance and self.instance.pk else [],
+        )
+        self.fields["minutes_per_case"].validators.append(MinValueValidator(1))
+        self.fields["minutes_per_case"].validators.append(MaxValueValidator(240))
+
+
+class MeetingCreateForm(Form):
+    """A meeting on demand (a date), or the next meetings on the board's weekday (none)."""
+
+    date = forms.DateField(label=_("Date of the meeting"), required=False, widget=DateInput())
+
+
+class AgendaShiftForm(Form):
+    item = forms.IntegerField(min_value=1, max_value=MAX_ID)
+    direction = forms.ChoiceField(choices=[("up", "up"), ("down", "down")])
+
+
+class AgendaMoveForm(Form):
+    meeting = forms.ModelChoiceField(
+        label=_("Move to the meeting"), queryset=BoardMeeting.objects.none()
+    )
+    reason = forms.CharField(
+        label=_("Reason for the move (the registering physician sees it)"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, item: AgendaItem, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["meeting"]
+        field.queryset = (
+            BoardMeeting.objects.for_practice(item.practice_id)
+            .filter(date__gte=timezone.localdate())
+            .exclude(pk=item.meeting_id)
+            .select_related("board")
+            .order_by("date", "board__name")
+        )
+        field.label_from_instance = lambda m: f"{m.board.name}, {formats.date_format(m.date)}"
+
+
+class RegistrationForm(Form):
+    closed = forms.BooleanField(required=False)
+
+
+class AttendanceForm(Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    discipline = forms.ChoiceField(label=_("Discipline"), choices=Discipline.choices)
+
+
+class OutcomeDraftForm(MeasureFieldsMixin, Form):
+    """Meeting mode's decision as typed so far: measures and follow-up date go together (one
+    save path); `revision` is the draft's as the form showed it (0: no draft yet)."""
+
+    follow_up_on = forms.DateField(label=_("Follow-up date"), required=False, widget=DateInput())
+    revision = forms.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+
+    def __init__(self, *args: Any, language: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_measure_fields(language)
+        for name, field in self.fields.items():
+            css = "form-select form-select-sm" if name.startswith("deviation") else ""
+            field.widget.attrs.setdefault("class", css or "form-control form-control-sm")
+        self.fields["measure_1"].widget.attrs["autofocus"] = True
+
+    def measure_pairs(self) -> list[tuple[Any, Any]]:
+        return [(self[f"measure_{i}"], self[f"deviation_{i}"]) for i in range(1, MEASURE_ROWS + 1)]
+
+
+class AgendaStatusForm(Form):
+    status = forms.ChoiceField(
+        choices=[
+            (AgendaStatus.DEFERRED, ""),
+            (AgendaStatus.NOT_DISCUSSED, ""),
+            (AgendaStatus.PENDING, ""),
+        ]
+    )
+
+
+class MeetingModeQuery(Form):
+    item = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+class AgendaPdfQuery(Form):
+    notes = forms.ChoiceField(required=False, choices=[("", ""), ("1", "")])
     lang = forms.ChoiceField(required=False, choices=[("", ""), *settings.LANGUAGES])

@@ -90,7 +90,17 @@ class PracticeScoped(models.Model):
 class Membership(PracticeScoped):
     PHYSICIAN = "physician"
     PRACTICE_ADMIN = "practice_admin"
-    ROLE_CHOICES = [(PHYSICIAN, _("Physician")), (PRACTICE_ADMIN, _("Practice admin"))]
+    BOARD_COORDINATOR = "board_coordinator"
+    ROLE_CHOICES = [
+        (PHYSICIAN, _("Physician")),
+        (PRACTICE_ADMIN, _("Practice admin")),
+        (BOARD_COORDINATOR, _("Board coordinator")),
+    ]
+    # Who builds a meeting's agenda (order, moves, closing registration): the coordinator,
+    # and an admin is one too. Who records a meeting's attendance and outcomes: a physician
+    # or the coordinator (an admin edits no clinical content).
+    COORDINATOR_ROLES = (BOARD_COORDINATOR, PRACTICE_ADMIN)
+    RECORDER_ROLES = (PHYSICIAN, BOARD_COORDINATOR)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships"
@@ -103,7 +113,7 @@ class Membership(PracticeScoped):
         constraints = [
             models.UniqueConstraint(fields=["practice", "user"], name="membership_unique_user"),
             models.CheckConstraint(
-                condition=models.Q(role__in=["physician", "practice_admin"]),
+                condition=models.Q(role__in=["physician", "practice_admin", "board_coordinator"]),
                 name="membership_role_valid",
             ),
         ]
@@ -118,6 +128,14 @@ class Membership(PracticeScoped):
     @property
     def is_physician(self) -> bool:
         return self.role == self.PHYSICIAN
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role in self.COORDINATOR_ROLES
+
+    @property
+    def is_recorder(self) -> bool:
+        return self.role in self.RECORDER_ROLES
 
 
 class AccountProfile(models.Model):
@@ -1376,9 +1394,11 @@ class BoardNoteVersion(PracticeScoped):
     # What the physician fills in; copied into an amendment and into the snapshot.
     REGISTRATION_FIELDS = [
         "registering_physician",
+        "board",
         "target_board",
         "board_type",
         "board_date",
+        "board_date_retrospective",
         "images_available",
         "question",
         "question_radiology",
@@ -1404,9 +1424,24 @@ class BoardNoteVersion(PracticeScoped):
     amendment_reason = models.TextField(_("reason for the amendment"), blank=True)
 
     registering_physician = models.CharField(_("registering physician"), max_length=200)
+    # One of the practice's boards: with a date, the note is on that meeting's agenda. The
+    # board's name is copied into target_board (what the note shows); a board that is not one
+    # of the practice's is named in target_board alone.
+    board = models.ForeignKey(
+        "Board",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("board of the practice"),
+    )
     target_board = models.CharField(_("tumour board"), max_length=200)
     board_type = models.CharField(_("board type"), max_length=10)
     board_date = models.DateField(_("preferred board date"), null=True, blank=True)
+    # A board date in the past is taken only with this confirmation, and the note says so.
+    board_date_retrospective = models.BooleanField(
+        _("board date entered after the fact"), default=False
+    )
     images_available = models.BooleanField(_("images available for the board"), default=False)
     question = models.TextField(_("question for the board"))
     question_radiology = models.TextField(_("question to radiology"), blank=True)
@@ -1463,7 +1498,13 @@ class BoardOutcome(PracticeScoped):
     held_on = models.DateField(_("board held on"))
     attendees = models.TextField(_("attendees"))
     measures = models.JSONField(default=list)  # [{"text": ..., "deviation": "J"|"N"|"U"|""}]
+    follow_up_on = models.DateField(_("follow-up date"), null=True, blank=True)
     reason = models.TextField(_("reason for the new version"), blank=True)
+    # The meeting's agenda item it was recorded for (meeting mode); none when recorded on the
+    # note's own page.
+    agenda_item = models.ForeignKey(
+        "AgendaItem", on_delete=models.PROTECT, null=True, blank=True, related_name="outcomes"
+    )
     recorded_at = models.DateTimeField(auto_now_add=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -1476,6 +1517,225 @@ class BoardOutcome(PracticeScoped):
 
     def __str__(self) -> str:
         return f"outcome {self.number} of note {self.note_id}"
+
+
+# --- tumour-board meetings -------------------------------------------------------------------
+
+
+class Discipline(models.TextChoices):
+    RADIOLOGY = "radiology", _("radiology")
+    PATHOLOGY = "pathology", _("pathology")
+    RADIATION_ONCOLOGY = "radiation_oncology", _("radiation oncology")
+    SURGERY = "surgery", _("surgery")
+    MEDICAL_ONCOLOGY = "medical_oncology", _("medical oncology")
+    HAEMATOLOGY = "haematology", _("haematology")
+    GYNAECOLOGY = "gynaecology", _("gynaecology")
+    NUCLEAR_MEDICINE = "nuclear_medicine", _("nuclear medicine")
+    PALLIATIVE_CARE = "palliative_care", _("palliative care")
+    PSYCHO_ONCOLOGY = "psycho_oncology", _("psycho-oncology")
+    NURSING = "nursing", _("nursing")
+    OTHER = "other", _("other discipline")
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class Board(PracticeScoped):
+    """A practice's standing tumour board: when it usually meets and which disciplines are
+    expected (the quorum a meeting shows; never enforced)."""
+
+    name = models.CharField(_("name"), max_length=200)
+    weekday = models.PositiveSmallIntegerField(_("usual weekday"), choices=Weekday.choices)
+    starts_at = models.TimeField(_("usual time"))
+    minutes_per_case = models.PositiveSmallIntegerField(_("minutes per case"), default=10)
+    disciplines = ArrayField(
+        models.CharField(max_length=30, choices=Discipline.choices),
+        verbose_name=_("disciplines expected"),
+        default=list,
+        blank=True,
+    )
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(PracticeScoped.Meta):
+        verbose_name = _("board")
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "name"], name="board_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def discipline_labels(self) -> list[str]:
+        labels = dict(Discipline.choices)
+        return [str(labels.get(code, code)) for code in self.disciplines]
+
+
+class BoardMeeting(PracticeScoped):
+    """One meeting of a board on a date, with its agenda and attendance."""
+
+    board = models.ForeignKey(Board, on_delete=models.PROTECT, related_name="meetings")
+    date = models.DateField(_("date"))
+    starts_at = models.TimeField(_("time"))
+    registration_closed = models.BooleanField(_("registration closed"), default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+
+    class Meta(PracticeScoped.Meta):
+        verbose_name = _("board meeting")
+        constraints = [
+            models.UniqueConstraint(fields=["board", "date"], name="meeting_board_date"),
+        ]
+        indexes = [models.Index(fields=["practice", "date"], name="meeting_practice_date")]
+
+    def __str__(self) -> str:
+        return f"{self.board_id} {self.date}"
+
+
+class AgendaStatus(models.TextChoices):
+    PENDING = "pending", _("on the agenda")
+    DISCUSSED = "discussed", _("discussed, decision recorded")
+    DEFERRED = "deferred", _("deferred to the next meeting")
+    NOT_DISCUSSED = "not_discussed", _("not discussed")
+
+
+class AgendaItemQuerySet(PracticeScopedQuerySet["AgendaItem"]):
+    def for_agenda(self, *, snapshots: bool = False) -> Self:
+        """The agenda's rows with what it shows of each case, in the coordinator's order: the
+        case and its tumours, the registering user, each note's newest version (the note's
+        state comes from the note itself, never from a copy) and its signed versions (with
+        their snapshots if `snapshots`). A fixed number of queries however many cases."""
+        newest = BoardNoteVersion.objects.latest_only().order_by().defer("snapshot")
+        signed = (
+            BoardNoteVersion.objects.filter(state=NoteState.SIGNED)
+            .select_related("supersedes")
+            .order_by("-number")
+        )
+        if not snapshots:
+            signed = signed.defer("snapshot", "supersedes__snapshot")
+        tumours = Tumour.objects.order_by("pk")
+        queryset = (
+            self.select_related(
+                "case", "note", "registered_by__account_profile", "draft", "moved_from"
+            )
+            .prefetch_related(models.Prefetch("case__tumours", queryset=tumours))
+            .prefetch_related(models.Prefetch("note__versions", queryset=newest, to_attr="newest"))
+            .prefetch_related(models.Prefetch("note__versions", queryset=signed, to_attr="signed"))
+        )
+        return queryset.order_by("position", "registered_at", "pk")
+
+
+class AgendaItem(PracticeScoped):
+    """A board note on a meeting's agenda. It names the note, never one signed version: the
+    agenda always shows the note as it is. Ordered by the coordinator (`position`), by
+    registration time until then; never by anything clinical."""
+
+    meeting = models.ForeignKey(BoardMeeting, on_delete=models.PROTECT, related_name="items")
+    note = models.ForeignKey(BoardNote, on_delete=models.PROTECT, related_name="agenda_items")
+    # The case again, so that the audit trail files every change under the case's history.
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        _("status"), max_length=20, choices=AgendaStatus.choices, default=AgendaStatus.PENDING
+    )
+    registered_at = models.DateTimeField(auto_now_add=True)
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # Set when a coordinator moved the case here from another meeting; the physician sees why.
+    moved_from = models.ForeignKey(
+        BoardMeeting,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("moved from meeting"),
+    )
+    move_reason = models.TextField(_("reason for the move"), blank=True)
+    moved_at = models.DateTimeField(null=True, blank=True)
+    moved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Deferred from an earlier meeting: the item there that was deferred.
+    deferred_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = AgendaItemQuerySet.as_manager()  # type: ignore[misc]  # a narrower queryset
+
+    class Meta(PracticeScoped.Meta):
+        verbose_name = _("agenda item")
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "note"], name="agenda_note_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"agenda item {self.pk} of meeting {self.meeting_id}"
+
+    @property
+    def newest_version(self) -> BoardNoteVersion | None:
+        """The note's newest version (prefetched by `for_agenda`)."""
+        newest = getattr(self.note, "newest", None)
+        if newest is None:
+            return self.note.versions.order_by("-number").first()
+        return newest[0] if newest else None
+
+    @property
+    def signed_version(self) -> BoardNoteVersion | None:
+        """The note's newest signed version (prefetched by `for_agenda`)."""
+        signed = getattr(self.note, "signed", None)
+        if signed is None:
+            return self.note.versions.filter(state=NoteState.SIGNED).order_by("-number").first()
+        return signed[0] if signed else None
+
+
+class Attendance(PracticeScoped):
+    """Who attended a meeting, in which discipline: recorded once per meeting."""
+
+    meeting = models.ForeignKey(BoardMeeting, on_delete=models.PROTECT, related_name="attendance")
+    name = models.CharField(_("name"), max_length=200)
+    discipline = models.CharField(_("discipline"), max_length=30, choices=Discipline.choices)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta(PracticeScoped.Meta):
+        verbose_name = _("attendance")
+
+    def __str__(self) -> str:
+        return f"{self.discipline} at meeting {self.meeting_id}"
+
+
+class OutcomeDraft(PracticeScoped):
+    """The board decision being typed in meeting mode, saved as it is typed. The recorded
+    outcome (BoardOutcome) is immutable, so autosave writes here; finalising turns the draft
+    into an outcome and removes the draft."""
+
+    item = models.OneToOneField(AgendaItem, on_delete=models.CASCADE, related_name="draft")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    measures = models.JSONField(default=list)  # as BoardOutcome.measures
+    follow_up_on = models.DateField(_("follow-up date"), null=True, blank=True)
+    revision = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta(PracticeScoped.Meta):
+        verbose_name = _("board decision draft")
+
+    def __str__(self) -> str:
+        return f"draft of agenda item {self.item_id}"
 
 
 class SubmissionToken(models.Model):

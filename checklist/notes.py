@@ -83,6 +83,7 @@ PLAIN_FIELDS = {
 }
 # Statements that say something only when made: shown when true, left out when false.
 FLAG_FIELDS = {
+    "boardnoteversion.board_date_retrospective",
     "case.unknown_primary",
     "case.no_prior_therapy",
     "case.immune_not_assessed",
@@ -156,7 +157,8 @@ GENOMIC_FIELDS = _fields("""
     tmb msi specimen assay_method assay laboratory reported_on comment
 """)
 REGISTRATION_ROWS = _fields("""
-    registering_physician target_board board_type board_date images_available
+    registering_physician target_board board_type board_date board_date_retrospective
+    images_available
     patient_informed requested_participants question question_radiology question_pathology
     question_radiotherapy question_surgery patient_goals trial_screening history_summary
     open_questions

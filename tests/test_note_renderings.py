@@ -95,6 +95,9 @@ TECHNICAL = {
     "boardnoteversion.ready_at",
     "boardnoteversion.snapshot",
     "boardnoteversion.snapshot_hash",
+    # the practice's board the note is registered for: the note names it by its name
+    # (target_board, filled from the board); the link puts the case on the meeting's agenda
+    "boardnoteversion.board",
 }
 
 # Fields shown inside another row: a staging record's TNM formula.

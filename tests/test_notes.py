@@ -301,10 +301,12 @@ def test_the_note_page_queries_are_constant(
 # added by issue 20, one query per kind), 21 the labels of every code list the note names
 # (one query, both languages: the snapshot stores them), 22 the checklist with its version,
 # 23 categories, 24 items with who set them, 25 versions of the note, 26 the access event,
-# 27 metastasis-site labels (the signing check's facts), 28 deviation labels, 29 outcomes.
-# The signing check reads the record already loaded. (27 before the note's labels came from
-# one query instead of three; 27 again before issue 20's three kinds of rows.)
-QUERIES_NOTE_PAGE = 30
+# 27 metastasis-site labels (the signing check's facts), 28 deviation labels, 29 outcomes,
+# 30 the board meetings the note is on (issue 17: where it waits, was moved and why, was
+# decided). The signing check reads the record already loaded. (27 before the note's labels
+# came from one query instead of three; 27 again before issue 20's three kinds of rows and
+# issue 17's meetings.)
+QUERIES_NOTE_PAGE = 31
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):

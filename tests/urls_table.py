@@ -5,13 +5,14 @@ tests/test_hostile_input.py walks the table with generated input."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from django.urls import reverse
 
-from checklist.models import Case, Category, Membership, Tumour
-from checklist.services import catalogue_draft_create
-from tests.factories import make_note
+from checklist.models import AgendaItem, Case, Category, Membership, Tumour
+from checklist.services import attendance_add, catalogue_draft_create
+from tests.factories import days_from_today, make_board, make_note, register_case
 
 PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
 
@@ -79,6 +80,35 @@ def _note_version(practice_a, alice) -> dict[str, Any]:
     return {**_note(practice_a, alice), "number": 1}
 
 
+def _board(practice_a, alice) -> dict[str, Any]:
+    return {"pk": make_board(practice_a, name="A board").pk}
+
+
+def _agenda_item(practice_a, alice) -> AgendaItem:
+    board = make_board(practice_a, name="A agenda board")
+    case = Case.objects.create(practice=practice_a, label="A-agenda", **Case.MINIMAL)
+    day = date.fromisoformat(days_from_today(7))
+    register_case(case, alice, board, day)
+    return AgendaItem.objects.get(case=case)
+
+
+def _meeting(practice_a, alice) -> dict[str, Any]:
+    return {"pk": _agenda_item(practice_a, alice).meeting_id}
+
+
+def _meeting_item(practice_a, alice) -> dict[str, Any]:
+    item = _agenda_item(practice_a, alice)
+    return {"pk": item.meeting_id, "item_pk": item.pk}
+
+
+def _meeting_attendance(practice_a, alice) -> dict[str, Any]:
+    item = _agenda_item(practice_a, alice)
+    attendance = attendance_add(
+        meeting=item.meeting, name="Dr. A", discipline="radiology", acting_user=alice
+    )
+    return {"pk": item.meeting_id, "attendance_pk": attendance.pk}
+
+
 # name -> builder of kwargs naming an object of practice A, or None when the URL names none.
 PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "home": None,
@@ -131,6 +161,22 @@ PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "note_pdf": _note_version,
     "note_text": _note_version,
     "case_history": _case,
+    "board_list": None,
+    "board_create": None,
+    "board_detail": _board,
+    "board_edit": _board,
+    "meeting_create": _board,
+    "meeting_detail": _meeting,
+    "meeting_shift": _meeting,
+    "meeting_registration": _meeting,
+    "agenda_item_move": _meeting_item,
+    "meeting_agenda_pdf": _meeting,
+    "meeting_summary_pdf": _meeting,
+    "meeting_mode": _meeting,
+    "attendance_add": _meeting,
+    "attendance_remove": _meeting_attendance,
+    "agenda_item_decision": _meeting_item,
+    "agenda_item_status": _meeting_item,
     "audit_trail": None,
     "audit_export": None,
     "audit_reports": None,

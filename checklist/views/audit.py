@@ -17,9 +17,13 @@ from django.utils.translation import get_language
 from checklist import audit, forms, services
 from checklist.access import PracticeRequest, practice_required, recent_reauth_required
 from checklist.models import (
+    AgendaItem,
+    AgendaStatus,
+    Attendance,
     AuditCheckpoint,
     AuditEvent,
     AuditVerification,
+    BoardMeeting,
     BoardNoteVersion,
     BoardOutcome,
     Case,
@@ -220,6 +224,21 @@ def audit_reports(request: PracticeRequest) -> HttpResponse:
         .select_related("note__case")
         .order_by("board_date")
     )
+    # Board meetings that took place: without attendance (a meeting with cases only), cases
+    # marked "not discussed", and cases still open on the agenda (no decision recorded, not
+    # deferred).
+    past_items = AgendaItem.objects.for_practice(practice).filter(meeting__date__lt=today)
+    meetings_without_attendance = (
+        BoardMeeting.objects.for_practice(practice)
+        .filter(date__lt=today)
+        .filter(Exists(AgendaItem.objects.filter(meeting=OuterRef("pk"))))
+        .exclude(Exists(Attendance.objects.filter(meeting=OuterRef("pk"))))
+        .select_related("board")
+        .order_by("-date")[:200]
+    )
+    items = past_items.select_related("case", "meeting__board").order_by("-meeting__date", "pk")
+    not_discussed = items.filter(status=AgendaStatus.NOT_DISCUSSED)[:200]
+    decision_missing = items.filter(status=AgendaStatus.PENDING)[:200]
     period = AuditEvent.objects.filter(
         practice_id=practice.pk, ts__date__gte=start, ts__date__lte=end
     )
@@ -249,6 +268,9 @@ def audit_reports(request: PracticeRequest) -> HttpResponse:
             "incomplete": incomplete,
             "ready_unsigned": ready_unsigned,
             "signed_without_outcome": signed_without_outcome,
+            "meetings_without_attendance": meetings_without_attendance,
+            "not_discussed": not_discussed,
+            "decision_missing": decision_missing,
             "activity": [
                 {**a, "who": names.get(a["actor_id"], "") if a["actor_id"] else ""}
                 for a in activity_rows

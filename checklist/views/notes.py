@@ -73,7 +73,9 @@ def note_list(request: PracticeRequest) -> HttpResponse:
 def note_create(request: PracticeRequest, pk: int) -> HttpResponse:
     case = get_case_for_user(request, pk)
     initial = {"registering_physician": user_display(request.user)}
-    form = forms.NoteForm(request.POST or None, initial=initial, language=get_language())
+    form = forms.NoteForm(
+        request.POST or None, initial=initial, language=get_language(), practice=request.practice
+    )
     context: dict[str, Any] = {"form": form, "case": case}
     if request.method == "POST" and form.is_valid():
         try:
@@ -104,7 +106,9 @@ def note_edit(request: PracticeRequest, pk: int) -> HttpResponse:
     if version.state == NoteState.SIGNED:
         messages.error(request, _("A signed version is never changed; amend it instead."))
         return redirect("note_detail", pk=note.pk)
-    form = forms.NoteForm(request.POST or None, instance=version, language=get_language())
+    form = forms.NoteForm(
+        request.POST or None, instance=version, language=get_language(), practice=request.practice
+    )
     context: dict[str, Any] = {"form": form, "case": note.case, "note": note, "version": version}
     if request.method == "POST" and form.is_valid():
         try:
@@ -172,6 +176,10 @@ def note_detail(request: PracticeRequest, pk: int) -> HttpResponse:
                 "-number"
             ),
             "amend_form": forms.AmendForm(),
+            # The meetings the note is on: where it waits, was moved (and why), was decided.
+            "agenda_items": note.agenda_items.select_related(
+                "meeting__board", "moved_from", "moved_by__account_profile"
+            ).order_by("meeting__date", "pk"),
             "is_latest": version.number == versions[-1].number,
             "deviation_labels": dict(_deviation_choices()),
         },
@@ -375,6 +383,7 @@ def outcome_create(request: PracticeRequest, pk: int) -> HttpResponse:
                 held_on=form.cleaned_data["held_on"],
                 attendees=form.cleaned_data["attendees"],
                 measures=form.measures(),
+                follow_up_on=form.cleaned_data["follow_up_on"],
                 reason=form.cleaned_data["reason"],
                 acting_user=request.user,
                 token=request.POST.get("submission_token"),

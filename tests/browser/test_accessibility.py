@@ -1,17 +1,26 @@
 """The main pages in English and German have no serious or critical axe-core violations: the
 case list, a case page with rows of every kind, an inline row form open (with the OncoTree list
 open and closed), the checklist, a note, the sign step, the audit trail, the case history, the
-catalogue and the accounts. (The `page` fixture checks every page any browser test visits; this
-test makes sure these pages are visited, with data on them.)"""
+catalogue, the accounts and the tumour-board pages (boards, agenda, meeting mode). (The `page`
+fixture checks every page any browser test visits; this test makes sure these pages are
+visited, with data on them.)"""
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from checklist.models import Membership
 from checklist.services import catalogue_draft_create
 from tests.browser.pages import login, screenshot
-from tests.factories import create_note, logged_in, make_signable, seed_rows, sign_note
+from tests.factories import (
+    create_note,
+    logged_in,
+    make_signable,
+    seed_meeting,
+    seed_rows,
+    sign_note,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,6 +47,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(page, alice, ad
     draft = create_note(client, case, question="Another question?")
     draft_catalogue = catalogue_draft_create(practice=case.practice)
     category = draft_catalogue.categories.values_list("pk", flat=True).first()
+    meeting = seed_meeting(case.practice, alice, 2, day=timezone.localdate())
     found: list[str] = []
 
     login(page)
@@ -54,6 +64,10 @@ def test_the_main_pages_have_no_serious_accessibility_violations(page, alice, ad
         ("case history", f"/cases/{case.pk}/history/"),
         ("catalogue", "/catalogue/"),
         ("my account", "/account/"),
+        ("tumour boards", "/boards/"),
+        ("board", f"/boards/{meeting.board_id}/"),
+        ("agenda", f"/meetings/{meeting.pk}/"),
+        ("meeting mode", f"/meetings/{meeting.pk}/run/"),
     ]:
         page.goto(url)
         check(page, found, what)

@@ -8,6 +8,7 @@ case page against a live server on a loopback port (issue 13's effort target).
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import threading
@@ -274,6 +275,48 @@ def bench_pdf(lines: list[str], scale: float) -> None:
     )
     med, p95, q = _timed(client, f"/notes/{version.note_id}/", 20)
     lines.append(f"- note page: median {med * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, {q} queries")
+    lines.append("")
+
+
+def bench_meetings(lines: list[str], scale: float) -> None:
+    """Issue 17: the agenda PDF of a meeting with 30 cases, as an overview and with every
+    case's signed note, and the meeting pages, through the views."""
+    from django.utils import timezone
+
+    from tests.factories import logged_in, seed_meeting
+
+    lines.append("## Board meetings (issue 17)\n")
+    practice = _practice("bench-meetings")
+    services.catalogue_seed(practice=practice)
+    user = get_user_model().objects.create_user(username=f"bench-meetings-{practice.pk}")
+    Membership.objects.create(practice=practice, user=user, role=Membership.PHYSICIAN)
+    n = 30
+    started = time.perf_counter()
+    meeting = seed_meeting(practice, user, n, day=timezone.localdate())
+    lines.append(
+        f"- seeded a meeting of {n} cases with signed notes in {time.perf_counter() - started:.1f} s"
+        f" (load average then: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; the PDF"
+        " timings grow with it)"
+    )
+    client = logged_in(user)
+    base = f"/meetings/{meeting.pk}"
+    runs = max(int(10 * scale), 3)
+    for what, url, goal, count in [
+        ("agenda PDF, overview", f"{base}/agenda.pdf", "goal < 2 s", runs),
+        ("agenda PDF with every case's note", f"{base}/agenda.pdf?notes=1", "goal < 10 s", 5),
+    ]:
+        med, p95, q = _timed(client, url, count)
+        size = len(client.get(url).content) // 1024
+        lines.append(
+            f"- {what}, {n} cases ({size} KiB): median {med * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+            f" over {count} renders, {q} queries ({goal})"
+        )
+        print(f"  {what}: median {med:.2f} s")
+    for what, url in [("agenda page", f"{base}/"), ("meeting mode", f"{base}/run/")]:
+        med, p95, q = _timed(client, url, 20)
+        lines.append(
+            f"- {what}, {n} cases: median {med * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, {q} queries"
+        )
     lines.append("")
 
 
@@ -627,6 +670,7 @@ SECTIONS: dict[str, Callable[[list[str], float], None]] = {
     "cases": bench_cases,
     "rules": bench_rules,
     "pdf": bench_pdf,
+    "meetings": bench_meetings,
     "trail": bench_trail,
     "effort": bench_effort,
 }

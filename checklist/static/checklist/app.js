@@ -52,7 +52,8 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-// Checklist cards (templates/checklist/_checklist_item.html). The form's data-hx-trigger saves status
+// Checklist cards (templates/checklist/_checklist_item.html) and meeting mode's board decision
+// (templates/checklist/meeting_mode.html), one save path each. The form's data-hx-trigger saves status
 // and note together: at once on a status, after a pause in typing, or with Save; htmx queues a
 // card's saves. The status line only ever says "Saved at" from the server's answer; this block
 // says when the card holds more than the server confirmed, and after a stale refusal it stops
@@ -60,9 +61,11 @@ document.addEventListener("keydown", (event) => {
 (() => {
   const cardForm = (event) =>
     event.target instanceof Element ? event.target.closest("form.checklist-form") : null;
+  // What the card holds: every field but the token and the revision (a checklist card's
+  // status and note; meeting mode's measures, deviations and follow-up date).
   const entry = (form) =>
-    JSON.stringify([form.querySelector("input[name=status]:checked")?.value ?? "",
-      form.querySelector("textarea[name=note]")?.value ?? ""]);
+    JSON.stringify(Array.from(new FormData(form)).filter(
+      ([name]) => name !== "csrfmiddlewaretoken" && name !== "revision"));
   const show = (form, state) => {
     const line = form.querySelector("[data-pending]");
     if (!line) return;
@@ -304,3 +307,18 @@ document.addEventListener("keydown", (event) => {
   });
   update({ seconds_left: body.dataset.sessionSecondsLeft });
 })();
+
+// Meeting mode (templates/checklist/meeting_mode.html): Ctrl+Enter (or Cmd+Enter) in the board
+// decision saves it with its Save button; the previous and next cases have access keys.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+  const form = event.target instanceof Element ? event.target.closest("form.decision-form") : null;
+  if (!form) return;
+  event.preventDefault();
+  form.querySelector("[data-save]")?.click();
+});
+// Back from adding someone to the attendance (#attendance): the focus is in the name field
+// again for the next person (a fragment keeps the browser from honouring autofocus).
+window.addEventListener("load", () => {
+  if (location.hash === "#attendance") document.getElementById("att-name")?.focus();
+});
