@@ -13,7 +13,7 @@ from checklist.models import Case, Category, Membership, Tumour
 from checklist.services import catalogue_draft_create
 from tests.factories import make_note
 
-PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
+PUBLIC = {"login", "logout", "healthz", "ping", "set_password", "set_language"}
 
 
 def _case(practice_a, alice) -> dict[str, Any]:
