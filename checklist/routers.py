@@ -31,7 +31,9 @@ LAG_TOLERANT = frozenset(
     {"audit_trail", "audit_reports", "audit_export", "audit_chain", "case_history"}
 )
 # Models read on the primary even on those pages: who the user is and what they may see.
-_PRIMARY_ONLY = frozenset({"checklist.membership", "checklist.usersession", "checklist.accountprofile"})
+_PRIMARY_ONLY = frozenset(
+    {"checklist.membership", "checklist.usersession", "checklist.accountprofile"}
+)
 STICKY_COOKIE = "primary_until"
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
