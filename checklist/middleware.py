@@ -70,9 +70,13 @@ class AuditContextMiddleware:
         request.request_id = audit.new_request_id()  # type: ignore[attr-defined]
         token = audit.bind_request(request)
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
         finally:
             audit.unbind(token)
+        # The id the request's audit events carry: lets an operator (and the load test's
+        # lost-update check) find what a response did in the trail. Ids only.
+        response.headers["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]
+        return response
 
 
 class NoStoreMiddleware:

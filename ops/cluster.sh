@@ -153,7 +153,10 @@ backend apps
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server inter 1s fall 2 rise 1
+    # A busy server answers its check late: only three failed checks in a row take it out.
+    # A server that is gone refuses connections at once, and its requests go to the other.
+    timeout check 5s
+    default-server inter 1s fall 3 rise 2
     server app1 127.0.0.1:$CLUSTER_APP1_PORT check
     server app2 127.0.0.1:$CLUSTER_APP2_PORT check
 EOF
