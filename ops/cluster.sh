@@ -157,8 +157,11 @@ backend apps
     # A server that is gone refuses connections at once, and its requests go to the other.
     timeout check 5s
     default-server inter 1s fall 3 rise 2
-    server app1 127.0.0.1:$CLUSTER_APP1_PORT check
-    server app2 127.0.0.1:$CLUSTER_APP2_PORT check
+    # Sync workers take one request each: the rest wait here, not in gunicorn's backlog,
+    # so a health check never queues behind a burst of page requests.
+    timeout queue 30s
+    server app1 127.0.0.1:$CLUSTER_APP1_PORT check maxconn $CLUSTER_WORKERS
+    server app2 127.0.0.1:$CLUSTER_APP2_PORT check maxconn $CLUSTER_WORKERS
 EOF
     haproxy -f "$CLUSTER_DIR/haproxy.cfg" -D -p "$RUN/haproxy.pid"
     say "HAProxy on 127.0.0.1:$CLUSTER_PROXY_PORT"

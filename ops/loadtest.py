@@ -50,6 +50,7 @@ from checklist.models import AuditEvent, ChecklistItem, ImmuneFinding, StagingRe
 
 SETUP = json.loads((CLUSTER_DIR / "loadtest.json").read_text())
 failures: list[str] = []
+results: dict[str, Any] = {}  # the figures, for --json (ops/test_faults.py reads them)
 
 
 def locust(classes: list[str], users: int, seconds: int, log: Path | None = None, **env: str) -> dict[str, dict[str, float]]:
@@ -164,6 +165,16 @@ def chain_ok() -> bool:
     return audit.verify_chain(SETUP["practice"]).ok
 
 
+def logged_in(log: Path, users: int, limit: float = 90.0) -> None:
+    """Waits until the locust users have logged in (a password hash each: seconds of CPU on
+    this machine), so that a fault hits a steady load, not the log-in burst."""
+    until = time.time() + limit
+    while time.time() < until:
+        if sum(1 for line in log_lines(log) if line["name"] == "login") >= users:
+            return
+        time.sleep(0.5)
+
+
 def errors_of(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line for line in lines if line["status"] >= 500 or line["status"] == 0 or line.get("error")]
 
@@ -235,6 +246,7 @@ def editors(out: list[str], seconds: int) -> None:
     ok = chain_ok()
     appending = sum(s["count"] * s["median"] / 1000 for name, s in stats.items() if name in ("open form (editor)", "checklist (editor)", "edit staging", "add finding", "set checklist status"))
     out.append(f"2. **Concurrent editors**: 20 physicians for {seconds} s on 5 cases (edit a staging record, add a finding, set a checklist status; read-modify-write through the forms): {len(saves)} saves sent, **{accepted} accepted, {lost} lost**{' (' + detail + ')' if detail else ''}, {conflicts} answered as conflicts (409 page or the checklist's stale message), **{server_errors} 5xx/connection errors**, chain verifies: **{'yes' if ok else 'NO'}**. Waiting on the per-practice audit lock (sampled every 0.1 s in pg_stat_activity): about {sampler.lock_seconds():.1f} s of backend time, against about {appending:.0f} s spent in those requests (median x count).")
+    results["editors"] = {"saves": len(saves), "accepted": accepted, "lost": lost, "conflicts": conflicts, "server_errors": server_errors, "chain_ok": ok, "lock_wait_seconds": sampler.lock_seconds()}
     trail = stats.get("audit trail (replica)", {})
     lags = [lag for lag in sampler.lags if lag >= 0]
     out.append(f"5. **Replica**: during that run an admin read the audit trail {trail.get('count', 0):.0f} times from the replica (median {trail.get('median', 0):.0f} ms, {trail.get('failures', 0):.0f} failures); replica lag from /healthz every 0.5 s: median {statistics.median(lags) if lags else -1:.3f} s, max {max(lags) if lags else -1:.3f} s ({len(lags)} samples)")
@@ -242,12 +254,14 @@ def editors(out: list[str], seconds: int) -> None:
         failures.append(f"editors: lost {lost}, 5xx {server_errors}, chain ok {ok} {detail}")
 
 
-def restart(out: list[str], seconds: int = 40, rate: int = 50) -> None:
+def restart(out: list[str], seconds: int = 30, rate: int = 50) -> None:
     log = Path(tempfile.mkdtemp(prefix="restart-")) / "requests.jsonl"
     before, pids = findings_count(), app_pids()
     outage: list[float] = []
+    warm = 40  # at most this long for the logins; the run is longer by as much
 
     def restart_primary() -> None:
+        logged_in(log, rate, warm)
         time.sleep(seconds / 3)
         outage.append(time.time())
         subprocess.run([*CLUSTER, "restart-primary", "fast"], check=True)
@@ -255,17 +269,19 @@ def restart(out: list[str], seconds: int = 40, rate: int = 50) -> None:
 
     thread = threading.Thread(target=restart_primary)
     thread.start()
-    locust(["SteadyUser"], rate, seconds, log)
+    locust(["SteadyUser"], rate, seconds + warm, log)
     thread.join()
-    lines = log_lines(log)
+    lines = [line for line in log_lines(log) if line["name"] not in ("login", "login page")]
+    steady = [line for line in lines if line["t"] >= outage[0] - seconds / 3]
     errors = errors_of(lines)
     late = [e for e in errors if e["t"] > outage[1] + 5 or e["t"] < outage[0]]
     last = max((e["t"] for e in errors), default=outage[1])
     accepted, lost, detail = check_saves(lines, before)
     ok = chain_ok()
     same = app_pids() == pids
-    achieved = len(lines) / seconds
-    out.append(f"3. **Database restart under load** (SteadyUser x {rate}, about {achieved:.0f} req/s achieved, `pg_ctl restart -m fast` of the primary after {seconds // 3} s): outage {outage[1] - outage[0]:.1f} s, {len(errors)} failed requests of {len(lines)}, the last failure **{max(0.0, last - outage[1]):.1f} s after the primary was back**, {len(late)} failures outside outage + 5 s; app servers not restarted: **{'yes' if same else 'NO'}**; {accepted} accepted saves, {lost} lost or half-written; chain verifies: **{'yes' if ok else 'NO'}**")
+    achieved = len(steady) / (max(line["t"] for line in steady) - min(line["t"] for line in steady))
+    results["restart"] = {"outage_seconds": outage[1] - outage[0], "failed": len(errors), "requests": len(lines), "after_outage_seconds": max(0.0, last - outage[1]), "outside_window": len(late), "app_servers_kept": same, "accepted": accepted, "lost": lost, "chain_ok": ok}
+    out.append(f"3. **Database restart under load** (SteadyUser x {rate}, about {achieved:.0f} req/s achieved after the logins, `pg_ctl restart -m fast` of the primary {seconds // 3} s into the steady load): outage {outage[1] - outage[0]:.1f} s, {len(errors)} failed requests of {len(lines)}, the last failure **{max(0.0, last - outage[1]):.1f} s after the primary was back**, {len(late)} failures outside outage + 5 s; app servers not restarted: **{'yes' if same else 'NO'}**; {accepted} accepted saves, {lost} lost or half-written; chain verifies: **{'yes' if ok else 'NO'}**")
     if late or lost or not ok or not same:
         failures.append(f"restart: late {len(late)}, lost {lost} {detail}, chain {ok}, same pids {same}")
 
@@ -276,6 +292,7 @@ def kill_app(out: list[str], seconds: int = 30, users: int = 20) -> None:
     moments: list[float] = []
 
     def kill() -> None:
+        logged_in(log, users, 40)
         time.sleep(seconds / 3)
         moments.append(time.time())
         subprocess.run([*CLUSTER, "kill-app", "1"], check=True)
@@ -284,7 +301,7 @@ def kill_app(out: list[str], seconds: int = 30, users: int = 20) -> None:
 
     thread = threading.Thread(target=kill)
     thread.start()
-    stats = locust(["SteadyUser"], users, seconds, log)
+    stats = locust(["SteadyUser"], users, seconds + 40, log)
     thread.join()
     lines = log_lines(log)
     errors = errors_of(lines)
@@ -333,6 +350,7 @@ def main() -> int:
     parser.add_argument("--restart-rate", type=int, default=50)
     parser.add_argument("--soak-seconds", type=int, default=600)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     only = set(args.only.split(","))
     healthz()  # the cluster answers, or this fails at once
@@ -348,6 +366,8 @@ def main() -> int:
     if "soak" in only:
         soak(out, args.soak_seconds)
     print("\n".join(out))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
     if args.write_docs:
         write_docs(out, "make loadtest LOADTEST_ARGS='" + " ".join(sys.argv[1:]) + "'")
     for failure in failures:
