@@ -11,6 +11,7 @@ fails (lost updates, 5xx outside an outage, a broken chain).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -53,16 +54,44 @@ failures: list[str] = []
 results: dict[str, Any] = {}  # the figures, for --json (ops/test_faults.py reads them)
 
 
-def locust(classes: list[str], users: int, seconds: int, log: Path | None = None, **env: str) -> dict[str, dict[str, float]]:
+def locust(
+    classes: list[str], users: int, seconds: int, log: Path | None = None, **env: str
+) -> dict[str, dict[str, float]]:
     """One headless locust run; its stats by request name."""
     prefix = Path(tempfile.mkdtemp(prefix="locust-")) / "run"
-    cmd = [LOCUST, "-f", str(ROOT / "ops" / "locustfile.py"), "--headless", "-u", str(users),
-           "-r", str(users), "-t", f"{seconds}s", "--host", PROXY, "--csv", str(prefix),
-           "--only-summary", "--loglevel", "ERROR", "--stop-timeout", "5", *classes]
+    cmd = [
+        LOCUST,
+        "-f",
+        str(ROOT / "ops" / "locustfile.py"),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--host",
+        PROXY,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "ERROR",
+        "--stop-timeout",
+        "5",
+        *classes,
+    ]
     run_env = {**os.environ, "LOADTEST_SETUP": str(CLUSTER_DIR / "loadtest.json"), **env}
     if log is not None:
         run_env["LOADTEST_LOG"] = str(log)
-    subprocess.run(cmd, env=run_env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 60)
+    subprocess.run(
+        cmd,
+        env=run_env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=seconds + 60,
+    )
     stats: dict[str, dict[str, float]] = {}
     with open(f"{prefix}_stats.csv") as handle:
         for row in csv.DictReader(handle):
@@ -77,7 +106,11 @@ def locust(classes: list[str], users: int, seconds: int, log: Path | None = None
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if path.exists()
+        else []
+    )
 
 
 def healthz() -> dict[str, Any]:
@@ -113,7 +146,10 @@ def rss_mb(pid: int) -> float:
 def server_connections() -> int:
     connection.close()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = 'oncoboard_app'", [DB])
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = 'oncoboard_app'",
+            [DB],
+        )
         return int(cursor.fetchone()[0])
 
 
@@ -124,13 +160,21 @@ def check_saves(lines: list[dict[str, Any]], findings_before: int) -> tuple[int,
     lost = 0
     seq_of: dict[str, int] = {}
     for line in accepted:
-        first = (AuditEvent.objects.filter(practice_id=SETUP["practice"], request_id=line["rid"], kind="change")
-                 .order_by("seq").values_list("seq", flat=True).first())
+        first = (
+            AuditEvent.objects.filter(
+                practice_id=SETUP["practice"], request_id=line["rid"], kind="change"
+            )
+            .order_by("seq")
+            .values_list("seq", flat=True)
+            .first()
+        )
         if first is None:
             lost += 1
         else:
             seq_of[line["rid"]] = first
-    ordered = sorted((line for line in accepted if line["rid"] in seq_of), key=lambda line: seq_of[line["rid"]])
+    ordered = sorted(
+        (line for line in accepted if line["rid"] in seq_of), key=lambda line: seq_of[line["rid"]]
+    )
     wrong = []
     last_staging: dict[int, str] = {}
     last_item: dict[tuple[int, int], str] = {}
@@ -144,7 +188,9 @@ def check_saves(lines: list[dict[str, Any]], findings_before: int) -> tuple[int,
         if target["case"] in last_staging:
             stored = StagingRecord.objects.get(pk=target["staging"]).t_category
             if stored != last_staging[target["case"]]:
-                wrong.append(f"staging of case {target['case']}: {stored} != {last_staging[target['case']]}")
+                wrong.append(
+                    f"staging of case {target['case']}: {stored} != {last_staging[target['case']]}"
+                )
     for (case, category), value in last_item.items():
         stored = ChecklistItem.objects.get(checklist__case_id=case, category_id=category).status
         if stored != value:
@@ -157,7 +203,9 @@ def check_saves(lines: list[dict[str, Any]], findings_before: int) -> tuple[int,
 
 
 def findings_count() -> int:
-    return ImmuneFinding.objects.filter(case_id__in=[t["case"] for t in SETUP["editor_cases"]]).count()
+    return ImmuneFinding.objects.filter(
+        case_id__in=[t["case"] for t in SETUP["editor_cases"]]
+    ).count()
 
 
 def chain_ok() -> bool:
@@ -176,7 +224,9 @@ def logged_in(log: Path, users: int, limit: float = 90.0) -> None:
 
 
 def errors_of(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [line for line in lines if line["status"] >= 500 or line["status"] == 0 or line.get("error")]
+    return [
+        line for line in lines if line["status"] >= 500 or line["status"] == 0 or line.get("error")
+    ]
 
 
 class Sampler(threading.Thread):
@@ -185,7 +235,8 @@ class Sampler(threading.Thread):
 
     def __init__(self, every: float = 0.1) -> None:
         super().__init__(daemon=True)
-        self.every, self.stop, self.waiting, self.lags = every, threading.Event(), 0, []
+        self.every, self.stop, self.waiting = every, threading.Event(), 0
+        self.lags: list[float] = []
         self.samples = 0
 
     def run(self) -> None:
@@ -194,15 +245,15 @@ class Sampler(threading.Thread):
         with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
             n = 0
             while not self.stop.is_set():
-                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'").fetchone()
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                ).fetchone()
                 self.waiting += row[0] if row else 0
                 self.samples += 1
                 n += 1
                 if n % 5 == 0:
-                    try:
+                    with contextlib.suppress(OSError):
                         self.lags.append(healthz().get("replica", {}).get("lag_seconds", -1))
-                    except OSError:
-                        pass
                 time.sleep(self.every)
 
     def lock_seconds(self) -> float:
@@ -213,9 +264,16 @@ class Sampler(threading.Thread):
 
 
 def throughput(out: list[str], seconds: int, users: int) -> None:
-    out.append(f"1. **Throughput** through HAProxy, 2 app servers x 2 workers, {users} locust users without wait, phases of {seconds} s alternating /ping and the page (ping, page, ping, page):")
+    out.append(
+        f"1. **Throughput** through HAProxy, 2 app servers x 2 workers, {users} locust users without wait, phases of {seconds} s alternating /ping and the page (ping, page, ping, page):"
+    )
     medians = {}
-    for page, label in (("case", "case page (typical case)"), ("checklist", "checklist page"), ("list", "case list"), ("big", "case page, 10x the rows")):
+    for page, label in (
+        ("case", "case page (typical case)"),
+        ("checklist", "checklist page"),
+        ("list", "case list"),
+        ("big", "case page, 10x the rows"),
+    ):
         ping_rps, page_rps, page_median = [], [], []
         for _ in range(2):
             ping_rps.append(locust(["PingUser"], users, seconds)["/ping"]["rps"])
@@ -226,8 +284,12 @@ def throughput(out: list[str], seconds: int, users: int) -> None:
             page_median.append(stats["median"])
         ping, rps = statistics.mean(ping_rps), statistics.mean(page_rps)
         medians[page] = rps
-        out.append(f"   - {label}: {rps:.1f} req/s against /ping {ping:.0f} req/s: **{rps / ping:.3f}x** (median latency {statistics.mean(page_median):.0f} ms under this load)")
-    out.append(f"   - a case with 10x the rows costs **{medians['case'] / medians['big']:.2f}x** the time of a typical case (ratio of their throughputs)")
+        out.append(
+            f"   - {label}: {rps:.1f} req/s against /ping {ping:.0f} req/s: **{rps / ping:.3f}x** (median latency {statistics.mean(page_median):.0f} ms under this load)"
+        )
+    out.append(
+        f"   - a case with 10x the rows costs **{medians['case'] / medians['big']:.2f}x** the time of a typical case (ratio of their throughputs)"
+    )
 
 
 def editors(out: list[str], seconds: int) -> None:
@@ -244,12 +306,35 @@ def editors(out: list[str], seconds: int) -> None:
     conflicts = sum(1 for line in saves if line["status"] in (200, 409))
     server_errors = len(errors_of(lines))
     ok = chain_ok()
-    appending = sum(s["count"] * s["median"] / 1000 for name, s in stats.items() if name in ("open form (editor)", "checklist (editor)", "edit staging", "add finding", "set checklist status"))
-    out.append(f"2. **Concurrent editors**: 20 physicians for {seconds} s on 5 cases (edit a staging record, add a finding, set a checklist status; read-modify-write through the forms): {len(saves)} saves sent, **{accepted} accepted, {lost} lost**{' (' + detail + ')' if detail else ''}, {conflicts} answered as conflicts (409 page or the checklist's stale message), **{server_errors} 5xx/connection errors**, chain verifies: **{'yes' if ok else 'NO'}**. Waiting on the per-practice audit lock (sampled every 0.1 s in pg_stat_activity): about {sampler.lock_seconds():.1f} s of backend time, against about {appending:.0f} s spent in those requests (median x count).")
-    results["editors"] = {"saves": len(saves), "accepted": accepted, "lost": lost, "conflicts": conflicts, "server_errors": server_errors, "chain_ok": ok, "lock_wait_seconds": sampler.lock_seconds()}
+    appending = sum(
+        s["count"] * s["median"] / 1000
+        for name, s in stats.items()
+        if name
+        in (
+            "open form (editor)",
+            "checklist (editor)",
+            "edit staging",
+            "add finding",
+            "set checklist status",
+        )
+    )
+    out.append(
+        f"2. **Concurrent editors**: 20 physicians for {seconds} s on 5 cases (edit a staging record, add a finding, set a checklist status; read-modify-write through the forms): {len(saves)} saves sent, **{accepted} accepted, {lost} lost**{' (' + detail + ')' if detail else ''}, {conflicts} answered as conflicts (409 page or the checklist's stale message), **{server_errors} 5xx/connection errors**, chain verifies: **{'yes' if ok else 'NO'}**. Waiting on the per-practice audit lock (sampled every 0.1 s in pg_stat_activity): about {sampler.lock_seconds():.1f} s of backend time, against about {appending:.0f} s spent in those requests (median x count)."
+    )
+    results["editors"] = {
+        "saves": len(saves),
+        "accepted": accepted,
+        "lost": lost,
+        "conflicts": conflicts,
+        "server_errors": server_errors,
+        "chain_ok": ok,
+        "lock_wait_seconds": sampler.lock_seconds(),
+    }
     trail = stats.get("audit trail (replica)", {})
     lags = [lag for lag in sampler.lags if lag >= 0]
-    out.append(f"5. **Replica**: during that run an admin read the audit trail {trail.get('count', 0):.0f} times from the replica (median {trail.get('median', 0):.0f} ms, {trail.get('failures', 0):.0f} failures); replica lag from /healthz every 0.5 s: median {statistics.median(lags) if lags else -1:.3f} s, max {max(lags) if lags else -1:.3f} s ({len(lags)} samples)")
+    out.append(
+        f"5. **Replica**: during that run an admin read the audit trail {trail.get('count', 0):.0f} times from the replica (median {trail.get('median', 0):.0f} ms, {trail.get('failures', 0):.0f} failures); replica lag from /healthz every 0.5 s: median {statistics.median(lags) if lags else -1:.3f} s, max {max(lags) if lags else -1:.3f} s ({len(lags)} samples)"
+    )
     if lost or server_errors or not ok:
         failures.append(f"editors: lost {lost}, 5xx {server_errors}, chain ok {ok} {detail}")
 
@@ -280,10 +365,24 @@ def restart(out: list[str], seconds: int = 30, rate: int = 50) -> None:
     ok = chain_ok()
     same = app_pids() == pids
     achieved = len(steady) / (max(line["t"] for line in steady) - min(line["t"] for line in steady))
-    results["restart"] = {"outage_seconds": outage[1] - outage[0], "failed": len(errors), "requests": len(lines), "after_outage_seconds": max(0.0, last - outage[1]), "outside_window": len(late), "app_servers_kept": same, "accepted": accepted, "lost": lost, "chain_ok": ok}
-    out.append(f"3. **Database restart under load** (SteadyUser x {rate}, about {achieved:.0f} req/s achieved after the logins, `pg_ctl restart -m fast` of the primary {seconds // 3} s into the steady load): outage {outage[1] - outage[0]:.1f} s, {len(errors)} failed requests of {len(lines)}, the last failure **{max(0.0, last - outage[1]):.1f} s after the primary was back**, {len(late)} failures outside outage + 5 s; app servers not restarted: **{'yes' if same else 'NO'}**; {accepted} accepted saves, {lost} lost or half-written; chain verifies: **{'yes' if ok else 'NO'}**")
+    results["restart"] = {
+        "outage_seconds": outage[1] - outage[0],
+        "failed": len(errors),
+        "requests": len(lines),
+        "after_outage_seconds": max(0.0, last - outage[1]),
+        "outside_window": len(late),
+        "app_servers_kept": same,
+        "accepted": accepted,
+        "lost": lost,
+        "chain_ok": ok,
+    }
+    out.append(
+        f"3. **Database restart under load** (SteadyUser x {rate}, about {achieved:.0f} req/s achieved after the logins, `pg_ctl restart -m fast` of the primary {seconds // 3} s into the steady load): outage {outage[1] - outage[0]:.1f} s, {len(errors)} failed requests of {len(lines)}, the last failure **{max(0.0, last - outage[1]):.1f} s after the primary was back**, {len(late)} failures outside outage + 5 s; app servers not restarted: **{'yes' if same else 'NO'}**; {accepted} accepted saves, {lost} lost or half-written; chain verifies: **{'yes' if ok else 'NO'}**"
+    )
     if late or lost or not ok or not same:
-        failures.append(f"restart: late {len(late)}, lost {lost} {detail}, chain {ok}, same pids {same}")
+        failures.append(
+            f"restart: late {len(late)}, lost {lost} {detail}, chain {ok}, same pids {same}"
+        )
 
 
 def kill_app(out: list[str], seconds: int = 30, users: int = 20) -> None:
@@ -308,7 +407,9 @@ def kill_app(out: list[str], seconds: int = 30, users: int = 20) -> None:
     relogin = sum(1 for line in lines if line["name"] == "case page" and line["status"] == 302)
     accepted, lost, detail = check_saves(lines, before)
     ok = chain_ok()
-    out.append(f"4. **App server killed** (SIGKILL of app server 1 and its workers after {seconds // 3} s under SteadyUser x {users}, restarted {seconds // 3} s later): {len(errors)} failed requests of {len(lines)} ({sum(s['failures'] for s in stats.values()):.0f} counted by locust), **{relogin} answered with a login redirect** (sessions live in the database), {accepted} accepted saves, **{lost} lost**; chain verifies: **{'yes' if ok else 'NO'}**")
+    out.append(
+        f"4. **App server killed** (SIGKILL of app server 1 and its workers after {seconds // 3} s under SteadyUser x {users}, restarted {seconds // 3} s later): {len(errors)} failed requests of {len(lines)} ({sum(s['failures'] for s in stats.values()):.0f} counted by locust), **{relogin} answered with a login redirect** (sessions live in the database), {accepted} accepted saves, **{lost} lost**; chain verifies: **{'yes' if ok else 'NO'}**"
+    )
     if lost or relogin or not ok:
         failures.append(f"kill: lost {lost} {detail}, relogin {relogin}, chain {ok}")
 
@@ -323,19 +424,33 @@ def soak(out: list[str], seconds: int, users: int = 10) -> None:
     rss_after = {pid: rss_mb(pid) for pid in pids if Path(f"/proc/{pid}").exists()}
     conns_after = server_connections()
     change = ", ".join(f"{rss_before[p]:.0f}->{rss_after.get(p, 0):.0f}" for p in pids)
-    out.append(f"6. **Soak**: {seconds} s at SteadyUser x {users} ({len(lines)} requests, {len(errors_of(lines))} failed): RSS per worker in MB before->after: {change}; the app role's connections in pg_stat_activity: {conns_before} -> {conns_after}")
+    out.append(
+        f"6. **Soak**: {seconds} s at SteadyUser x {users} ({len(lines)} requests, {len(errors_of(lines))} failed): RSS per worker in MB before->after: {change}; the app role's connections in pg_stat_activity: {conns_before} -> {conns_after}"
+    )
 
 
 def write_docs(lines: list[str], command: str) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text()
     head = "## Operations (issue 19)"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    section = "\n".join([head, "", f"`{command}` on {date.today().isoformat()}, commit {commit}, against `make cluster` (PostgreSQL {connection.pg_version // 10000} primary + streaming replica, 2 gunicorn x 2 workers, HAProxy, all on 127.0.0.1). Machine: 2 cores shared by locust, both app servers, both PostgreSQL servers and other work running at the same time: absolute rates are low and noisy; the ratios are the figures.", "", *lines, ""])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    pg_major = connection.pg_version // 10000  # type: ignore[attr-defined]
+    section = "\n".join(
+        [
+            head,
+            "",
+            f"`{command}` on {date.today().isoformat()}, commit {commit}, against `make cluster` (PostgreSQL {pg_major} primary + streaming replica, 2 gunicorn x 2 workers, HAProxy, all on 127.0.0.1). Machine: 2 cores shared by locust, both app servers, both PostgreSQL servers and other work running at the same time: absolute rates are low and noisy; the ratios are the figures.",
+            "",
+            *lines,
+            "",
+        ]
+    )
     if head in text:
         start = text.index(head)
         end = text.find("\n## ", start + len(head))
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)

@@ -15,13 +15,15 @@ import random
 import re
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from django_otp.oath import totp
 from locust import FastHttpUser, between, constant, constant_throughput, events, task
 
-SETUP = json.loads(open(os.environ.get("LOADTEST_SETUP", "var/cluster/loadtest.json")).read())
-_log = open(os.environ["LOADTEST_LOG"], "a") if os.environ.get("LOADTEST_LOG") else None
+SETUP = json.loads(Path(os.environ.get("LOADTEST_SETUP", "var/cluster/loadtest.json")).read_text())
+# Open for the whole run: one line per request.
+_log = open(os.environ["LOADTEST_LOG"], "a") if os.environ.get("LOADTEST_LOG") else None  # noqa: SIM115
 _physicians = itertools.cycle(SETUP["physicians"])
 _VERSION = re.compile(r'name="expected_version" value="(\d+)"')
 
@@ -55,7 +57,11 @@ class _LoggedIn(FastHttpUser):
         token = _cookie(self, "csrftoken") or ""
         self.client.post(
             "/login/",
-            data={"username": self.username, "password": SETUP["password"], "csrfmiddlewaretoken": token},
+            data={
+                "username": self.username,
+                "password": SETUP["password"],
+                "csrfmiddlewaretoken": token,
+            },
             name="login",
             allow_redirects=False,
         )
@@ -118,7 +124,11 @@ class EditorUser(_LoggedIn):
     def _post(self, url: str, data: dict[str, Any], name: str, save: dict[str, Any]) -> None:
         data = {**data, "csrfmiddlewaretoken": self.csrf()}
         with self.client.post(
-            url, data=data, name=name, allow_redirects=False, catch_response=True,
+            url,
+            data=data,
+            name=name,
+            allow_redirects=False,
+            catch_response=True,
             context={"save": save},
         ) as r:
             # 302: saved; 409: the conflict page; 200: the form again (e.g. the checklist's
@@ -137,12 +147,22 @@ class EditorUser(_LoggedIn):
             return
         t = random.choice(["1", "2", "3", "4"])
         data = {
-            "staged_on": "2024-01-10", "kind": "clinical", "system": "uicc_tnm",
-            "tnm_edition": "8", "t_prefix": "c", "t_category": t, "n_prefix": "c",
-            "n_category": "0", "m_prefix": "c", "m_category": "0", "expected_version": version,
+            "staged_on": "2024-01-10",
+            "kind": "clinical",
+            "system": "uicc_tnm",
+            "tnm_edition": "8",
+            "t_prefix": "c",
+            "t_category": t,
+            "n_prefix": "c",
+            "n_category": "0",
+            "m_prefix": "c",
+            "m_category": "0",
+            "expected_version": version,
         }
         url = f"/cases/{target['case']}/staging/{target['staging']}/"
-        self._post(url, data, "edit staging", {"kind": "staging", "case": target["case"], "value": t})
+        self._post(
+            url, data, "edit staging", {"kind": "staging", "case": target["case"], "value": t}
+        )
 
     @task(1)
     def add_finding(self) -> None:
@@ -154,7 +174,9 @@ class EditorUser(_LoggedIn):
         igg = f"{random.randint(40, 160) / 10:.1f}"
         data = {"assessed_on": day, "igg": igg, "expected_version": version}
         self._post(
-            f"/cases/{target['case']}/immune/new/", data, "add finding",
+            f"/cases/{target['case']}/immune/new/",
+            data,
+            "add finding",
             {"kind": "finding", "case": target["case"], "value": igg},
         )
 
@@ -189,8 +211,10 @@ class AdminReader(_LoggedIn):
         key = bytes.fromhex(SETUP["admin_totp_key"])
         code = f"{totp(key, step=30, t0=0, digits=6):06d}"
         self.client.post(
-            "/login/code/", data={"code": code, "csrfmiddlewaretoken": self.csrf()},
-            name="login code", allow_redirects=False,
+            "/login/code/",
+            data={"code": code, "csrfmiddlewaretoken": self.csrf()},
+            name="login code",
+            allow_redirects=False,
         )
 
     @task
@@ -207,7 +231,9 @@ class SteadyUser(_LoggedIn):
     @task(8)
     def read(self) -> None:
         with self.client.get(
-            f"/cases/{SETUP['typical_case']}/", name="case page", allow_redirects=False,
+            f"/cases/{SETUP['typical_case']}/",
+            name="case page",
+            allow_redirects=False,
             catch_response=True,
         ) as r:
             # A session lost with an app server would answer with the login redirect.
@@ -220,7 +246,9 @@ class SteadyUser(_LoggedIn):
     @task(1)
     def add_finding(self) -> None:
         target = random.choice(SETUP["editor_cases"])
-        with self.client.get(f"/cases/{target['case']}/immune/new/", name="open form", catch_response=True) as r:
+        with self.client.get(
+            f"/cases/{target['case']}/immune/new/", name="open form", catch_response=True
+        ) as r:
             match = _VERSION.search(r.text or "")
             r.success() if r.status_code == 200 else r.failure(str(r.status_code))
         if not match:
@@ -229,9 +257,15 @@ class SteadyUser(_LoggedIn):
         igg = f"{random.randint(40, 160) / 10:.1f}"
         with self.client.post(
             f"/cases/{target['case']}/immune/new/",
-            data={"assessed_on": day, "igg": igg, "expected_version": match.group(1),
-                  "csrfmiddlewaretoken": self.csrf()},
-            name="add finding", allow_redirects=False, catch_response=True,
+            data={
+                "assessed_on": day,
+                "igg": igg,
+                "expected_version": match.group(1),
+                "csrfmiddlewaretoken": self.csrf(),
+            },
+            name="add finding",
+            allow_redirects=False,
+            catch_response=True,
             context={"save": {"kind": "finding", "case": target["case"], "value": igg}},
         ) as r:
             r.success() if r.status_code in (200, 302, 409) else r.failure(str(r.status_code))

@@ -30,7 +30,9 @@ def cluster(tmp_path_factory):
     stop = ["bash", str(ROOT / "ops" / "cluster.sh"), "stop"]
     subprocess.run(stop, env=env, check=False, capture_output=True)
     subprocess.run(["rm", "-rf", str(folder)], check=True)
-    subprocess.run(["bash", str(ROOT / "ops" / "cluster.sh"), "start"], env=env, check=True, timeout=300)
+    subprocess.run(
+        ["bash", str(ROOT / "ops" / "cluster.sh"), "start"], env=env, check=True, timeout=300
+    )
     try:
         yield env
     finally:

@@ -105,7 +105,7 @@ def test_no_request_sees_another_requests_context_through_a_one_connection_pool(
     """Django's psycopg pool (settings: `pool` in OPTIONS), shrunk to one connection: every
     request and every query between them takes the same server process."""
     connection.close()
-    connection.close_pool()
+    connection.close_pool()  # type: ignore[attr-defined]
     options = {**connection.settings_dict["OPTIONS"], "pool": {"min_size": 1, "max_size": 1}}
     monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
@@ -114,7 +114,8 @@ def test_no_request_sees_another_requests_context_through_a_one_connection_pool(
         carol_client.get("/cases/")
         pid = _backend_pid()
         connection.close()  # back to the pool, as at the end of a request
-        assert connection.pool is not None and connection.pool.max_size == 1
+        pool = connection.pool  # type: ignore[attr-defined]
+        assert pool is not None and pool.max_size == 1
 
         set_metastasis_status(alice_client, case, "not_assessed")
         assert _backend_pid() == pid  # the pool's one connection
@@ -133,7 +134,7 @@ def test_no_request_sees_another_requests_context_through_a_one_connection_pool(
         assert events[0].request_id != events[1].request_id
     finally:
         connection.close()
-        connection.close_pool()  # the next test gets the configured pool again
+        connection.close_pool()  # type: ignore[attr-defined]  # the configured pool again
 
 
 def test_a_request_that_only_reads_sets_no_audit_context(alice_client, case):

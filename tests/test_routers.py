@@ -95,7 +95,7 @@ def _replica_pool_closed_before_the_test_database_goes(django_db_setup):
     yield
     if "replica" in connections.settings:
         connections["replica"].close()
-        connections["replica"].close_pool()
+        connections["replica"].close_pool()  # type: ignore[attr-defined]
 
 
 def _sql(context) -> str:
