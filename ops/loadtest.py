@@ -263,11 +263,29 @@ class Sampler(threading.Thread):
 # --- scenarios ---------------------------------------------------------------------------
 
 
+def sessions(count: int) -> list[str]:
+    """Logged-in sessions of the load test's physicians, made here (no password hash in the
+    measured requests)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    made = []
+    for username in SETUP["physicians"][:count]:
+        client = Client()
+        client.force_login(
+            get_user_model().objects.get(username=username),
+            backend="django.contrib.auth.backends.ModelBackend",
+        )
+        made.append(client.cookies["sessionid"].value)
+    return made
+
+
 def throughput(out: list[str], seconds: int, users: int) -> None:
     out.append(
         f"1. **Throughput** through HAProxy, 2 app servers x 2 workers, {users} locust users without wait, phases of {seconds} s alternating /ping and the page (ping, page, ping, page):"
     )
     medians = {}
+    cookies = json.dumps(sessions(users))
     for page, label in (
         ("case", "case page (typical case)"),
         ("checklist", "checklist page"),
@@ -277,7 +295,9 @@ def throughput(out: list[str], seconds: int, users: int) -> None:
         ping_rps, page_rps, page_median = [], [], []
         for _ in range(2):
             ping_rps.append(locust(["PingUser"], users, seconds)["/ping"]["rps"])
-            stats = locust(["PageUser"], users, seconds, LOADTEST_PAGE=page)[page]
+            stats = locust(
+                ["PageUser"], users, seconds, LOADTEST_PAGE=page, LOADTEST_SESSIONS=cookies
+            )[page]
             if stats["failures"]:
                 failures.append(f"throughput {page}: {stats['failures']:.0f} failures")
             page_rps.append(stats["rps"])

@@ -87,13 +87,15 @@ class PingUser(FastHttpUser):
         self.client.get("/ping", name="/ping")
 
 
-class PageUser(_LoggedIn):
-    """One page as fast as it is served: LOADTEST_PAGE is `case`, `big`, `checklist` or `list`."""
+class PageUser(FastHttpUser):
+    """One page as fast as it is served: LOADTEST_PAGE is `case`, `big`, `checklist` or
+    `list`. Logged in with sessions the runner made (LOADTEST_SESSIONS): a password login
+    costs a password hash, which would be measured instead of the page."""
 
     wait_time = constant(0)
+    _sessions = itertools.cycle(json.loads(os.environ.get("LOADTEST_SESSIONS", '[""]')))
 
     def on_start(self) -> None:
-        super().on_start()
         page = os.environ.get("LOADTEST_PAGE", "case")
         self.path = {
             "case": f"/cases/{SETUP['typical_case']}/",
@@ -102,10 +104,18 @@ class PageUser(_LoggedIn):
             "list": "/cases/",
         }[page]
         self.name = page
+        self.cookie = {"Cookie": f"sessionid={next(self._sessions)}"}
 
     @task
     def page(self) -> None:
-        self.client.get(self.path, name=self.name)
+        with self.client.get(
+            self.path,
+            name=self.name,
+            headers=self.cookie,
+            allow_redirects=False,
+            catch_response=True,
+        ) as r:
+            r.success() if r.status_code == 200 else r.failure(str(r.status_code))
 
 
 class EditorUser(_LoggedIn):
