@@ -5,7 +5,9 @@
 #   two gunicorn servers    127.0.0.1:$CLUSTER_APP1_PORT, :$CLUSTER_APP2_PORT (2 workers each)
 #   HAProxy                 127.0.0.1:$CLUSTER_PROXY_PORT    (health-checks /healthz)
 # Usage: ops/cluster.sh start | stop | status | restart-app N | kill-app N | restart-primary
-# Everything lives under $CLUSTER_DIR (var/cluster); processes are stopped by their PID files.
+# Everything lives under $CLUSTER_DIR (var/cluster), PostgreSQL's folders under $CLUSTER_PG_DIR
+# (as root: ~postgres/oncoboard-cluster-PORT); processes are stopped by their PID files
+# (PostgreSQL's by pg_ctl, which reads its own). `ops/cluster.sh destroy` also removes the data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -23,8 +25,17 @@ GUNICORN=${GUNICORN:-$ROOT/.venv/bin/gunicorn}
 
 RUN=$CLUSTER_DIR/run
 LOG=$CLUSTER_DIR/log
-PRIMARY=$CLUSTER_DIR/pg/primary
-REPLICA=$CLUSTER_DIR/pg/replica
+# PostgreSQL's folders. As root the servers run as `postgres`, which may not reach into the
+# checkout (a home folder of mode 700): then they live in postgres's own home.
+if [ "$(id -u)" -eq 0 ]; then
+    pg_home=$(getent passwd postgres | cut -d: -f6 || true)
+    # Before Debian's package is installed: the home it gives the `postgres` user.
+    PGROOT=${CLUSTER_PG_DIR:-${pg_home:-/var/lib/postgresql}/oncoboard-cluster-$CLUSTER_PG_PORT}
+else
+    PGROOT=${CLUSTER_PG_DIR:-$CLUSTER_DIR/pg}
+fi
+PRIMARY=$PGROOT/primary
+REPLICA=$PGROOT/replica
 
 OWNER_URL="postgres://postgres@127.0.0.1:$CLUSTER_PG_PORT/$CLUSTER_DB?options=-c%20role%3Doncoboard_owner"
 ADMIN_URL="postgres://postgres@127.0.0.1:$CLUSTER_PG_PORT/$CLUSTER_DB"
@@ -61,9 +72,8 @@ pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$1"; }
 start_postgres() {
     local bin
     bin=$(pg_bin)
-    mkdir -p "$CLUSTER_DIR/pg" "$RUN" "$LOG"
-    chmod 755 "$CLUSTER_DIR" "$CLUSTER_DIR/pg"
-    if [ "$(id -u)" -eq 0 ]; then chown postgres "$CLUSTER_DIR/pg" "$LOG"; fi
+    mkdir -p "$PGROOT" "$RUN" "$LOG"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$PGROOT"; fi
     if [ ! -f "$PRIMARY/PG_VERSION" ]; then
         say "initdb primary ($bin)"
         as_pg "$bin/initdb" -D "$PRIMARY" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
@@ -83,7 +93,7 @@ host replication all 127.0.0.1/32 trust
 EOF
     fi
     if ! pg_ready "$CLUSTER_PG_PORT"; then
-        as_pg "$bin/pg_ctl" -D "$PRIMARY" -l "$LOG/primary.log" -w -t 60 start >/dev/null
+        as_pg "$bin/pg_ctl" -D "$PRIMARY" -l "$PGROOT/primary.log" -w -t 60 start >/dev/null
         say "primary on 127.0.0.1:$CLUSTER_PG_PORT"
     fi
     if [ ! -f "$REPLICA/PG_VERSION" ]; then
@@ -93,7 +103,7 @@ EOF
         echo "port = $CLUSTER_REPLICA_PORT" | as_pg tee -a "$REPLICA/postgresql.auto.conf" >/dev/null
     fi
     if ! pg_ready "$CLUSTER_REPLICA_PORT"; then
-        as_pg "$bin/pg_ctl" -D "$REPLICA" -l "$LOG/replica.log" -w -t 60 start >/dev/null
+        as_pg "$bin/pg_ctl" -D "$REPLICA" -l "$PGROOT/replica.log" -w -t 60 start >/dev/null
         say "replica on 127.0.0.1:$CLUSTER_REPLICA_PORT (streaming from the primary)"
     fi
 }
@@ -210,6 +220,11 @@ stop)
     stop_postgres
     say "stopped"
     ;;
+destroy)
+    bash "$0" stop
+    rm -rf "$PGROOT" "$CLUSTER_DIR"
+    say "removed $PGROOT and $CLUSTER_DIR"
+    ;;
 kill-app)
     # A crash, not a shutdown: the proxy must route around it.
     pid=$(cat "$RUN/app$2.pid")
@@ -221,7 +236,7 @@ restart-app)
     start_app "$2"
     ;;
 restart-primary)
-    as_pg "$(pg_bin)/pg_ctl" -D "$PRIMARY" -m "${2:-fast}" -w restart -l "$LOG/primary.log" >/dev/null
+    as_pg "$(pg_bin)/pg_ctl" -D "$PRIMARY" -m "${2:-fast}" -w restart -l "$PGROOT/primary.log" >/dev/null
     ;;
 status)
     for n in 1 2; do
@@ -233,7 +248,7 @@ status)
     curl -fsS "http://127.0.0.1:$CLUSTER_PROXY_PORT/healthz" 2>/dev/null && echo || echo "proxy: no answer"
     ;;
 *)
-    echo "usage: $0 start|stop|status|kill-app N|restart-app N|restart-primary" >&2
+    echo "usage: $0 start|stop|destroy|status|kill-app N|restart-app N|restart-primary" >&2
     exit 2
     ;;
 esac

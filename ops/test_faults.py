@@ -27,16 +27,14 @@ def cluster(tmp_path_factory):
     env = {**os.environ, **PORTS, "CLUSTER_DIR": str(folder)}
     env.pop("DATABASE_URL", None)
     env.pop("DATABASE_REPLICA_URL", None)
-    stop = ["bash", str(ROOT / "ops" / "cluster.sh"), "stop"]
-    subprocess.run(stop, env=env, check=False, capture_output=True)
-    subprocess.run(["rm", "-rf", str(folder)], check=True)
-    subprocess.run(
-        ["bash", str(ROOT / "ops" / "cluster.sh"), "start"], env=env, check=True, timeout=300
-    )
+    script = str(ROOT / "ops" / "cluster.sh")
+    # A fresh cluster each run; removed again afterwards.
+    subprocess.run(["bash", script, "destroy"], env=env, check=False, capture_output=True)
+    subprocess.run(["bash", script, "start"], env=env, check=True, timeout=300)
     try:
         yield env
     finally:
-        subprocess.run(stop, env=env, check=False, timeout=120)
+        subprocess.run(["bash", script, "destroy"], env=env, check=False, timeout=120)
 
 
 def _loadtest(env, tmp_path, *args):
