@@ -9,7 +9,8 @@ session is never read stale.
 A browser that has just written reads from the primary for `REPLICA_STICKY_SECONDS`: its
 own write may not have reached the replica yet, neither for the page it is redirected to nor
 for the next ones. `ReplicaMiddleware` marks such a browser with a short-lived cookie (no
-query; a forged cookie only sends its own reads to the primary).
+query; a forged cookie only sends its own reads to the primary). A replica that cannot be
+reached sends its pages to the primary for a while.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
@@ -38,6 +39,10 @@ STICKY_COOKIE = "primary_until"
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 _replica_reads: ContextVar[bool] = ContextVar("replica_reads", default=False)
+# After a failed connection to the replica, its pages read from the primary for this long
+# before the replica is tried again (per process), so an outage costs one wait, not one each.
+REPLICA_RETRY_SECONDS = 10.0
+_replica_down_until = 0.0
 
 
 def replica_configured() -> bool:
@@ -76,6 +81,20 @@ def reads_may_use_replica(request: HttpRequest, now: float | None = None) -> boo
     return name in LAG_TOLERANT
 
 
+def replica_usable() -> bool:
+    """Whether the replica takes a connection now: a replica that is away sends its pages to
+    the primary instead of failing them."""
+    global _replica_down_until
+    if time.monotonic() < _replica_down_until:
+        return False
+    try:
+        connections[REPLICA].ensure_connection()
+    except DatabaseError:
+        _replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+        return False
+    return True
+
+
 def _sticky_until(request: HttpRequest) -> float:
     try:
         return float(request.COOKIES.get(STICKY_COOKIE, "0"))
@@ -93,7 +112,7 @@ class ReplicaMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not replica_configured():
             return self.get_response(request)
-        token = _replica_reads.set(reads_may_use_replica(request))
+        token = _replica_reads.set(reads_may_use_replica(request) and replica_usable())
         try:
             response = self.get_response(request)
         finally:

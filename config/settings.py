@@ -147,7 +147,11 @@ for _alias in DATABASES:
             "min_size": env.int("DJANGO_DB_POOL_MIN_SIZE", default=1),
             "max_size": env.int("DJANGO_DB_POOL_MAX_SIZE", default=4),
             # Seconds a request waits for a free or new connection before it fails.
-            "timeout": env.float("DJANGO_DB_POOL_TIMEOUT", default=5.0),
+            "timeout": env.float("DJANGO_DB_POOL_TIMEOUT", default=5.0)
+            if _alias == "default"
+            # A replica that is away is given up quickly: its pages go to the primary
+            # (checklist/routers.py) and /healthz answers within the proxy's check timeout.
+            else env.float("DJANGO_REPLICA_POOL_TIMEOUT", default=1.0),
             # A connection is replaced after this long, so a pool after a failover or a
             # restart does not keep old server processes forever.
             "max_lifetime": env.float("DJANGO_DB_POOL_MAX_LIFETIME", default=1800.0),

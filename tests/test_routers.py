@@ -11,7 +11,7 @@ streaming replica.
 import time
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
@@ -79,6 +79,24 @@ def test_who_the_user_is_and_what_they_may_see_is_read_on_the_primary():
     assert router.allow_migrate("default", "checklist") is True
 
 
+def test_a_replica_that_is_away_sends_its_pages_to_the_primary_for_a_while(monkeypatch):
+    tries = []
+
+    class Away:
+        def ensure_connection(self):
+            tries.append(1)
+            raise OperationalError("replica down")
+
+    monkeypatch.setattr(routers, "connections", {"replica": Away()})
+    monkeypatch.setattr(routers, "_replica_down_until", 0.0)
+    assert not routers.replica_usable()
+    assert not routers.replica_usable()  # not tried again at once
+    assert len(tries) == 1
+    monkeypatch.setattr(routers, "_replica_down_until", 0.0)  # the retry time has passed
+    assert not routers.replica_usable()
+    assert len(tries) == 2
+
+
 # --- with both URLs set -------------------------------------------------------------------
 
 both = pytest.mark.skipif(
@@ -143,6 +161,18 @@ def test_the_history_reads_from_the_replica_when_nothing_was_written(alice_clien
     assert response.status_code == 200
     assert "checklist_auditevent" in _sql(replica)
     assert routers.STICKY_COOKIE not in response.cookies
+
+
+@both
+@on_both
+def test_the_trail_reads_from_the_primary_while_the_replica_is_away(
+    adam_client, alice_client, case, monkeypatch
+):
+    alice_client.get(f"/cases/{case.pk}/")
+    monkeypatch.setattr(routers, "replica_usable", lambda: False)
+    with CaptureQueriesContext(connections["default"]) as primary:
+        assert adam_client.get("/audit/").status_code == 200
+    assert "checklist_auditevent" in _sql(primary)
 
 
 @both
