@@ -152,7 +152,7 @@ defaults
     timeout client 30s
     timeout server 30s
     retries 2
-    option redispatch
+    option redispatch 1
     # A request that found its server gone is tried on the other one.
     retry-on conn-failure empty-response
 frontend web
@@ -166,7 +166,9 @@ backend apps
     # A busy server answers its check late: only three failed checks in a row take it out.
     # A server that is gone refuses connections at once, and its requests go to the other.
     timeout check 5s
-    default-server inter 1s fall 3 rise 2
+    # A connection refused or reset marks the server down at once (a crash), without
+    # waiting for three failed checks; its queued and retried requests go to the other.
+    default-server inter 1s fall 3 rise 2 observe layer4 error-limit 1 on-error mark-down
     # Sync workers take one request each: the rest wait here, not in gunicorn's backlog,
     # so a health check never queues behind a burst of page requests.
     timeout queue 30s

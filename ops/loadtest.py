@@ -428,7 +428,7 @@ def kill_app(out: list[str], seconds: int = 30, users: int = 20) -> None:
     accepted, lost, detail = check_saves(lines, before)
     ok = chain_ok()
     out.append(
-        f"4. **App server killed** (SIGKILL of app server 1 and its workers after {seconds // 3} s under SteadyUser x {users}, restarted {seconds // 3} s later): {len(errors)} failed requests of {len(lines)} ({sum(s['failures'] for s in stats.values()):.0f} counted by locust), **{relogin} answered with a login redirect** (sessions live in the database), {accepted} accepted saves, **{lost} lost**; chain verifies: **{'yes' if ok else 'NO'}**"
+        f"4. **App server killed** (SIGKILL of app server 1 and its workers after {seconds // 3} s under SteadyUser x {users}, restarted {seconds // 3} s later): {len(errors)} failed requests of {len(lines)} ({stats.get('Aggregated', {}).get('failures', 0):.0f} counted by locust), **{relogin} answered with a login redirect** (sessions live in the database), {accepted} accepted saves, **{lost} lost**; chain verifies: **{'yes' if ok else 'NO'}**"
     )
     if lost or relogin or not ok:
         failures.append(f"kill: lost {lost} {detail}, relogin {relogin}, chain {ok}")
@@ -449,7 +449,16 @@ def soak(out: list[str], seconds: int, users: int = 10) -> None:
     )
 
 
-def write_docs(lines: list[str], command: str) -> None:
+def head_commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+
+
+def write_docs(lines: list[str], command: str, commit: str) -> None:
+    """Replaces the Operations section of docs/benchmarks.md. `commit`: HEAD when the run
+    started (the app servers run the code they were started with: restart them after a
+    change)."""
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text()
     head = "## Operations (issue 19)"
@@ -488,6 +497,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     only = set(args.only.split(","))
+    commit = head_commit()
     healthz()  # the cluster answers, or this fails at once
     out: list[str] = []
     if "throughput" in only:
@@ -504,7 +514,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     if args.write_docs:
-        write_docs(out, "make loadtest LOADTEST_ARGS='" + " ".join(sys.argv[1:]) + "'")
+        write_docs(out, "make loadtest LOADTEST_ARGS='" + " ".join(sys.argv[1:]) + "'", commit)
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
