@@ -19,13 +19,13 @@ class Progress:
         self.file = file or sys.stderr
         self.done = 0
         self.started = time.monotonic()
+        self.terminal = self.file.isatty()
         self.bar = tqdm(
             total=total,
             desc=label,
             unit=unit,
-            unit_scale=True,
             file=self.file,
-            disable=not self.file.isatty(),
+            disable=not self.terminal,
             leave=True,
         )
 
@@ -35,7 +35,7 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-        if self.bar.disable:
+        if not self.terminal:
             seconds = time.monotonic() - self.started
             rate = self.done / seconds if seconds > 0 else 0.0
             self.file.write(
