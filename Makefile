@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1:8000
 export DJANGO_SETTINGS_MODULE := config.settings
 
-.PHONY: run test lint typecheck migrations-check pytest bench setup db messages makemessages lock clean
+.PHONY: run test lint typecheck migrations-check pytest bench setup db messages makemessages lock clean \
+	cluster cluster-stop loadtest test-ops
 
 # Collects the translatable strings into locale/de (tests/test_translations.py runs the same
 # options). Strings are marked with gettext/_, gettext_lazy, ngettext, pgettext and their lazy
@@ -70,6 +71,25 @@ bench: setup
 	EMBEDDED_DB_NAME=oncoboard_bench $(BIN)/python manage.py migrate --no-input -v0
 	EMBEDDED_DB_NAME=oncoboard_bench $(BIN)/python manage.py load_codelists
 	EMBEDDED_DB_NAME=oncoboard_bench $(BIN)/python manage.py bench $(BENCH_ARGS)
+
+# The production shape on this machine, all on 127.0.0.1 (ops/cluster.sh; README "Production
+# shape"): PostgreSQL primary + streaming replica, two gunicorn servers, HAProxy. Installs
+# HAProxy and PostgreSQL with apt-get where they are missing.
+cluster: setup
+	bash ops/cluster.sh start
+
+cluster-stop:
+	bash ops/cluster.sh stop
+
+# The six operations figures against `make cluster` (locust, headless, bounded; about 20
+# minutes with the 10-minute soak). LOADTEST_ARGS="--write-docs" updates docs/benchmarks.md.
+loadtest: setup
+	$(BIN)/python ops/loadtest.py $(LOADTEST_ARGS)
+
+# The slower fault test (lost updates, database restart) on a cluster of its own; CI runs it
+# after `make test` (.ci/run), `make test` does not.
+test-ops: setup
+	$(BIN)/python -m pytest -p no:cacheprovider -n0 ops/test_faults.py $(PYTEST_ARGS)
 
 lock:
 	rm -rf /tmp/oncoboard-lock && $(PYTHON) -m venv /tmp/oncoboard-lock

@@ -371,14 +371,16 @@ def practice_has_records(practice_id: int) -> bool:
     return bool(row and row[0])
 
 
-def verify_chain(practice_id: int, *, batch: int = 5000) -> ChainResult:
+def verify_chain(
+    practice_id: int, *, batch: int = 5000, on_batch: Callable[[int], None] | None = None
+) -> ChainResult:
     """Recompute one chain: each row's hash from its stored content, each link to the row before.
 
     Names the first broken sequence number: a modified row fails its own hash, a deleted row
     leaves a gap in `seq`, and swapped rows break the links. An empty chain of a practice that
     has records is broken at 1: its events were removed (a TRUNCATE past the guard). Removing
     only the newest events leaves a chain that verifies; only a checkpoint kept outside the
-    database reveals that.
+    database reveals that. `on_batch` is told of every `batch` events read (a progress bar).
     """
     expected_seq, expected_prev, count = 1, GENESIS, 0
     # A named (server-side) cursor streams the chain without loading it into memory.
@@ -391,6 +393,8 @@ def verify_chain(practice_id: int, *, batch: int = 5000) -> ChainResult:
         cursor.execute(_VERIFY_SQL, [practice_id])
         for seq, prev_hash, stored_hash, recomputed in cursor:
             count += 1
+            if on_batch is not None and count % batch == 0:
+                on_batch(batch)
             if seq != expected_seq:
                 return ChainResult(practice_id, count, seq, stored_hash, expected_seq, "gap")
             if prev_hash != expected_prev:

@@ -21,8 +21,8 @@ from checklist import audit, sessions
 from checklist.models import Membership
 
 SESSION_KEY = "active_practice_id"
-# Paths that must answer without touching the database (health check) or before login.
-_NO_DB_PATHS = ("/healthz",)
+# Paths that must answer without the session, user or practice (health check, ping).
+_NO_DB_PATHS = ("/healthz", "/ping")
 
 
 class PracticeMiddleware:
@@ -38,7 +38,7 @@ class PracticeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.membership = None  # type: ignore[attr-defined]
         request.practice = None  # type: ignore[attr-defined]
-        if request.user.is_authenticated and not request.path.startswith(_NO_DB_PATHS):
+        if not request.path.startswith(_NO_DB_PATHS) and request.user.is_authenticated:
             memberships = list(
                 Membership.objects.filter(user=request.user, active=True)
                 .select_related("practice")
@@ -70,9 +70,13 @@ class AuditContextMiddleware:
         request.request_id = audit.new_request_id()  # type: ignore[attr-defined]
         token = audit.bind_request(request)
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
         finally:
             audit.unbind(token)
+        # The id the request's audit events carry: lets an operator (and the load test's
+        # lost-update check) find what a response did in the trail. Ids only.
+        response.headers["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]
+        return response
 
 
 class NoStoreMiddleware:
@@ -120,7 +124,7 @@ class SessionTimeoutMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.user.is_authenticated or request.path.startswith(_NO_DB_PATHS):
+        if request.path.startswith(_NO_DB_PATHS) or not request.user.is_authenticated:
             return self.get_response(request)
         now = time.time()
         reason = sessions.expired_reason(request.session, now)

@@ -7,16 +7,19 @@ Writes (enrolment, confirmation, removal) are in `services.py`; the device table
 from __future__ import annotations
 
 import base64
+import operator
 import time
 from collections.abc import Iterable
+from functools import reduce
 from typing import Any
 
 import segno
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Exists
 from django.http import HttpRequest
-from django_otp import devices_for_user, user_has_device
+from django_otp import device_classes, devices_for_user
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -39,7 +42,17 @@ def required_for(memberships: Iterable[Membership]) -> bool:
 
 
 def has_device(user: Any) -> bool:
-    return bool(user_has_device(user, confirmed=True))
+    """Whether the user has a confirmed device of any installed kind, in one query: a user
+    without a device (a physician whose practice asks for none) is checked on every page, and
+    django-otp's own check asks each device table in turn."""
+    if user is None or user.pk is None:
+        return False
+    kinds = [
+        Exists(model.objects.devices_for_user(user, confirmed=True)) for model in device_classes()
+    ]
+    if not kinds:
+        return False
+    return get_user_model().objects.filter(pk=user.pk).filter(reduce(operator.or_, kinds)).exists()
 
 
 def check_code(user: Any, code: str) -> Device | None:

@@ -37,6 +37,7 @@ urlpatterns = [
     # system
     path("", RedirectView.as_view(pattern_name="case_list", permanent=False), name="home"),
     path("healthz", system.healthz, name="healthz"),
+    path("ping", system.ping, name="ping"),
     # accounts
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "checklist.middleware.NoStoreMiddleware",
+    "checklist.routers.ReplicaMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -115,8 +116,48 @@ else:
     }
     if _db_role == "owner":
         DATABASES["default"]["OPTIONS"] = {"options": "-c role=oncoboard_owner"}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A read replica (streaming replication): the lag-tolerant pages read from it
+# (checklist/routers.py); every write and every other read goes to "default". In tests the
+# alias mirrors "default" (no second test database).
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["ENGINE"] = "django.db.backends.postgresql"
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["checklist.routers.ReplicaRouter"]
+# How long after a write a browser's reads stay on the primary (its own writes are not yet on
+# the replica): a cookie set by checklist.routers.ReplicaMiddleware.
+REPLICA_STICKY_SECONDS = env.int("DJANGO_REPLICA_STICKY_SECONDS", default=10)
+
+# Connections: psycopg's pool in each process (Django's native pooling: CONN_MAX_AGE must be 0,
+# the pool keeps the connections). Checked before each use (CONN_HEALTH_CHECKS), so a
+# database restart costs the requests during the outage, not the pool's dead connections.
+# DJANGO_DB_POOL=false falls back to one connection per process kept DJANGO_CONN_MAX_AGE
+# seconds (e.g. behind PgBouncer in transaction mode).
+DB_POOL = env.bool("DJANGO_DB_POOL", default=True)
+for _alias in DATABASES:
+    _db = DATABASES[_alias]
+    _db["CONN_HEALTH_CHECKS"] = True
+    _options = _db.setdefault("OPTIONS", {})
+    # A request waits at most this long for a new connection, not the client's default of
+    # forever while the server is away.
+    _options.setdefault("connect_timeout", env.int("DJANGO_DB_CONNECT_TIMEOUT", default=3))
+    if DB_POOL:
+        _db["CONN_MAX_AGE"] = 0
+        _options["pool"] = {
+            "min_size": env.int("DJANGO_DB_POOL_MIN_SIZE", default=1),
+            "max_size": env.int("DJANGO_DB_POOL_MAX_SIZE", default=4),
+            # Seconds a request waits for a free or new connection before it fails.
+            "timeout": env.float("DJANGO_DB_POOL_TIMEOUT", default=5.0)
+            if _alias == "default"
+            # A replica that is away is given up quickly: its pages go to the primary
+            # (checklist/routers.py) and /healthz answers within the proxy's check timeout.
+            else env.float("DJANGO_REPLICA_POOL_TIMEOUT", default=1.0),
+            # A connection is replaced after this long, so a pool after a failover or a
+            # restart does not keep old server processes forever.
+            "max_lifetime": env.float("DJANGO_DB_POOL_MAX_LIFETIME", default=1800.0),
+        }
+    else:
+        _db["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Signed audit checkpoints (checklist/checkpoints.py, README "Audit"): only the public key is

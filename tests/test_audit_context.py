@@ -98,6 +98,45 @@ def test_no_request_sees_another_requests_context_on_one_pooled_connection(
     assert events[0].request_id != events[2].request_id
 
 
+@pytest.mark.django_db(transaction=True)
+def test_no_request_sees_another_requests_context_through_a_one_connection_pool(
+    case, alice, carol, monkeypatch
+):
+    """Django's psycopg pool (settings: `pool` in OPTIONS), shrunk to one connection: every
+    request and every query between them takes the same server process."""
+    connection.close()
+    connection.close_pool()  # type: ignore[attr-defined]
+    options = {**connection.settings_dict["OPTIONS"], "pool": {"min_size": 1, "max_size": 1}}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    try:
+        alice_client, carol_client = logged_in(alice), logged_in(carol)
+        carol_client.get("/cases/")
+        pid = _backend_pid()
+        connection.close()  # back to the pool, as at the end of a request
+        pool = connection.pool  # type: ignore[attr-defined]
+        assert pool is not None and pool.max_size == 1
+
+        set_metastasis_status(alice_client, case, "not_assessed")
+        assert _backend_pid() == pid  # the pool's one connection
+        assert _context_on_the_connection() in (None, "")
+        connection.close()
+        set_metastasis_status(carol_client, case, "present")
+        assert _backend_pid() == pid
+        assert _context_on_the_connection() in (None, "")
+        connection.close()
+
+        events = list(_metastasis_status_events(case))
+        assert [(e.new_values["metastasis_status"], e.actor_name) for e in events] == [
+            ("not_assessed", "alice"),
+            ("present", "carol"),
+        ]
+        assert events[0].request_id != events[1].request_id
+    finally:
+        connection.close()
+        connection.close_pool()  # type: ignore[attr-defined]  # the configured pool again
+
+
 def test_a_request_that_only_reads_sets_no_audit_context(alice_client, case):
     alice_client.get("/cases/")
     with CaptureQueriesContext(connection) as queries:

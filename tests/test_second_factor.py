@@ -71,6 +71,36 @@ def test_it_lets_a_physician_in_without_one_when_the_practice_asks_none(alice, p
     assert response.status_code == 200
 
 
+def test_a_page_asks_once_whether_a_user_without_a_code_step_has_a_device(alice, practice_a):
+    """A physician of a practice that asks for no second factor is asked about devices on
+    every page: one query for all kinds of device, not one per kind."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    services.practice_set_second_factor(practice=practice_a, for_physicians=False)
+    client = logged_in(alice, verified=False)
+    client.get("/cases/")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/cases/").status_code == 200
+    device_queries = [q for q in queries.captured_queries if "otp_" in q["sql"]]
+    assert len(device_queries) == 1
+
+
+def test_each_kind_of_device_counts(alice):
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    from checklist.second_factor import has_device
+
+    assert not has_device(alice)
+    StaticDevice.objects.create(user=alice, name="codes", confirmed=False)
+    assert not has_device(alice)  # not confirmed
+    StaticDevice.objects.filter(user=alice).update(confirmed=True)
+    assert has_device(alice)
+    StaticDevice.objects.filter(user=alice).delete()
+    TOTPDevice.objects.create(user=alice, name="app", confirmed=True)
+    assert has_device(alice)
+
+
 def test_an_admin_still_needs_one_when_the_practice_asks_none_of_physicians(adam, practice_a):
     services.practice_set_second_factor(practice=practice_a, for_physicians=False)
     response = logged_in(adam, verified=False).get("/cases/")

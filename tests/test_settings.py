@@ -73,3 +73,39 @@ def test_debug_is_off_unless_asked():
         {"DJANGO_DEBUG": ""},
     )
     assert result.stdout.strip() == "False"
+
+
+_DATABASES = (
+    "import django, json; django.setup(); from django.conf import settings;"
+    "print(json.dumps({a: {'age': d['CONN_MAX_AGE'], 'pool': d['OPTIONS'].get('pool'),"
+    " 'mirror': d.get('TEST', {}).get('MIRROR')} for a, d in settings.DATABASES.items()}))"
+)
+
+
+def test_connections_are_pooled_with_conn_max_age_zero():
+    import json
+
+    result = _run(_DATABASES, {"DATABASE_URL": "postgres://app@127.0.0.1:1/x"})
+    default = json.loads(result.stdout)["default"]
+    assert default["age"] == 0  # Django's pool refuses persistent connections
+    assert default["pool"]["max_size"] >= 1 and default["pool"]["timeout"] > 0
+
+
+def test_without_the_pool_a_connection_is_kept_conn_max_age():
+    import json
+
+    env = {"DATABASE_URL": "postgres://app@127.0.0.1:1/x", "DJANGO_DB_POOL": "false"}
+    default = json.loads(_run(_DATABASES, env).stdout)["default"]
+    assert default == {"age": 60, "pool": None, "mirror": None}
+
+
+def test_a_replica_url_adds_a_pooled_replica_that_mirrors_default_in_tests():
+    import json
+
+    env = {
+        "DATABASE_URL": "postgres://app@127.0.0.1:1/x",
+        "DATABASE_REPLICA_URL": "postgres://app@127.0.0.1:2/x",
+    }
+    replica = json.loads(_run(_DATABASES, env).stdout)["replica"]
+    assert replica["mirror"] == "default"
+    assert replica["age"] == 0 and replica["pool"]

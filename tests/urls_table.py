@@ -14,7 +14,7 @@ from checklist.models import AgendaItem, Case, Category, Membership, Tumour
 from checklist.services import attendance_add, catalogue_draft_create
 from tests.factories import days_from_today, make_board, make_note, register_case
 
-PUBLIC = {"login", "logout", "healthz", "set_password", "set_language"}
+PUBLIC = {"login", "logout", "healthz", "ping", "set_password", "set_language"}
 
 
 def _case(practice_a, alice) -> dict[str, Any]:

@@ -2,13 +2,17 @@
 checkpoint in the external store; names the first broken (practice, seq), what a checkpoint
 misses, or says OK, and what it verified."""
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from checklist import audit, checkpoints
-from checklist.models import AuditVerification
+from checklist.models import AuditEvent, AuditVerification
+from checklist.progress import Progress
+
+BATCH = 5000
 
 
 class Command(BaseCommand):
@@ -33,8 +37,14 @@ class Command(BaseCommand):
         ids = [options["practice"]] if options["practice"] is not None else audit.ids_to_verify()
         failures = []
         events = 0
+        # The bar counts events; its total costs a count, so only on a terminal.
+        total = (
+            AuditEvent.objects.filter(practice_id__in=ids).count() if sys.stderr.isatty() else None
+        )
+        progress = Progress("verifying audit events", total, unit="events")
         for practice_id in ids:
-            result = audit.verify_chain(practice_id)
+            result = audit.verify_chain(practice_id, batch=BATCH, on_batch=progress.update)
+            progress.update(result.events % BATCH)  # the chain's last, partial batch
             events += result.events
             if practice_id != audit.SYSTEM_CHAIN:
                 AuditVerification.objects.create(
@@ -55,6 +65,7 @@ class Command(BaseCommand):
                 failures.append(
                     f"{name} {practice_id}: BROKEN at seq {result.broken_at} ({result.reason})"
                 )
+        progress.close()
         practices = sum(1 for practice_id in ids if practice_id != audit.SYSTEM_CHAIN)
         self.stdout.write(f"verified {practices} practice(s), {events} event(s)")
         failures += self._check_checkpoints(ids, options)

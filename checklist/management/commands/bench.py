@@ -28,17 +28,21 @@ from django.test.utils import CaptureQueriesContext
 from checklist import audit, notes, rules, services
 from checklist.management.commands.seed_cases import seed
 from checklist.models import AuditEvent, Case, Checklist, Membership, Practice
+from checklist.progress import Progress
 from tests.factories import seed_rows
 
 REPORT = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
 
 
+_bars: dict[str, Progress] = {}
+
+
 def _progress(label: str, done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    print(f"\r  {label:<38} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="")
+    """A bar on a terminal, a summary line otherwise (checklist/progress.py)."""
+    bar = _bars.get(label) or _bars.setdefault(label, Progress(label, total))
+    bar.update(done - bar.done)
     if done >= total:
-        print()
+        _bars.pop(label).close()
 
 
 def _practice(name: str) -> Practice:

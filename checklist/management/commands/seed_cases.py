@@ -20,6 +20,7 @@ from checklist.models import (
     TherapyLine,
     Tumour,
 )
+from checklist.progress import Progress
 from checklist.services import catalogue_seed
 
 TUMOURS = [
@@ -32,15 +33,12 @@ TUMOURS = [
 ]
 
 
-def progress(label: str, done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    print(f"\r  {label:<30} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="")
-    if done >= total:
-        print()
-
-
 def seed(practice: Practice, count: int, *, seed_value: int = 7, prefix: str = "SYN") -> None:
+    with Progress(f"cases for {practice.name}", count, unit="cases") as progress:
+        _seed(practice, count, seed_value, prefix, progress)
+
+
+def _seed(practice: Practice, count: int, seed_value: int, prefix: str, progress: Progress) -> None:
     rng = random.Random(seed_value)
     batch = 500
     for start in range(0, count, batch):
@@ -149,7 +147,7 @@ def seed(practice: Practice, count: int, *, seed_value: int = 7, prefix: str = "
                     for line in lines
                 ]
             )
-        progress(f"cases for {practice.name}", start + size, count)
+        progress.update(size)
 
 
 class Command(BaseCommand):
