@@ -217,7 +217,7 @@ def seed_rows(case: Case, n: int) -> None:
     )
     Biomarker.objects.bulk_create(
         [
-            Biomarker(case=case, practice_id=p, name=f"M{i}", kind="tissue", status="pending")
+            Biomarker(case=case, practice_id=p, name=f"M{i}", kind="somatic", status="pending")
             for i in range(n)
         ]
     )

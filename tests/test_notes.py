@@ -294,16 +294,17 @@ def test_the_note_page_queries_are_constant(
 
 
 # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
-# 4 the note with its case,
-# 5 the newest version, 6-17 the case's rows (tumours, staging, biomarkers, metastases,
-# lines, their events, performance, immune findings, immune events, comorbidities, organ
-# function, medication), 18 the labels of every code list the note names (one query, both
-# languages: the snapshot stores them), 19 the checklist with its version, 20 categories,
-# 21 items with who set them, 22 versions of the note, 23 the access event, 24 metastasis-site
-# labels (the signing check's facts), 25 deviation labels, 26 outcomes. The signing check
-# reads the record already loaded. (27 before the note's labels came from one query instead
-# of three.)
-QUERIES_NOTE_PAGE = 27
+# 4 the note with its case, 5 the newest version, 6-19 the case's rows (tumours, staging,
+# biomarkers, metastases, lines, their events, performance, immune findings, immune events,
+# prophylaxes, vaccinations, comorbidities, organ function, medication), 20 the labels of
+# every code list the note names (one query, both languages: the snapshot stores them),
+# 21 the checklist with its version, 22 categories, 23 items with who set them, 24 versions
+# of the note, 25 the access event, 26 metastasis-site labels (the signing check's facts),
+# 27 deviation labels, 28 outcomes. The signing check reads the record already loaded.
+# (27 before the note's labels came from one query instead of three; 27 again before
+# prophylaxes and vaccinations became rows of their own: issue 15 adds their two prefetches,
+# one query each whatever their number.)
+QUERIES_NOTE_PAGE = 29
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):

@@ -178,7 +178,7 @@ def test_my_own_saves_leave_other_open_forms_current_but_a_colleagues_change_is_
     biomarkers = page.locator("#biomarkers")
     biomarkers.get_by_role("link", name="Add biomarker result").click()
     field(page, "Marker").fill("ER")
-    field(page, "Kind").select_option("tissue")
+    field(page, "Kind").select_option("somatic")
     field(page, "Status").select_option("pending")
     colleague = logged_in(make_user("colin", case.practice, Membership.PHYSICIAN))
     assert post_row(colleague, case, "medication", {"name": "Apixaban", "kind": "anticoagulant"})
