@@ -31,9 +31,11 @@ from checklist.models import (
     Metastasis,
     PerformanceStatus,
     Practice,
+    Prophylaxis,
     StagingRecord,
     TherapyLine,
     Tumour,
+    Vaccination,
 )
 from checklist.second_factor import REAUTH_SESSION_KEY
 from checklist.services import note_create
@@ -263,6 +265,15 @@ def seed_rows(case: Case, n: int) -> None:
             ImmuneFinding(case=case, practice_id=p, assessed_on=day + timedelta(days=i))
             for i in range(min(n, 30))
         ]
+    )
+    Prophylaxis.objects.bulk_create(
+        [
+            Prophylaxis(case=case, practice_id=p, agent="Aciclovir", kind="antiviral", since=day)
+            for _ in range(n)
+        ]
+    )
+    Vaccination.objects.bulk_create(
+        [Vaccination(case=case, practice_id=p, vaccine="Influenza", given_on=day) for _ in range(n)]
     )
 
 
