@@ -417,3 +417,29 @@ def test_codes_load_in_clinical_order(codelists):
 def test_haemoglobin_conversion_factor_is_the_monomer_one():
     assert forms.to_gram_per_decilitre(Decimal(10), "mmol/L") == Decimal("16.1140")
     assert forms.to_gram_per_decilitre(Decimal(100), "g/L") == Decimal(10)
+
+
+def test_prophylaxis_vaccination_and_infection_dates_are_on_the_timeline(alice_client, case):
+    month = (timezone.localdate().replace(day=1) - timedelta(days=40)).replace(day=1)
+    post_row(
+        alice_client,
+        case,
+        "prophylaxis",
+        {"agent": "Entecavir", "kind": "antiviral", "since": month.strftime("%Y-%m")},
+    )
+    post_row(alice_client, case, "vaccination", {"vaccine": "Influenza", "given_on": _day(30)})
+    post_row(
+        alice_client,
+        case,
+        "immune",
+        {
+            "assessed_on": _day(3),
+            "active_infection": "yes",
+            "active_infection_type": "Zoster",
+            "active_infection_on": _day(9),
+        },
+    )
+    page = _page(alice_client, case)
+    assert f"<title>{month.strftime('%Y-%m')}: Entecavir</title>" in page  # at its precision
+    assert f"<title>{_day(30)}: Influenza</title>" in page
+    assert f"<title>{_day(9)}: Zoster</title>" in page
