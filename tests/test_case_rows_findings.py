@@ -228,6 +228,7 @@ def test_a_vaccination_alone_counts_as_a_recorded_immune_finding(alice_client, c
 
 @pytest.mark.parametrize("kind", ["prophylaxis", "vaccination"])
 def test_an_outsider_gets_404_for_the_new_rows(bob, case, kind):
+    row: Prophylaxis | Vaccination
     if kind == "prophylaxis":
         row = Prophylaxis.objects.create(
             practice=case.practice, case=case, agent="x", kind="antiviral", since=_day(3)
