@@ -102,6 +102,8 @@ def test_a_physician_records_rows_without_leaving_the_case_page(page, alice, cas
     page.keyboard.press("Enter")
     expect(field(page, "Site")).to_be_focused()
     page.keyboard.type("Bone")
+    for _field in ("side", "level or segment", "largest size"):  # left empty (issue 15)
+        page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     page.keyboard.type("2")
     page.keyboard.press("Tab")
