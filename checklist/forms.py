@@ -34,6 +34,7 @@ from checklist.models import (
     Code,
     Comorbidity,
     Discipline,
+    EstablishedBy,
     FamilyHistory,
     GenomicResultKind,
     GenomicVariant,
@@ -50,6 +51,7 @@ from checklist.models import (
     OrganFunction,
     PerformanceStatus,
     Practice,
+    Prophylaxis,
     Relation,
     RelativeDegree,
     ResultStatus,
@@ -59,7 +61,9 @@ from checklist.models import (
     StagingSystem,
     TherapyLine,
     Tumour,
+    Vaccination,
     VariantType,
+    YesNoUnknown,
     partial_date,
     precise_date_fields,
 )
@@ -847,6 +851,23 @@ class TumourForm(RowForm):
 
 
 TNM_LISTS = {"t": "obds:tnm_t", "n": "obds:tnm_n", "m": "obds:tnm_m"}
+# The project's own M codes (TNM 9 lung: M1c1, M1c2), in no oBDS or MII list.
+PROJECT_TNM_M = "project:tnm_m"
+
+
+def tnm_choices(letter: str) -> list[tuple[str, str]]:
+    """A T, N or M list in clinical order (the order of the code list); the project's own M
+    codes follow the oBDS code they refine (M1c), marked as project codes."""
+    choices = [(c, f"{letter.upper()}{c}") for c, _label in _code_choices(TNM_LISTS[letter])]
+    if letter != "m":
+        return choices
+    project = [
+        (c, _("M%(code)s (project code, TNM 9 lung)") % {"code": c})
+        for c, _label in _code_choices(PROJECT_TNM_M)
+    ]
+    codes = [c for c, _label in choices]
+    at = codes.index("1c") + 1 if "1c" in codes else len(choices)
+    return choices[:at] + project + choices[at:]
 
 
 class TnmCategoryField(forms.ChoiceField):
@@ -918,12 +939,12 @@ class StagingForm(RowForm):
         tumour_field.queryset = Tumour.objects.filter(case=self.case)  # type: ignore[attr-defined]
         tumour_field.empty_label = _("(the case)")  # type: ignore[attr-defined]
         blank = [("", "—")]
-        for letter, system in TNM_LISTS.items():
+        for letter in TNM_LISTS:
             self.fields[f"{letter}_category"] = TnmCategoryField(
                 letter=letter,
                 label=letter.upper(),
                 required=False,
-                choices=blank + [(c, f"{letter.upper()}{c}") for c, _l in _code_choices(system)],
+                choices=blank + tnm_choices(letter),
             )
         for name, system in [
             ("l_category", "obds:tnm_l"),
@@ -933,7 +954,8 @@ class StagingForm(RowForm):
             self.fields[name] = forms.ChoiceField(
                 label=self.fields[name].label,
                 required=False,
-                choices=blank + _code_choices(system),
+                choices=blank
+                + [(c, f"{c}: {label}") for c, label in _code_choices(system, self.language)],
             )
         self.fields["uicc_stage"] = forms.ChoiceField(
             label=_("UICC stage (chosen by the physician)"),
@@ -955,6 +977,13 @@ class StagingForm(RowForm):
                         f"{letter}_prefix",
                         _("Give the prefix (c or p) for %(cat)s.") % {"cat": letter.upper()},
                     )
+            project = set(Code.objects.of(PROJECT_TNM_M).values_list("code", flat=True))
+            if cleaned.get("m_category") in project and cleaned.get("tnm_edition") != "9":
+                self.add_error(
+                    "m_category",
+                    _("M%(code)s is a subcategory of TNM 9 (lung): give TNM edition 9.")
+                    % {"code": cleaned["m_category"]},
+                )
             if cleaned.get("m_category") == "X":
                 self.warnings.append(
                     _("MX was abolished with TNM 7; consider cM0 or cM1 if the M status is known.")
@@ -992,8 +1021,10 @@ class BiomarkerForm(RowForm):
             "name",
             "kind",
             "status",
+            "specimen_type",
             "specimen",
             "sampled_on",
+            "method",
             "assay",
             "scoring",
             "value",
@@ -1029,8 +1060,20 @@ class MetastasisForm(RowForm):
 
     class Meta:
         model = Metastasis
-        fields = ["site", "lesions", "detected_on", "timing", "established_by"]
+        fields = [
+            "site",
+            "side",
+            "level",
+            "largest_size_mm",
+            "lesions",
+            "detected_on",
+            "timing",
+            "established_by",
+        ]
         widgets = _date_widgets(Metastasis)
+        formfield_callback = number_formfield
+
+    numbers = {"largest_size_mm": (_("Largest size"), "mm")}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -1038,6 +1081,20 @@ class MetastasisForm(RowForm):
             label=_("Site"),
             choices=[("", "—")] + _code_choices("obds:fm_lokalisation", self.language),
         )
+        # "Imaging, method not recorded" is what older rows say; a new entry names the method.
+        if self.instance.established_by != EstablishedBy.IMAGING_UNSPECIFIED:
+            method = self.fields["established_by"]
+            method.choices = [  # type: ignore[attr-defined]
+                c
+                for c in method.choices  # type: ignore[attr-defined]
+                if c[0] != EstablishedBy.IMAGING_UNSPECIFIED
+            ]
+
+    def clean_largest_size_mm(self) -> Decimal | None:
+        value = self.cleaned_data.get("largest_size_mm")
+        if value is not None and value <= 0:
+            raise forms.ValidationError(_("A size is above 0 mm."))
+        return value
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -1180,16 +1237,32 @@ class PerformanceStatusForm(RowForm):
         return cleaned
 
 
-COUNT_UNITS = [
+COUNT_UNITS: list[tuple[str, Any]] = [
     ("1e9/L", "10⁹/L"),
     ("Gpt/L", "Gpt/L"),
     ("/uL", "/µL"),
     ("%", _("% of leukocytes")),
 ]
+HAEMOGLOBIN_UNITS: list[tuple[str, Any]] = [("g/dL", "g/dL"), ("g/L", "g/L"), ("mmol/L", "mmol/L")]
+# The values entered with a unit, converted on entry to the unit the finding stores (the
+# first of its units); the laboratory's value and unit are kept in `<name>_lab_value` and
+# `<name>_lab_unit`. A percentage is offered only for the differential counts.
+CONVERTED: dict[str, list[tuple[str, Any]]] = {
+    "leukocytes": COUNT_UNITS[:3],
+    "neutrophils": COUNT_UNITS,
+    "lymphocytes": COUNT_UNITS,
+    "platelets": COUNT_UNITS[:3],
+    "haemoglobin": HAEMOGLOBIN_UNITS,
+}
 LIMITS = {
+    "leukocytes": (Decimal(1000), _("Leukocytes above 1000 × 10⁹/L are not plausible.")),
     "neutrophils": (Decimal(100), _("Neutrophils above 100 × 10⁹/L are not plausible.")),
     "lymphocytes": (Decimal(500), _("Lymphocytes above 500 × 10⁹/L are not plausible.")),
+    "platelets": (Decimal(5000), _("Platelets above 5000 × 10⁹/L are not plausible.")),
+    "haemoglobin": (Decimal(30), _("Haemoglobin above 30 g/dL is not plausible.")),
 }
+# Haemoglobin in mmol/L (of the haem monomer, as German laboratories report it) to g/dL.
+HAEMOGLOBIN_G_PER_DL_PER_MMOL = Decimal("1.6114")
 
 
 def to_billion_per_litre(value: Decimal, unit: str, leukocytes: Decimal | None) -> Decimal:
@@ -1205,14 +1278,29 @@ def to_billion_per_litre(value: Decimal, unit: str, leukocytes: Decimal | None) 
     raise ValueError(f"unknown unit {unit}")
 
 
+def to_gram_per_decilitre(value: Decimal, unit: str) -> Decimal:
+    """Haemoglobin in the unit the lab reported, as g/dL."""
+    if unit == "g/dL":
+        return value
+    if unit == "g/L":
+        return value / Decimal(10)
+    if unit == "mmol/L":
+        return value * HAEMOGLOBIN_G_PER_DL_PER_MMOL
+    raise ValueError(f"unknown unit {unit}")
+
+
+def lab_text(row: Any, name: str) -> str:
+    """The laboratory's value and unit of a converted value ("150000 /µL"), or "" when the
+    lab reported it in the stored unit (nothing to add) or nothing was kept."""
+    unit = getattr(row, f"{name}_lab_unit", "")
+    value = getattr(row, f"{name}_lab_value", None)
+    if not unit or value is None or unit == CONVERTED[name][0][0]:
+        return ""
+    return f"{format_decimal(value)} {dict(COUNT_UNITS + HAEMOGLOBIN_UNITS)[unit]}"
+
+
 class ImmuneFindingForm(RowForm):
-    date_fields = ("assessed_on", "steroid_since")
-    neutrophils_unit = forms.ChoiceField(
-        label=_("Unit of the neutrophil count"), choices=COUNT_UNITS, required=False
-    )
-    lymphocytes_unit = forms.ChoiceField(
-        label=_("Unit of the lymphocyte count"), choices=COUNT_UNITS, required=False
-    )
+    date_fields = ("assessed_on", "steroid_since", "active_infection_on")
 
     class Meta:
         model = ImmuneFinding
@@ -1223,6 +1311,8 @@ class ImmuneFindingForm(RowForm):
             "neutrophils_not_tested",
             "lymphocytes",
             "lymphocytes_not_tested",
+            "platelets",
+            "haemoglobin",
             "count_context",
             "cd4",
             "cd4_not_tested",
@@ -1235,22 +1325,36 @@ class ImmuneFindingForm(RowForm):
             "hiv",
             "hbsag",
             "anti_hbc",
+            "anti_hbs",
+            "hbv_dna_qualifier",
+            "hbv_dna",
+            "hcv",
+            "active_infection",
+            "active_infection_type",
+            "active_infection_on",
             "transplant_gvhd",
             "asplenia",
             "autoimmune_disease",
             "infections_12m",
             "infections_hospitalised",
-            "vaccinations",
             "comment",
         ]
         widgets = {**_date_widgets(ImmuneFinding), "comment": forms.Textarea(attrs={"rows": 3})}
-        labels = {"neutrophils": _("Neutrophils"), "lymphocytes": _("Lymphocytes")}
+        labels = {
+            "leukocytes": _("Leukocytes"),
+            "neutrophils": _("Neutrophils"),
+            "lymphocytes": _("Lymphocytes"),
+            "platelets": _("Platelets"),
+            "haemoglobin": _("Haemoglobin"),
+        }
         formfield_callback = number_formfield
 
     numbers = {
         "leukocytes": (_("Leukocytes"), "× 10⁹/L"),
         "neutrophils": (_("Neutrophils"), "× 10⁹/L"),
         "lymphocytes": (_("Lymphocytes"), "× 10⁹/L"),
+        "platelets": (_("Platelets"), "× 10⁹/L"),
+        "haemoglobin": (_("Haemoglobin"), "g/dL"),
         "cd4": ("CD4", "/µL"),
         "igg": ("IgG", "g/L"),
         "iga": ("IgA", "g/L"),
@@ -1261,52 +1365,46 @@ class ImmuneFindingForm(RowForm):
     field_order = [
         "assessed_on",
         "leukocytes",
+        "leukocytes_unit",
         "neutrophils",
         "neutrophils_unit",
         "neutrophils_not_tested",
         "lymphocytes",
         "lymphocytes_unit",
         "lymphocytes_not_tested",
+        "platelets",
+        "platelets_unit",
+        "haemoglobin",
+        "haemoglobin_unit",
     ]
+
+    UNIT_LABELS = {
+        "leukocytes": _("Unit of the leukocyte count"),
+        "neutrophils": _("Unit of the neutrophil count"),
+        "lymphocytes": _("Unit of the lymphocyte count"),
+        "platelets": _("Unit of the platelet count"),
+        "haemoglobin": _("Unit of the haemoglobin"),
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("neutrophils", "lymphocytes"):
+        for name, units in CONVERTED.items():
             self.fields[name].max_digits = None  # type: ignore[attr-defined]  # checked below
+            self.fields[name].decimal_places = None  # type: ignore[attr-defined]
             self.fields[name].validators = []
+            self.fields[f"{name}_unit"] = forms.ChoiceField(
+                label=self.UNIT_LABELS[name], choices=units, required=False
+            )
+            # An edit shows what the laboratory reported, in its unit.
+            row = self.instance
+            if row.pk and not self.is_bound and getattr(row, f"{name}_lab_unit"):
+                self.initial[name] = getattr(row, f"{name}_lab_value")
+                self.initial[f"{name}_unit"] = getattr(row, f"{name}_lab_unit")
+        self.order_fields(self.field_order)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        leukocytes = cleaned.get("leukocytes")
-        for name in ("neutrophils", "lymphocytes"):
-            value = cleaned.get(name)
-            if value is None:
-                continue
-            if cleaned.get(f"{name}_not_tested"):
-                self.add_error(name, _("A value and “not tested” exclude each other."))
-                continue
-            unit = cleaned.get(f"{name}_unit") or "1e9/L"
-            try:
-                converted = to_billion_per_litre(value, unit, leukocytes)
-            except ValueError:
-                self.add_error(
-                    "leukocytes", _("A percentage needs the leukocyte count to convert it.")
-                )
-                continue
-            limit, message = LIMITS[name]
-            if converted > limit:
-                self.add_error(name, message)
-                continue
-            if (
-                unit in ("1e9/L", "Gpt/L")
-                and 20 <= value <= 100
-                and (leukocytes is None or value > leukocytes)
-            ):
-                self.warnings.append(
-                    _("%(name)s %(value)s × 10⁹/L looks like a percentage; please check the unit.")
-                    % {"name": self.fields[name].label, "value": value}
-                )
-            cleaned[name] = converted.quantize(Decimal("0.001"))
+        self._convert(cleaned)
         limits: list[tuple[str, int, Any]] = [
             ("cd4", 5000, _("CD4 above 5000/µL is not plausible.")),
             ("igg", 50, _("IgG above 50 g/L is not plausible.")),
@@ -1321,6 +1419,18 @@ class ImmuneFindingForm(RowForm):
                 self.add_error(name, _("A value and “not tested” exclude each other."))
         if cleaned.get("steroid_since") and cleaned.get("steroid_mg_per_day") is None:
             self.add_error("steroid_mg_per_day", _("Give the dose that started on this date."))
+        if cleaned.get("hbv_dna_qualifier") and cleaned.get("hbv_dna") is None:
+            self.add_error("hbv_dna", _("Give the limit the HBV DNA is below or above."))
+        if cleaned.get("hbv_dna") is not None and cleaned["hbv_dna"] < 0:
+            self.add_error("hbv_dna", _("HBV DNA is not negative."))
+        infection_details = cleaned.get("active_infection_type") or cleaned.get(
+            "active_infection_on"
+        )
+        if infection_details and cleaned.get("active_infection") != YesNoUnknown.YES:
+            self.add_error(
+                "active_infection",
+                _("The type and date of an infection go with “active infection: yes”."),
+            )
         hospitalised, infections = (
             cleaned.get("infections_hospitalised"),
             cleaned.get("infections_12m"),
@@ -1329,8 +1439,112 @@ class ImmuneFindingForm(RowForm):
             self.add_error(
                 "infections_hospitalised", _("More hospitalised infections than infections.")
             )
+        self._ask_about_counts_above_leukocytes(cleaned)
         self._ask_about_tenfold_changes(cleaned)
         return cleaned
+
+    def _convert(self, cleaned: dict[str, Any]) -> None:
+        """Each value entered with a unit becomes the stored unit; the lab's value and unit
+        are kept on the instance. Leukocytes first: a percentage is of them."""
+        self.lab: dict[str, tuple[Decimal | None, str]] = {}
+        for name, units in CONVERTED.items():
+            value = cleaned.get(name)
+            if value is None:
+                self.lab[name] = (None, "")
+                continue
+            if cleaned.get(f"{name}_not_tested"):
+                self.add_error(name, _("A value and “not tested” exclude each other."))
+                continue
+            unit = cleaned.get(f"{name}_unit") or units[0][0]
+            try:
+                if name == "haemoglobin":
+                    converted = to_gram_per_decilitre(value, unit)
+                else:
+                    converted = to_billion_per_litre(value, unit, cleaned.get("leukocytes"))
+            except ValueError:
+                self.add_error(
+                    "leukocytes", _("A percentage needs the leukocyte count to convert it.")
+                )
+                continue
+            limit, message = LIMITS[name]
+            if converted > limit:
+                self.add_error(name, message)
+                continue
+            leukocytes = cleaned.get("leukocytes")
+            if (
+                name in ("neutrophils", "lymphocytes")
+                and unit in ("1e9/L", "Gpt/L")
+                and 20 <= value <= 100
+                and (leukocytes is None or value > leukocytes)
+            ):
+                self.warnings.append(
+                    _("%(name)s %(value)s × 10⁹/L looks like a percentage; please check the unit.")
+                    % {"name": self.fields[name].label, "value": value}
+                )
+            places = Decimal("0.01") if name == "haemoglobin" else Decimal("0.001")
+            cleaned[name] = converted.quantize(places)
+            self.lab[name] = (value, unit)
+
+    def _ask_about_counts_above_leukocytes(self, cleaned: dict[str, Any]) -> None:
+        """An absolute neutrophil or lymphocyte count above the leukocyte count of the same
+        date (this finding's, or another finding's of the same day) cannot be: a soft warning
+        with the box to confirm, as for a tenfold change. One query when this finding gives
+        no leukocyte count."""
+        if self.confirmed or self.case is None:
+            return
+        counts = {
+            name: cleaned[name]
+            for name in ("neutrophils", "lymphocytes")
+            if isinstance(cleaned.get(name), Decimal) and name not in self.errors
+        }
+        if not counts:
+            return
+        leukocytes, day = cleaned.get("leukocytes"), cleaned.get("assessed_on")
+        if leukocytes is None:
+            if not isinstance(day, rules.PartialDate) or day.precision != rules.DAY:
+                return
+            same_day = ImmuneFinding.objects.filter(
+                case=self.case,
+                assessed_on=day.value,
+                assessed_on_precision=rules.DAY,
+                leukocytes__isnull=False,
+            )
+            if self.instance.pk:
+                same_day = same_day.exclude(pk=self.instance.pk)
+            leukocytes = same_day.order_by("-pk").values_list("leukocytes", flat=True).first()
+        if leukocytes is None:
+            return
+        above = False
+        for name, value in counts.items():
+            if value > leukocytes:
+                self.add_error(
+                    name,
+                    _(
+                        "%(value)s × 10⁹/L is more than the leukocyte count of the same date"
+                        " (%(leukocytes)s × 10⁹/L)."
+                    )
+                    % {"value": format_decimal(value), "leukocytes": format_decimal(leukocytes)},
+                )
+                above = True
+        if above:
+            self._add_confirm_field()
+            self.add_error(
+                None,
+                _(
+                    "An absolute count is above the leukocyte count of the same date (marked"
+                    " below). If the values are correct, tick the box at the end of the form"
+                    " and save again."
+                ),
+            )
+
+    def save(self, commit: bool = True) -> ImmuneFinding:
+        finding: ImmuneFinding = super().save(commit=False)
+        for name, (value, unit) in getattr(self, "lab", {}).items():
+            setattr(finding, f"{name}_lab_value", value)
+            setattr(finding, f"{name}_lab_unit", unit)
+        if commit:
+            finding.save()
+        return finding
 
 
 class ImmuneAdverseEventForm(RowForm):
@@ -1340,6 +1554,36 @@ class ImmuneAdverseEventForm(RowForm):
         model = ImmuneAdverseEvent
         fields = ["organ", "grade", "treatment", "resolved", "rechallenged", "occurred_on"]
         widgets = _date_widgets(ImmuneAdverseEvent)
+
+
+class ProphylaxisForm(RowForm):
+    date_fields = ("since", "until")
+
+    class Meta:
+        model = Prophylaxis
+        fields = ["agent", "kind", "since", "until"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until.certainly_before(since):
+            self.add_error("until", _("The end is before the start."))
+        return cleaned
+
+
+class VaccinationForm(RowForm):
+    date_fields = ("given_on",)
+
+    class Meta:
+        model = Vaccination
+        fields = ["vaccine", "given_on", "note"]
+        widgets = {"note": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Optional in the table only for the text findings held before vaccinations were rows.
+        self.fields["vaccine"].required = True
+        self.fields["given_on"].required = True
 
 
 class ComorbidityForm(RowForm):

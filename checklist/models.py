@@ -266,6 +266,8 @@ class CaseQuerySet(PracticeScopedQuerySet):
             has_metastasis_status=~models.Q(metastasis_status=""),
             # Findings recorded, or the explicit statement that they were not assessed.
             has_immune=has(ImmuneFinding)
+            | has(Prophylaxis)
+            | has(Vaccination)
             | has(ImmuneAdverseEvent)
             | models.Q(immune_not_assessed=True),
             has_prior=has(TherapyLine) | models.Q(no_prior_therapy=True),
@@ -416,6 +418,7 @@ class DiagnosisBasis(models.TextChoices):
     HISTOLOGY = "histology", _("histology of the primary")
     HISTOLOGY_METASTASIS = "histology_metastasis", _("histology of a metastasis")
     CYTOLOGY = "cytology", _("cytology")
+    FLOW_CYTOMETRY = "flow_cytometry", _("flow cytometry")
     TUMOUR_MARKER = "tumour_marker", _("specific tumour markers")
     CLINICAL_DIAGNOSTICS = "clinical_diagnostics", _("clinical diagnostics (imaging)")
     CLINICAL = "clinical", _("clinical only")
@@ -482,6 +485,11 @@ class StagingSystem(models.TextChoices):
     NOT_APPLICABLE = "not_applicable", _("not applicable")
 
 
+# The project's own M codes (TNM 9, lung), system "project:tnm_m" in fixtures/codelists.json:
+# in neither the oBDS list nor the MII TNM versions, so never exported under those systems.
+PROJECT_TNM_M_CODES = frozenset({"1c1", "1c2"})
+
+
 class TnmPrefix(models.TextChoices):
     C = "c", "c"
     P = "p", "p"
@@ -521,7 +529,12 @@ class StagingRecord(CaseRow):
     r_classification = models.CharField(
         _("R"),
         max_length=2,
-        choices=[("R0", "R0"), ("R1", "R1"), ("R2", "R2"), ("RX", "RX")],
+        choices=[
+            ("R0", _("R0: no residual tumour")),
+            ("R1", _("R1: microscopic residual tumour")),
+            ("R2", _("R2: macroscopic residual tumour")),
+            ("RX", _("RX: residual tumour cannot be assessed")),
+        ],
         blank=True,
     )
     uicc_stage = models.CharField(_("UICC stage (chosen)"), max_length=10, blank=True)
@@ -533,6 +546,10 @@ class StagingRecord(CaseRow):
 
     def __str__(self) -> str:
         return f"{self.staged_on} {self.get_system_display()}"
+
+    @property
+    def m_is_project_code(self) -> bool:
+        return self.m_category in PROJECT_TNM_M_CODES
 
     @property
     def tnm_text(self) -> str:
@@ -555,9 +572,30 @@ class StagingRecord(CaseRow):
 
 
 class BiomarkerKind(models.TextChoices):
-    TISSUE = "tissue", _("tissue")
-    SERUM = "serum", _("serum")
+    """What the marker describes: the tumour's own (somatic) change, a marker circulating in
+    the blood, or the patient's germline. Where it was measured is the specimen type."""
+
+    SOMATIC = "somatic", _("tumour (somatic)")
+    CIRCULATING = "circulating", _("circulating marker")
     GERMLINE = "germline", _("germline")
+
+
+class SpecimenType(models.TextChoices):
+    TISSUE = "tissue", _("tissue")
+    SERUM = "serum", _("serum / plasma")
+    PERIPHERAL_BLOOD = "peripheral_blood", _("peripheral blood")
+    BONE_MARROW = "bone_marrow", _("bone marrow")
+    OTHER = "other", _("other")
+
+
+class AssayMethod(models.TextChoices):
+    IHC = "ihc", _("immunohistochemistry")
+    FLOW_CYTOMETRY = "flow_cytometry", _("flow cytometry")
+    FISH = "fish", _("FISH")
+    SEQUENCING = "sequencing", _("sequencing")
+    PCR = "pcr", _("PCR")
+    IMMUNOASSAY = "immunoassay", _("immunoassay")
+    OTHER = "other", _("other")
 
 
 class ResultStatus(models.TextChoices):
@@ -595,10 +633,14 @@ COMMON_BIOMARKERS = [
 class Biomarker(CaseRow):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="biomarkers")
     name = models.CharField(_("marker"), max_length=60)
-    kind = models.CharField(_("kind"), max_length=10, choices=BiomarkerKind.choices)
+    kind = models.CharField(_("kind"), max_length=12, choices=BiomarkerKind.choices)
+    specimen_type = models.CharField(
+        _("specimen type"), max_length=20, choices=SpecimenType.choices, blank=True
+    )
     specimen = models.CharField(_("specimen"), max_length=200, blank=True)
     sampled_on = models.DateField(_("date"), null=True, blank=True)
     sampled_on_precision = date_precision()
+    method = models.CharField(_("method"), max_length=20, choices=AssayMethod.choices, blank=True)
     assay = models.CharField(_("assay"), max_length=200, blank=True)
     scoring = models.CharField(
         _("score type"), max_length=30, blank=True, help_text=_("e.g. TPS or CPS for PD-L1")
@@ -623,22 +665,44 @@ class MetastasisTiming(models.TextChoices):
 
 
 class EstablishedBy(models.TextChoices):
-    IMAGING = "imaging", _("imaging")
-    HISTOLOGY = "histology", _("histology")
+    """How a metastasis was detected. "Imaging, method not recorded" is what rows recorded
+    before the method was asked for say (they said "imaging"); it is not offered for new rows."""
+
+    CT = "ct", _("CT")
+    MRI = "mri", _("MRI")
+    PET_CT = "pet_ct", _("PET-CT")
+    BONE_SCAN = "bone_scan", _("bone scintigraphy")
+    HISTOLOGY = "histology", _("biopsy / histology")
     CYTOLOGY = "cytology", _("cytology")
     CLINICAL = "clinical", _("clinical")
     OTHER = "other", _("other")
+    IMAGING_UNSPECIFIED = "imaging_unspecified", _("imaging, method not recorded")
+
+
+class MetastasisSide(models.TextChoices):
+    LEFT = "left", _("left")
+    RIGHT = "right", _("right")
+    BILATERAL = "bilateral", _("bilateral")
+    MIDLINE = "midline", _("midline")
+    NOT_APPLICABLE = "not_applicable", _("not applicable")
 
 
 class Metastasis(CaseRow):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="metastases")
     site = models.CharField(_("site"), max_length=3)
+    side = models.CharField(_("side"), max_length=15, choices=MetastasisSide.choices, blank=True)
+    level = models.CharField(
+        _("level or segment"), max_length=60, blank=True, help_text=_("e.g. T8, segment VII")
+    )
+    largest_size_mm = models.DecimalField(
+        _("largest size (mm)"), max_digits=5, decimal_places=1, null=True, blank=True
+    )
     lesions = models.PositiveIntegerField(_("number of lesions"), null=True, blank=True)
     detected_on = models.DateField(_("detected on"))
     detected_on_precision = date_precision()
     timing = models.CharField(_("timing"), max_length=15, choices=MetastasisTiming.choices)
     established_by = models.CharField(
-        _("established by"), max_length=15, choices=EstablishedBy.choices, blank=True
+        _("detection method"), max_length=20, choices=EstablishedBy.choices, blank=True
     )
 
     class Meta(CaseRow.Meta):
@@ -791,6 +855,39 @@ class YesNo(models.TextChoices):
     NOT_ASSESSED = "not_assessed", _("not assessed")
 
 
+class YesNoUnknown(models.TextChoices):
+    YES = "yes", _("yes")
+    NO = "no", _("no")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class CountUnit(models.TextChoices):
+    """The units laboratories report counts and haemoglobin in; the finding stores the value
+    converted (10⁹/L, g/dL) and keeps the laboratory's value and unit beside it."""
+
+    BILLION_PER_LITRE = "1e9/L", "10⁹/L"
+    GPT_PER_LITRE = "Gpt/L", "Gpt/L"
+    PER_MICROLITRE = "/uL", "/µL"
+    PERCENT = "%", _("% of leukocytes")
+    G_PER_DL = "g/dL", "g/dL"
+    G_PER_L = "g/L", "g/L"
+    MMOL_PER_L = "mmol/L", "mmol/L"
+
+
+class BoundQualifier(models.TextChoices):
+    BELOW = "<", _("below")
+    ABOVE = ">", _("above")
+
+
+def lab_value(label: Any) -> models.DecimalField[Any, Any]:
+    """The value as the laboratory reported it, before conversion."""
+    return models.DecimalField(label, max_digits=12, decimal_places=4, null=True, blank=True)
+
+
+def lab_unit(label: Any) -> models.CharField[str, str]:
+    return models.CharField(label, max_length=10, choices=CountUnit.choices, blank=True)
+
+
 class ImmuneFinding(CaseRow):
     """One dated set of immune-relevant findings. Every item is optional; "not tested" is
     recorded explicitly and differs from an empty field. No score, ratio or verdict."""
@@ -801,14 +898,30 @@ class ImmuneFinding(CaseRow):
     leukocytes = models.DecimalField(
         _("leukocytes (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
     )
+    leukocytes_lab_value = lab_value(_("leukocytes as reported"))
+    leukocytes_lab_unit = lab_unit(_("leukocytes: unit as reported"))
     neutrophils = models.DecimalField(
         _("neutrophils (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
     )
+    neutrophils_lab_value = lab_value(_("neutrophils as reported"))
+    neutrophils_lab_unit = lab_unit(_("neutrophils: unit as reported"))
     neutrophils_not_tested = models.BooleanField(_("neutrophils not tested"), default=False)
     lymphocytes = models.DecimalField(
         _("lymphocytes (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
     )
+    lymphocytes_lab_value = lab_value(_("lymphocytes as reported"))
+    lymphocytes_lab_unit = lab_unit(_("lymphocytes: unit as reported"))
     lymphocytes_not_tested = models.BooleanField(_("lymphocytes not tested"), default=False)
+    platelets = models.DecimalField(
+        _("platelets (10⁹/L)"), max_digits=8, decimal_places=3, null=True, blank=True
+    )
+    platelets_lab_value = lab_value(_("platelets as reported"))
+    platelets_lab_unit = lab_unit(_("platelets: unit as reported"))
+    haemoglobin = models.DecimalField(
+        _("haemoglobin (g/dL)"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    haemoglobin_lab_value = lab_value(_("haemoglobin as reported"))
+    haemoglobin_lab_unit = lab_unit(_("haemoglobin: unit as reported"))
     count_context = models.CharField(
         _("context of the counts"),
         max_length=200,
@@ -835,6 +948,22 @@ class ImmuneFinding(CaseRow):
     anti_hbc = models.CharField(
         _("anti-HBc"), max_length=12, choices=TestResult.choices, blank=True
     )
+    anti_hbs = models.CharField(
+        _("anti-HBs"), max_length=12, choices=TestResult.choices, blank=True
+    )
+    hbv_dna_qualifier = models.CharField(
+        _("HBV DNA below or above"), max_length=1, choices=BoundQualifier.choices, blank=True
+    )
+    hbv_dna = models.DecimalField(
+        _("HBV DNA (IU/mL)"), max_digits=14, decimal_places=1, null=True, blank=True
+    )
+    hcv = models.CharField(_("HCV"), max_length=12, choices=TestResult.choices, blank=True)
+    active_infection = models.CharField(
+        _("active infection"), max_length=10, choices=YesNoUnknown.choices, blank=True
+    )
+    active_infection_type = models.CharField(_("type of infection"), max_length=200, blank=True)
+    active_infection_on = models.DateField(_("infection since"), null=True, blank=True)
+    active_infection_on_precision = date_precision()
     transplant_gvhd = models.CharField(_("transplant / GvHD"), max_length=200, blank=True)
     asplenia = models.CharField(_("asplenia"), max_length=12, choices=YesNo.choices, blank=True)
     autoimmune_disease = models.CharField(_("autoimmune disease"), max_length=200, blank=True)
@@ -844,14 +973,60 @@ class ImmuneFinding(CaseRow):
     infections_hospitalised = models.PositiveSmallIntegerField(
         _("of which hospitalised"), null=True, blank=True
     )
-    vaccinations = models.CharField(_("vaccinations (with dates)"), max_length=500, blank=True)
     comment = models.TextField(_("physician's comment"), blank=True)
 
     class Meta(CaseRow.Meta):
-        constraints = date_precision_checks("immunefinding", "assessed_on", "steroid_since")
+        constraints = date_precision_checks(
+            "immunefinding", "assessed_on", "steroid_since", "active_infection_on"
+        )
 
     def __str__(self) -> str:
         return str(self.assessed_on)
+
+
+class ProphylaxisKind(models.TextChoices):
+    ANTIVIRAL = "antiviral", _("antiviral")
+    ANTIBACTERIAL = "antibacterial", _("antibacterial")
+    ANTIFUNGAL = "antifungal", _("antifungal")
+    OTHER = "other", _("other antimicrobial")
+
+
+class Prophylaxis(CaseRow):
+    """An antiviral or antimicrobial prophylaxis: the agent, since when and until when (no
+    end date: still given)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="prophylaxes")
+    agent = models.CharField(_("agent"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=15, choices=ProphylaxisKind.choices)
+    since = models.DateField(_("since"))
+    since_precision = date_precision()
+    until = models.DateField(_("until"), null=True, blank=True)
+    until_precision = date_precision()
+
+    class Meta(CaseRow.Meta):
+        verbose_name = _("prophylaxis")
+        constraints = date_precision_checks("prophylaxis", "since", "until")
+
+    def __str__(self) -> str:
+        return self.agent
+
+
+class Vaccination(CaseRow):
+    """One vaccination with its date. Rows made from the free text findings held before
+    vaccinations were rows carry that text verbatim in `note` and may have no vaccine or date."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="vaccinations")
+    vaccine = models.CharField(_("vaccine"), max_length=200, blank=True)
+    given_on = models.DateField(_("date"), null=True, blank=True)
+    given_on_precision = date_precision()
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta(CaseRow.Meta):
+        verbose_name = _("vaccination")
+        constraints = date_precision_checks("vaccination", "given_on")
+
+    def __str__(self) -> str:
+        return self.vaccine
 
 
 class ImmuneAdverseEvent(CaseRow):
@@ -1090,7 +1265,7 @@ class VariantOrigin(models.TextChoices):
     UNKNOWN = "unknown", _("unknown")
 
 
-class AssayMethod(models.TextChoices):
+class VariantAssayMethod(models.TextChoices):
     NGS = "ngs", _("NGS")
     PCR = "pcr", _("PCR")
     FISH = "fish", _("FISH")
@@ -1140,7 +1315,7 @@ class GenomicVariant(CaseRow):
     )
     specimen = models.CharField(_("specimen"), max_length=200, blank=True)
     assay_method = models.CharField(
-        _("assay method"), max_length=10, choices=AssayMethod.choices, blank=True
+        _("assay method"), max_length=10, choices=VariantAssayMethod.choices, blank=True
     )
     assay = models.CharField(_("assay or panel"), max_length=200, blank=True)
     laboratory = models.CharField(_("laboratory"), max_length=200, blank=True)

@@ -63,6 +63,9 @@ CODES = "codes"  # a list of such codes
 I18N = "i18n"  # a value given in both languages (catalogue text): {"en": ..., "de": ...}
 ITEM = "item"  # a checklist item: {"status": code, "by": name, "at": ISO time}
 DATETIME = "datetime"  # an ISO 8601 time, shown in local time
+# A converted value with the laboratory's: {"value": "0.15", "lab": "150000", "unit": "/uL"},
+# the unit's labels under "c:<ref>:<unit>"; shown "0.15 (lab: 150000 /µL)"
+LAB = "lab"
 PHYSICIAN_KINDS = (TEXT, LONG)
 
 # Fields whose values are codes of a shipped code list.
@@ -123,17 +126,25 @@ TUMOUR_FIELDS = _fields("""
 METASTASIS_STATUS_FIELDS = _fields("""
     metastasis_status metastasis_assessed_on metastasis_assessment_method
 """)
-METASTASIS_FIELDS = _fields("site lesions detected_on timing established_by")
+METASTASIS_FIELDS = _fields("""
+    site side level largest_size_mm lesions detected_on timing established_by
+""")
 BIOMARKER_FIELDS = _fields("""
-    name kind specimen sampled_on assay scoring value unit categorical_result status
+    name kind specimen_type specimen sampled_on method assay scoring value unit
+    categorical_result status
 """)
 PERFORMANCE_FIELDS = _fields("assessed_on ecog karnofsky")
 IMMUNE_FIELDS = _fields("""
     assessed_on leukocytes neutrophils neutrophils_not_tested lymphocytes
-    lymphocytes_not_tested count_context cd4 cd4_not_tested igg igg_not_tested iga igm
-    steroid_mg_per_day steroid_since hiv hbsag anti_hbc transplant_gvhd asplenia
-    autoimmune_disease infections_12m infections_hospitalised vaccinations comment
+    lymphocytes_not_tested platelets haemoglobin count_context cd4 cd4_not_tested igg
+    igg_not_tested iga igm steroid_mg_per_day steroid_since hiv hbsag anti_hbc anti_hbs
+    hbv_dna_qualifier hbv_dna hcv active_infection active_infection_type active_infection_on
+    transplant_gvhd asplenia autoimmune_disease infections_12m infections_hospitalised comment
 """)
+# Values converted on entry: shown with the laboratory's value and unit (`_Builder.lab_row`).
+CONVERTED_FIELDS = ("leukocytes", "neutrophils", "lymphocytes", "platelets", "haemoglobin")
+PROPHYLAXIS_FIELDS = _fields("agent kind since until")
+VACCINATION_FIELDS = _fields("vaccine given_on note")
 IMMUNE_EVENT_FIELDS = _fields("occurred_on organ grade treatment resolved rechallenged")
 COMORBIDITY_FIELDS = _fields("name since note")
 ORGAN_FUNCTION_FIELDS = _fields("measured_on egfr bilirubin alt ast lvef")
@@ -196,6 +207,9 @@ TEXTS = {
     "t:performance": gettext_lazy("Performance status"),
     "t:immune": gettext_lazy("Immune-relevant findings"),
     "t:immune_event": gettext_lazy("Prior immune-related adverse event"),
+    "t:prophylaxis": gettext_lazy("Antiviral or antimicrobial prophylaxis"),
+    "t:vaccination": gettext_lazy("Vaccination"),
+    "t:lab": gettext_lazy("%(value)s (lab: %(lab)s %(unit)s)"),
     "t:comorbidities": gettext_lazy("Comorbidities"),
     "t:comorbidity": pgettext_lazy("board note", "Comorbidity"),
     "t:organ_function": gettext_lazy("Organ function"),
@@ -213,6 +227,7 @@ TEXTS = {
     "t:genomic": gettext_lazy("Genomic finding %(n)s"),
     "t:genomics_note": gettext_lazy("As the laboratory reported them; no variant is interpreted."),
     "t:tnm": gettext_lazy("TNM"),
+    "t:project_code": gettext_lazy("Project code (TNM 9 lung, not oBDS or MII)"),
     "t:worst_grade": gettext_lazy("Worst CTCAE grade"),
     "t:author": gettext_lazy("Author"),
     "t:note_version": gettext_lazy("Note version"),
@@ -320,6 +335,20 @@ class _Builder:
     def rows(self, obj: models.Model, names: list[str]) -> list[dict[str, Any]]:
         return [row for name in names if (row := self.field(obj, name)) is not None]
 
+    def lab_row(self, obj: models.Model, name: str) -> dict[str, Any] | None:
+        """A converted value with the laboratory's value and unit beside it, when the lab
+        reported it in another unit than the stored one; else the plain row."""
+        row = self.field(obj, name)
+        unit = getattr(obj, f"{name}_lab_unit", "")
+        lab = getattr(obj, f"{name}_lab_value", None)
+        if row is None or not unit or lab is None or unit == _stored_unit(name):
+            return row
+        ref = f"{obj._meta.model_name}.{name}_lab_unit"
+        field: Any = obj._meta.get_field(f"{name}_lab_unit")
+        self.texts[f"c:{ref}:{unit}"] = dict(field.flatchoices).get(unit, unit)
+        value = {"value": row["v"], "lab": _num(lab), "unit": unit}
+        return self.row(row["l"], LAB, value, ref)
+
     def labels(self) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
         for language in LANGUAGES:
@@ -357,7 +386,22 @@ def _staging_rows(b: _Builder, s: Any) -> list[dict[str, Any]]:
     rows += b.rows(s, ["kind", "system", "other_system_name", "tnm_edition"])
     if s.tnm_text:
         rows.append(b.row("t:tnm", PLAIN, s.tnm_text))
+    if s.m_is_project_code:
+        rows.append(b.row("t:project_code", PLAIN, f"M{s.m_category}"))
     rows += b.rows(s, ["uicc_stage", "stage_text"])
+    return rows
+
+
+def _stored_unit(name: str) -> str:
+    return "g/dL" if name == "haemoglobin" else "1e9/L"
+
+
+def _immune_rows(b: _Builder, finding: Any) -> list[dict[str, Any]]:
+    rows = []
+    for name in IMMUNE_FIELDS:
+        row = b.lab_row(finding, name) if name in CONVERTED_FIELDS else b.field(finding, name)
+        if row is not None:
+            rows.append(row)
     return rows
 
 
@@ -478,7 +522,9 @@ def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict
 
     findings = [_group("t:performance", b.rows(p, PERFORMANCE_FIELDS)) for p in record.performance]
     findings = findings or [_empty_group("t:performance")]
-    immune = [_group("t:immune", b.rows(f, IMMUNE_FIELDS)) for f in record.immune]
+    immune = [_group("t:immune", _immune_rows(b, f)) for f in record.immune]
+    immune += [_group("t:prophylaxis", b.rows(p, PROPHYLAXIS_FIELDS)) for p in record.prophylaxes]
+    immune += [_group("t:vaccination", b.rows(v, VACCINATION_FIELDS)) for v in record.vaccinations]
     immune += [
         _group("t:immune_event", b.rows(e, IMMUNE_EVENT_FIELDS)) for e in record.immune_events
     ]
@@ -756,6 +802,13 @@ class _Reader:
             return self.text(value)
         if kind == DATETIME:
             return self._time(value)
+        if kind == LAB:
+            separator = str(formats.get_format("DECIMAL_SEPARATOR", self.language))
+            return self.text("t:lab") % {
+                "value": value["value"].replace(".", separator),
+                "lab": value["lab"].replace(".", separator),
+                "unit": self.labels.get(f"c:{ref}:{value['unit']}", value["unit"]),
+            }
         if kind == ITEM:
             text = self.labels.get(f"c:checklistitem.status:{value['status']}", value["status"])
             if value.get("by"):

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from django.db.models import Prefetch, prefetch_related_objects
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext as _
 
 from checklist import rules, timeline
@@ -48,6 +48,8 @@ class CaseRecord:
     performance: list[Any] = field(default_factory=list)
     immune: list[Any] = field(default_factory=list)
     immune_events: list[Any] = field(default_factory=list)
+    prophylaxes: list[Any] = field(default_factory=list)
+    vaccinations: list[Any] = field(default_factory=list)
     comorbidities: list[Any] = field(default_factory=list)
     organ_functions: list[Any] = field(default_factory=list)
     medications: list[Any] = field(default_factory=list)
@@ -75,6 +77,8 @@ class CaseRecord:
             "performance",
             "immune_findings",
             "immune_events",
+            "prophylaxes",
+            "vaccinations",
             "comorbidities",
             "organ_functions",
             "medications",
@@ -94,6 +98,10 @@ class CaseRecord:
             performance=sorted(case.performance.all(), key=lambda p: p.assessed_on),
             immune=sorted(case.immune_findings.all(), key=lambda f: f.assessed_on),
             immune_events=list(case.immune_events.all()),
+            prophylaxes=sorted(case.prophylaxes.all(), key=lambda p: (p.since, p.pk)),
+            vaccinations=sorted(
+                case.vaccinations.all(), key=lambda v: (v.given_on or date.min, v.pk)
+            ),
             comorbidities=list(case.comorbidities.all()),
             organ_functions=sorted(case.organ_functions.all(), key=lambda o: o.measured_on),
             medications=list(case.medications.all()),
@@ -148,7 +156,10 @@ class CaseRecord:
                 s.partial("staged_on") for s in self.staging if s.system != "not_applicable"
             ),
             metastasis_dates=tuple(m.partial("detected_on") for m in self.metastases),
-            immune_findings=len(self.immune) + len(self.immune_events),
+            immune_findings=len(self.immune)
+            + len(self.immune_events)
+            + len(self.prophylaxes)
+            + len(self.vaccinations),
             immune_not_assessed=case.immune_not_assessed,
             no_prior_therapy=case.no_prior_therapy,
             lines=self.line_facts(),
@@ -263,6 +274,24 @@ class CaseRecord:
                         v.reported_on,
                         genomic_label(v),
                         precision=v.reported_on_precision,
+                    )
+                )
+        for p in self.prophylaxes:
+            # Its start: the immune lane draws points, not bars.
+            points.append(timeline.Point("immune", p.since, p.agent, precision=p.since_precision))
+        for v in self.vaccinations:
+            if v.given_on:
+                points.append(
+                    timeline.Point("immune", v.given_on, v.vaccine, precision=v.given_on_precision)
+                )
+        for f in self.immune:
+            if f.active_infection_on:
+                points.append(
+                    timeline.Point(
+                        "immune",
+                        f.active_infection_on,
+                        f.active_infection_type or gettext("active infection"),
+                        precision=f.active_infection_on_precision,
                     )
                 )
         return timeline.layout(points, today)

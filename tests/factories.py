@@ -37,9 +37,11 @@ from checklist.models import (
     Metastasis,
     PerformanceStatus,
     Practice,
+    Prophylaxis,
     StagingRecord,
     TherapyLine,
     Tumour,
+    Vaccination,
 )
 from checklist.second_factor import REAUTH_SESSION_KEY
 from checklist.services import board_save, note_create, note_sign
@@ -223,7 +225,7 @@ def seed_rows(case: Case, n: int) -> None:
     )
     Biomarker.objects.bulk_create(
         [
-            Biomarker(case=case, practice_id=p, name=f"M{i}", kind="tissue", status="pending")
+            Biomarker(case=case, practice_id=p, name=f"M{i}", kind="somatic", status="pending")
             for i in range(n)
         ]
     )
@@ -296,6 +298,15 @@ def seed_rows(case: Case, n: int) -> None:
             )
             for i in range(n)
         ]
+    )
+    Prophylaxis.objects.bulk_create(
+        [
+            Prophylaxis(case=case, practice_id=p, agent="Aciclovir", kind="antiviral", since=day)
+            for _ in range(n)
+        ]
+    )
+    Vaccination.objects.bulk_create(
+        [Vaccination(case=case, practice_id=p, vaccine="Influenza", given_on=day) for _ in range(n)]
     )
 
 

@@ -73,7 +73,7 @@ def test_breast_cancer_pt2_pn1a_cm0_with_metachronous_bone_and_liver_metastases(
                     "site": site,
                     "detected_on": "2022-05-01",
                     "timing": "metachronous",
-                    "established_by": "imaging",
+                    "established_by": "ct",
                 },
             ).status_code
             == 302

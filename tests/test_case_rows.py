@@ -173,7 +173,7 @@ def test_a_missing_biomarker_result_is_never_shown_as_negative(alice_client, cas
         alice_client,
         case,
         "biomarker",
-        {"name": "PD-L1", "kind": "tissue", "status": "pending", "specimen": "biopsy"},
+        {"name": "PD-L1", "kind": "somatic", "status": "pending", "specimen": "biopsy"},
     )
     post_row(
         alice_client,
@@ -181,7 +181,7 @@ def test_a_missing_biomarker_result_is_never_shown_as_negative(alice_client, cas
         "biomarker",
         {
             "name": "PD-L1",
-            "kind": "tissue",
+            "kind": "somatic",
             "status": "result",
             "specimen": "resection",
             "scoring": "TPS",
@@ -200,7 +200,7 @@ def test_a_pending_result_has_no_value(alice_client, case):
         alice_client,
         case,
         "biomarker",
-        {"name": "KRAS", "kind": "tissue", "status": "pending", "value": "1", "unit": "x"},
+        {"name": "KRAS", "kind": "somatic", "status": "pending", "value": "1", "unit": "x"},
     )
     assert b"has no value" in response.content
 
@@ -402,7 +402,11 @@ def test_counts_are_converted_on_entry(alice_client, case):
 
 def test_a_percentage_typed_as_a_count_gets_a_warning(alice_client, case):
     data = {"assessed_on": "2024-05-01", "leukocytes": "6", "lymphocytes": "25"}
+    # 25 × 10⁹/L is above the leukocytes of the same date: confirmed first (issue 15).
     response = post_row(alice_client, case, "immune", data)
+    assert response.status_code == 200
+    assert "more than the leukocyte count of the same date" in response.content.decode()
+    response = post_row(alice_client, case, "immune", {**data, "confirm_values": "on"})
     assert response.status_code == 302
     assert b"looks like a percentage" in alice_client.get(response["Location"]).content
 

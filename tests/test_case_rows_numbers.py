@@ -180,9 +180,10 @@ def test_every_decimal_field_of_every_form_is_ours():
             if isinstance(field, (django_forms.DecimalField, django_forms.FloatField)):
                 assert isinstance(field, DecimalNumberField), f"{cls.__name__}.{name}"
                 checked += 1
-    # findings 7 (counts, immunoglobulins, steroid), organ function 4, biomarker; smoking and
-    # alcohol 2 (pack-years, units per week), genomic finding 2 (VAF, TMB)
-    assert checked == 16
+    # findings 10 (leukocytes, neutrophils, lymphocytes, platelets, haemoglobin,
+    # immunoglobulins, steroid, HBV DNA), organ function 4, biomarker 1, metastasis size 1;
+    # smoking and alcohol 2 (pack-years, units per week), genomic finding 2 (VAF, TMB)
+    assert checked == 20
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -197,7 +198,9 @@ def test_the_findings_form_has_text_inputs_for_decimals(alice_client, case):
     page = alice_client.get(f"/cases/{case.pk}/immune/new/").content.decode()
     for name in ("leukocytes", "lymphocytes", "igg", "steroid_mg_per_day"):
         assert f'type="text" name="{name}"' in page
-    assert page.count('inputmode="decimal"') == 7  # counts, immunoglobulins, steroid
+    # counts (leukocytes, neutrophils, lymphocytes, platelets, haemoglobin), immunoglobulins,
+    # steroid, HBV DNA
+    assert page.count('inputmode="decimal"') == 10
     assert 'type="number" name="lymphocytes"' not in page
 
 
@@ -279,7 +282,14 @@ def test_the_message_is_in_the_interface_language(alice_de, case):
 
 
 def test_other_rows_name_their_numbers_or_say_saved(alice_client, case):
-    data = {"name": "PSA", "kind": "serum", "status": "result", "value": "4,2", "unit": "ng/mL"}
+    data = {
+        "name": "PSA",
+        "kind": "circulating",
+        "specimen_type": "serum",
+        "status": "result",
+        "value": "4,2",
+        "unit": "ng/mL",
+    }
     response = post_row(alice_client, case, "biomarker", data)
     assert _success(alice_client, response) == "PSA 4.2 ng/mL saved."
     assert Biomarker.objects.get().value == Decimal("4.2")
@@ -386,9 +396,11 @@ def test_the_comparison_costs_the_same_for_any_number_of_findings(
     )
     data = {"assessed_on": day(1).isoformat(), "igg": "0.5", "lymphocytes": "1.1", "iga": "2"}
     form = forms.ImmuneFindingForm(data, case=case)
-    # 1. the newest earlier finding with each value, as ids (one query, a subquery each)
-    # 2. those findings
-    with django_assert_num_queries(2):
+    # 1. the leukocyte count of another finding of the same day (this one gives lymphocytes
+    #    and no leukocytes: issue 15's check of a count above the leukocytes)
+    # 2. the newest earlier finding with each value, as ids (one query, a subquery each)
+    # 3. those findings
+    with django_assert_num_queries(3):
         assert not form.is_valid()
     assert set(form.errors) == {"__all__", "igg"}
 

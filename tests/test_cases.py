@@ -159,7 +159,7 @@ def test_a_stale_form_shows_who_changed_what_and_keeps_the_input(alice_client, a
         other,
         case,
         "biomarker",
-        {"name": "ER", "kind": "tissue", "status": "result", "categorical_result": "positive"},
+        {"name": "ER", "kind": "somatic", "status": "result", "categorical_result": "positive"},
     )
     response = alice_client.post(
         f"/cases/{case.pk}/tumour/new/",
@@ -225,10 +225,11 @@ def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
     # 4 the case (access helper; the record does not fetch
     # it again), 5 tumours, 6 staging records with their tumour, 7 biomarkers, 8 metastases,
     # 9 lines with linked category, 10 their adverse events, 11 performance status,
-    # 12 immune findings, 13 immune-related events, 14 comorbidities, 15 organ function,
-    # 16 medication, 17 smoking and alcohol, 18 family history, 19 genomic findings (one
-    # query per kind of row: the three rows of issue 20 added three), 20 the access event,
-    # 21 metastasis site labels, 22 code labels.
-    with django_assert_num_queries(23):
+    # 12 immune findings, 13 immune-related events, 14 prophylaxes, 15 vaccinations (rows of
+    # their own since issue 15: one prefetch each, whatever their number), 16 comorbidities,
+    # 17 organ function, 18 medication, 19 smoking and alcohol, 20 family history, 21 genomic
+    # findings (one query per kind of row: the three rows of issue 20 added three), 22 the
+    # access event, 23 metastasis site labels, 24 code labels.
+    with django_assert_num_queries(25):
         response = alice_client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200

@@ -297,11 +297,12 @@ def test_the_checklist_page_queries_are_constant(
     alice_client.get(f"/cases/{case.pk}/checklist/")
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
     # 4 the case (access helper),
-    # 5-19 its rows (as on the case page; smoking and alcohol, family history and genomic
-    # findings added by issue 20, one query each), 20 the checklist, 21 the newest published
-    # version (for the notice), 22 the categories, 23 code labels, 24 metastasis-site labels,
-    # 25 the access event.
-    with django_assert_num_queries(26):
+    # 5-21 its rows (as on the case page; prophylaxes and vaccinations, rows of their own
+    # since issue 15, and smoking and alcohol, family history and genomic findings added by
+    # issue 20, one query each), 22 the checklist, 23 the newest published version (for the
+    # notice), 24 the categories, 25 code labels, 26 metastasis-site labels, 27 the access
+    # event.
+    with django_assert_num_queries(28):
         response = alice_client.get(f"/cases/{case.pk}/checklist/")
     assert len(_codes(response.content.decode())) == categories
 

@@ -129,7 +129,7 @@ def save_case(practice, shape: Shape) -> Case:
         PerformanceStatus(**row, assessed_on=today, ecog=1) for _ in range(shape.performance)
     )
     Biomarker.objects.bulk_create(
-        Biomarker(**row, name="ER", kind="tissue", status="pending")
+        Biomarker(**row, name="ER", kind="somatic", status="pending")
         for _ in range(shape.biomarkers)
     )
     return case

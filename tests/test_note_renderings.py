@@ -58,6 +58,8 @@ CLINICAL_MODELS = [
     "AdverseEvent",
     "PerformanceStatus",
     "ImmuneFinding",
+    "Prophylaxis",
+    "Vaccination",
     "ImmuneAdverseEvent",
     "Comorbidity",
     "OrganFunction",
@@ -216,7 +218,14 @@ def _fully_recorded_note(alice: Any, practice: Any) -> tuple[BoardNoteVersion, d
 
     tumour = add("Tumour")
     add("StagingRecord", tumour=tumour)
-    for name in ("Biomarker", "Metastasis", "PerformanceStatus", "ImmuneFinding"):
+    for name in (
+        "Biomarker",
+        "Metastasis",
+        "PerformanceStatus",
+        "ImmuneFinding",
+        "Prophylaxis",
+        "Vaccination",
+    ):
         add(name)
     for name in ("Comorbidity", "OrganFunction", "Medication"):
         add(name)
@@ -338,6 +347,21 @@ def _special(
     """Fields the note shows in another form than label and value of their own."""
     if key == "case.version":
         return key, labels["t:record_version"], str(obj.version)
+    name = key.split(".")[1].split("_lab_")[0]
+    if key.startswith("immunefinding.") and name in notes.CONVERTED_FIELDS:
+        # A value converted on entry, with the laboratory's value and unit beside it.
+        separator = "," if translation.get_language() == "de" else "."
+
+        def number(value: Decimal) -> str:
+            return f"{value.normalize():f}".replace(".", separator)
+
+        unit = labels[f"c:immunefinding.{name}_lab_unit:{obj.__dict__[f'{name}_lab_unit']}"]
+        text = labels["t:lab"] % {
+            "value": number(getattr(obj, name)),
+            "lab": number(getattr(obj, f"{name}_lab_value")),
+            "unit": unit,
+        }
+        return key, labels[f"f:immunefinding.{name}"], text
     if key == "stagingrecord.tumour":
         return key, labels["f:stagingrecord.tumour"], obj.tumour.oncotree_name
     if key == "therapyline.number":

@@ -164,3 +164,13 @@ def precise_date(obj: Any, name: str) -> str:
     """`{{ row|precise_date:"diagnosed_on" }}`: a row's date at the precision it was recorded
     with, or "" when none is recorded."""
     return partial_date(models.partial_date(obj, name))
+
+
+@register.filter
+def lab(obj: Any, name: str) -> str:
+    """`{{ finding|lab:"platelets" }}`: " (lab: 150000 /µL)" after a value converted on entry,
+    when the laboratory reported it in another unit; "" otherwise."""
+    from checklist.forms import lab_text
+
+    text = lab_text(obj, name)
+    return str(_(" (lab: %(value)s)") % {"value": text}) if text else ""

@@ -38,9 +38,11 @@ from checklist.models import (
     Metastasis,
     OrganFunction,
     PerformanceStatus,
+    Prophylaxis,
     StagingRecord,
     TherapyLine,
     Tumour,
+    Vaccination,
 )
 from checklist.record import catalogue_categories
 from checklist.views.case_sections import inline_context, section_response, stale_section
@@ -82,6 +84,15 @@ ROW_KINDS: dict[str, RowKind] = {
     ),
     "immune": RowKind(
         ImmuneFinding, forms.ImmuneFindingForm, gettext_lazy("Immune-relevant findings"), "immune"
+    ),
+    "prophylaxis": RowKind(
+        Prophylaxis,
+        forms.ProphylaxisForm,
+        gettext_lazy("Antiviral or antimicrobial prophylaxis"),
+        "immune",
+    ),
+    "vaccination": RowKind(
+        Vaccination, forms.VaccinationForm, gettext_lazy("Vaccination"), "immune"
     ),
     "irae": RowKind(
         ImmuneAdverseEvent,

@@ -63,7 +63,7 @@ def test_a_physician_records_a_breast_cancer_case(page, alice, codelists):
     for name, status, extra in [("ER", "result", "positive"), ("HER2", "pending", "")]:
         page.get_by_role("link", name="Add biomarker result").click()
         field(page, "Marker").fill(name)
-        field(page, "Kind").select_option("tissue")
+        field(page, "Kind").select_option("somatic")
         field(page, "Status").select_option(status)
         if extra:
             field(page, "Categorical result").fill(extra)

@@ -504,7 +504,7 @@ def _effort_scenario(page: Any, username: str, password: str, label: str) -> dic
         [("ER", "positive"), ("PR", "positive"), ("HER2", "0")], 1
     ):
         field("Marker", biomarkers).fill(marker)
-        field("Kind", biomarkers).select_option("tissue")
+        field("Kind", biomarkers).select_option("somatic")
         field("Status", biomarkers).select_option("result")
         field("Categorical result", biomarkers).fill(result)
         save(biomarkers, another=n < 3)

@@ -97,7 +97,7 @@ def _seed(practice: Practice, count: int, seed_value: int, prefix: str, progress
                 )
                 for marker in rng.sample(["ER", "PR", "HER2", "PD-L1", "KRAS"], 2):
                     rows["b"].append(
-                        Biomarker(name=marker, kind="tissue", status="pending", **common)
+                        Biomarker(name=marker, kind="somatic", status="pending", **common)
                     )
                 if case.metastasis_status == "present":
                     rows["m"].append(
