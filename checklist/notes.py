@@ -133,16 +133,18 @@ IMMUNE_FIELDS = _fields("""
     steroid_mg_per_day steroid_since hiv hbsag anti_hbc transplant_gvhd asplenia
     autoimmune_disease infections_12m infections_hospitalised vaccinations comment
 """)
-IMMUNE_EVENT_FIELDS = _fields("occurred_on organ grade treatment resolved rechallenged")
 COMORBIDITY_FIELDS = _fields("name since note")
 ORGAN_FUNCTION_FIELDS = _fields("measured_on egfr bilirubin alt ast lvef")
 MEDICATION_FIELDS = _fields("name kind dose")
 LINE_FIELDS = _fields("""
-    types regimen intent setting palliative_line started_on ended_on ongoing cycles
-    dose_reductions response response_criteria end_reason category
+    kind position types regimen agents intent started_on ended_on ongoing cycles
+    dose_reductions response response_criteria mrd mrd_sensitivity mrd_specimen end_reason
+    category
 """)
 EVENT_FIELDS = _fields("""
-    term ctcae_version grade attributed_agent onset_on led_to_stop dose_reduced resolved
+    term grade ctcae_version onset_on attributed_agent immune_related steroids steroid_dose
+    steroid_started_on other_immunosuppressants treatment course improved_to_grade led_to_stop
+    dose_reduced rechallenged
 """)
 REGISTRATION_ROWS = _fields("""
     registering_physician target_board board_type board_date images_available
@@ -182,7 +184,7 @@ TEXTS = {
     "t:biomarker": gettext_lazy("Biomarker %(n)s"),
     "t:performance": gettext_lazy("Performance status"),
     "t:immune": gettext_lazy("Immune-relevant findings"),
-    "t:immune_event": gettext_lazy("Prior immune-related adverse event"),
+    "t:immune_event": gettext_lazy("Immune-related adverse event: %(name)s"),
     "t:comorbidities": gettext_lazy("Comorbidities"),
     "t:comorbidity": pgettext_lazy("board note", "Comorbidity"),
     "t:organ_function": gettext_lazy("Organ function"),
@@ -190,10 +192,14 @@ TEXTS = {
     "t:medication": pgettext_lazy("board note", "Medication"),
     "t:lines": gettext_lazy("Therapy lines"),
     "t:line": gettext_lazy("Line %(n)s"),
-    "t:event": gettext_lazy("Adverse event of line %(n)s"),
+    "t:line_position": gettext_lazy("Line %(n)s · %(name)s"),
+    "t:episode": gettext_lazy("%(name)s · %(start)s"),
+    "t:event": gettext_lazy("Adverse event of %(name)s"),
+    "t:event_case": gettext_lazy("Adverse event (not attributed to a recorded episode)"),
+    "t:unknown_grades": gettext_lazy("Events with unknown grade (not counted)"),
     "t:statements": gettext_lazy("Statements"),
     "t:tnm": gettext_lazy("TNM"),
-    "t:worst_grade": gettext_lazy("Worst CTCAE grade"),
+    "t:worst_grade": gettext_lazy("Worst grade"),
     "t:author": gettext_lazy("Author"),
     "t:note_version": gettext_lazy("Note version"),
     "t:supersedes": gettext_lazy("Supersedes version"),
@@ -283,6 +289,8 @@ class _Builder:
             return self.row(label, CODES if isinstance(raw, list) else CODE, raw, system)
         if key in PLAIN_FIELDS:
             return self.row(label, PLAIN, str(raw))
+        if isinstance(raw, list):  # several short entries (an episode's agents)
+            return self.row(label, TEXT, ", ".join(raw))
         if field.choices:
             self.texts[f"c:{key}:{raw}"] = dict(field.flatchoices).get(raw, raw)
             return self.row(label, CHOICE, raw, key)
@@ -310,7 +318,7 @@ class _Builder:
         return out
 
 
-def _group(heading: str, rows: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+def _group(heading: Any, rows: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
     group: dict[str, Any] = {"h": heading, "rows": rows}
     if params:
         group["p"] = params
@@ -357,10 +365,35 @@ def _line_rows(b: _Builder, line: Any) -> list[dict[str, Any]]:
             row = b.field(line, name)
         if row is not None:
             rows.append(row)
-    worst = CaseRecord.worst_grade(line)
+    worst, unknown = line.worst_grade()
     if worst:
-        rows.append(b.row("t:worst_grade", PLAIN, str(worst)))
+        rows.append(b.row("t:worst_grade", PLAIN, f"G{worst}"))
+    if unknown:
+        rows.append(b.row("t:unknown_grades", PLAIN, str(unknown)))
     return rows
+
+
+def _episode_heading(line: Any) -> dict[str, Any]:
+    """A heading naming an episode as the page does, in both languages: "Line 1 ·
+    maintenance", "Radiotherapy · 2021-03"."""
+    if line.is_systemic:
+        if not line.position:
+            return {"key": "t:line", "p": {"n": line.number}}
+        position = _in_both_languages(line.get_position_display())
+        return {"key": "t:line_position", "name": position, "p": {"n": line.number}}
+    kind = {
+        language: capfirst(text)
+        for language, text in _in_both_languages(line.get_kind_display()).items()
+    }
+    start = line.partial("started_on").iso()
+    return {"key": "t:episode", "name": kind, "p": {"start": start}}
+
+
+def _event_heading(event: Any, lines: dict[int, Any]) -> dict[str, Any] | str:
+    line = lines.get(event.line_id)
+    if line is None:
+        return "t:event_case"
+    return {"key": "t:event", "name": _episode_heading(line)}
 
 
 def build_snapshot(
@@ -427,8 +460,13 @@ def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict
     findings = [_group("t:performance", b.rows(p, PERFORMANCE_FIELDS)) for p in record.performance]
     findings = findings or [_empty_group("t:performance")]
     immune = [_group("t:immune", b.rows(f, IMMUNE_FIELDS)) for f in record.immune]
+    # The immune-related adverse events, as the page's immune section shows them (the one
+    # model's rows, recorded once; the therapy section lists them with the others).
     immune += [
-        _group("t:immune_event", b.rows(e, IMMUNE_EVENT_FIELDS)) for e in record.immune_events
+        _group(
+            {"key": "t:immune_event", "name": {"en": e.term, "de": e.term}}, b.rows(e, EVENT_FIELDS)
+        )
+        for e in record.immune_events
     ]
     if case.immune_not_assessed:
         immune.insert(0, _group("t:immune", b.rows(case, ["immune_not_assessed"])))
@@ -447,11 +485,13 @@ def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict
     statements = b.rows(case, ["no_prior_therapy", "prior_therapy_stated_on"])
     if statements:
         therapy.append(_group("t:statements", statements))
+    lines = {line.pk: line for line in record.lines}
     for line in record.lines:
-        therapy.append(_group("t:line", _line_rows(b, line), n=line.number))
+        therapy.append(_group(_episode_heading(line), _line_rows(b, line)))
         therapy += [
-            _group("t:event", b.rows(e, EVENT_FIELDS), n=line.number) for e in line.events.all()
+            _group(_event_heading(e, lines), b.rows(e, EVENT_FIELDS)) for e in line.recorded_events
         ]
+    therapy += [_group("t:event_case", b.rows(e, EVENT_FIELDS)) for e in record.unlinked_events]
     if not record.lines and not case.no_prior_therapy:
         therapy.append(_empty_group("t:lines"))
 
@@ -673,8 +713,11 @@ class _Reader:
         self.offset = offset
 
     def text(self, ref: Any, params: dict[str, Any] | None = None) -> str:
-        if isinstance(ref, dict) and "key" in ref:  # a label built around a catalogue name
-            return self.text(ref["key"], {"name": self.text(ref["name"])})
+        if isinstance(ref, dict) and "key" in ref:  # a label built around a name and numbers
+            params = dict(ref.get("p") or {})
+            if "name" in ref:
+                params["name"] = self.text(ref["name"])
+            return self.text(ref["key"], params)
         if isinstance(ref, dict):
             return str(ref.get(self.language) or ref.get("en") or "")
         text = self.labels.get(ref, ref)

@@ -224,9 +224,11 @@ def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
     # 4 the case (access helper; the record does not fetch
     # it again), 5 tumours, 6 staging records with their tumour, 7 biomarkers, 8 metastases,
-    # 9 lines with linked category, 10 their adverse events, 11 performance status,
-    # 12 immune findings, 13 immune-related events, 14 comorbidities, 15 organ function,
-    # 16 medication, 17 the access event, 18 metastasis site labels, 19 code labels.
-    with django_assert_num_queries(20):
+    # 9 therapy episodes with linked category, 10 the case's adverse events (all of them,
+    # immune-related ones too: one model since issue 15, so one query less than with the
+    # separate immune-related table), 11 performance status, 12 immune findings,
+    # 13 comorbidities, 14 organ function, 15 medication, 16 the access event, 17 metastasis
+    # site labels, 18 code labels.
+    with django_assert_num_queries(19):
         response = alice_client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200

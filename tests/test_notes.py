@@ -295,15 +295,16 @@ def test_the_note_page_queries_are_constant(
 
 # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
 # 4 the note with its case,
-# 5 the newest version, 6-17 the case's rows (tumours, staging, biomarkers, metastases,
-# lines, their events, performance, immune findings, immune events, comorbidities, organ
-# function, medication), 18 the labels of every code list the note names (one query, both
-# languages: the snapshot stores them), 19 the checklist with its version, 20 categories,
-# 21 items with who set them, 22 versions of the note, 23 the access event, 24 metastasis-site
-# labels (the signing check's facts), 25 deviation labels, 26 outcomes. The signing check
+# 5 the newest version, 6-16 the case's rows (tumours, staging, biomarkers, metastases,
+# therapy episodes, the case's adverse events, performance, immune findings, comorbidities,
+# organ function, medication), 17 the labels of every code list the note names (one query,
+# both languages: the snapshot stores them), 18 the checklist with its version, 19 categories,
+# 20 items with who set them, 21 versions of the note, 22 the access event, 23 metastasis-site
+# labels (the signing check's facts), 24 deviation labels, 25 outcomes. The signing check
 # reads the record already loaded. (27 before the note's labels came from one query instead
-# of three.)
-QUERIES_NOTE_PAGE = 27
+# of three; 26 while immune-related adverse events had a table of their own: one model since
+# issue 15.)
+QUERIES_NOTE_PAGE = 26
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):

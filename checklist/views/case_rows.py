@@ -28,7 +28,6 @@ from checklist.models import (
     CaseRow,
     Code,
     Comorbidity,
-    ImmuneAdverseEvent,
     ImmuneFinding,
     Medication,
     Membership,
@@ -67,7 +66,7 @@ ROW_KINDS: dict[str, RowKind] = {
     "metastasis": RowKind(
         Metastasis, forms.MetastasisForm, gettext_lazy("Metastasis"), "metastases"
     ),
-    "line": RowKind(TherapyLine, forms.TherapyLineForm, gettext_lazy("Therapy line"), "therapy"),
+    "line": RowKind(TherapyLine, forms.TherapyLineForm, gettext_lazy("Therapy episode"), "therapy"),
     "event": RowKind(
         AdverseEvent, forms.AdverseEventForm, gettext_lazy("Adverse event"), "therapy"
     ),
@@ -79,12 +78,6 @@ ROW_KINDS: dict[str, RowKind] = {
     ),
     "immune": RowKind(
         ImmuneFinding, forms.ImmuneFindingForm, gettext_lazy("Immune-relevant findings"), "immune"
-    ),
-    "irae": RowKind(
-        ImmuneAdverseEvent,
-        forms.ImmuneAdverseEventForm,
-        gettext_lazy("Prior immune-related adverse event"),
-        "immune",
     ),
     "comorbidity": RowKind(
         Comorbidity, forms.ComorbidityForm, gettext_lazy("Comorbidity"), "situation"
@@ -122,6 +115,8 @@ def row_form(
         extra["categories"] = catalogue_categories(case.practice_id)
     if kind == "event" and instance is None and (line or request.method == "GET"):
         extra["initial"] = {"line": line or request.GET.get("line")}
+        if request.GET.get("immune"):  # "add immune-related adverse event"
+            extra["initial"]["immune_related"] = True
     if request.htmx and kind != "tumour":
         extra["auto_id"] = f"id_{kind}_%s"
     return row_kind.form(
