@@ -31,7 +31,8 @@ def test_a_physician_marks_two_categories_to_raise(page, alice, alice_client, ca
     cards = page.get_by_test_id("category")
     assert cards.count() == 6
     assert "states no priority" in page.get_by_test_id("order-note").inner_text()
-    assert "line 1" in page.locator("#category-dendritic_cell_therapy").inner_text()
+    linked = page.locator("#category-dendritic_cell_therapy").inner_text()
+    assert "Line 1 · first line for advanced disease" in linked
 
     for code, note in [
         ("radiotherapy", "Bone pain: ask radiotherapy."),
