@@ -930,6 +930,8 @@ TABLE_LABELS = {
     "checklist_adverseevent": gettext_lazy("adverse event"),
     "checklist_performancestatus": gettext_lazy("performance status"),
     "checklist_immunefinding": gettext_lazy("immune finding"),
+    # Gone since issue 15 (immune-related events are adverse events with a flag); its rows
+    # stay in the trail under this name.
     "checklist_immuneadverseevent": gettext_lazy("immune-related adverse event"),
     "checklist_comorbidity": gettext_lazy("comorbidity"),
     "checklist_organfunction": gettext_lazy("organ function"),
