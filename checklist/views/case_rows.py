@@ -261,8 +261,17 @@ def _row_saved(request: PracticeRequest, kind: str, row: Any) -> HttpResponse:
                 "form_action": row_action(case, kind, None),
             }
         )
+    # An episode's or event's change shows in the immune section too (its immune-related
+    # events, named with their episode).
+    also = ["immune"] if kind in ("line", "event") else None
     return section_response(
-        request, case, row_kind.anchor, oob=True, old_version=expected_version(request), **extra
+        request,
+        case,
+        row_kind.anchor,
+        oob=True,
+        old_version=expected_version(request),
+        also=also,
+        **extra,
     )
 
 
