@@ -50,6 +50,7 @@ from checklist.models import (
     Checklist,
     ChecklistItem,
     Code,
+    EpisodeKind,
     Membership,
     Practice,
     PracticeScoped,
@@ -608,8 +609,15 @@ ROW_LABELS: dict[Any, tuple[tuple[str, str | None], Callable[[str, str, str | No
         lambda a, b, lang: gettext("catalogue version %(n)s") % {"n": a},
     ),
     BoardNoteVersion: (("number", None), lambda a, b, lang: gettext("version %(n)s") % {"n": a}),
-    TherapyLine: (("number", None), lambda a, b, lang: gettext("line %(n)s") % {"n": a}),
+    TherapyLine: (("number", "kind"), lambda a, b, lang: _episode_label(a, b)),
 }
+
+
+def _episode_label(number: str, kind: str) -> str:
+    """A systemic line by its number ("line 2"); any other episode by its kind."""
+    if number:
+        return gettext("line %(n)s") % {"n": number}
+    return str(dict(EpisodeKind.choices).get(kind, kind))
 
 
 def _user_model() -> Any:
@@ -931,6 +939,8 @@ TABLE_LABELS = {
     "checklist_adverseevent": gettext_lazy("adverse event"),
     "checklist_performancestatus": gettext_lazy("performance status"),
     "checklist_immunefinding": gettext_lazy("immune finding"),
+    # Gone since issue 15 (immune-related events are adverse events with a flag); its rows
+    # stay in the trail under this name.
     "checklist_immuneadverseevent": gettext_lazy("immune-related adverse event"),
     "checklist_comorbidity": gettext_lazy("comorbidity"),
     "checklist_organfunction": gettext_lazy("organ function"),

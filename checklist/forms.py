@@ -19,9 +19,13 @@ from django.utils.translation import gettext_lazy as _
 
 from checklist import genes, hgvs, rules, second_factor
 from checklist.models import (
+    AE_NUMERIC_GRADES,
     FIRST_DEGREE_RELATIONS,
+    REGULAR_END_REASONS,
     SOLID_TUMOUR_CRITERIA,
     AdverseEvent,
+    AeCourse,
+    AeGrade,
     AgendaItem,
     AgendaStatus,
     AlcoholUse,
@@ -34,19 +38,19 @@ from checklist.models import (
     Code,
     Comorbidity,
     Discipline,
+    EpisodeKind,
     EstablishedBy,
     FamilyHistory,
     GenomicResultKind,
     GenomicVariant,
-    ImmuneAdverseEvent,
     ImmuneFinding,
     ItemStatus,
     Lifestyle,
-    LineSetting,
     Medication,
     Membership,
     Metastasis,
     MetastasisStatus,
+    MrdStatus,
     NoteState,
     OrganFunction,
     PerformanceStatus,
@@ -63,6 +67,7 @@ from checklist.models import (
     Tumour,
     Vaccination,
     VariantType,
+    YesNoRecorded,
     YesNoUnknown,
     partial_date,
     precise_date_fields,
@@ -1110,18 +1115,53 @@ class MetastasisForm(RowForm):
         return cleaned
 
 
+class LinesField(forms.CharField):
+    """Several short entries, one per line of a text area (an episode's agents): cleans to a
+    list without empty lines."""
+
+    widget = forms.Textarea(attrs={"rows": 2})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, (list, tuple)):
+            return [str(v).strip() for v in value if str(v).strip()]
+        text = super().to_python(value) or ""
+        return [part.strip() for part in text.splitlines() if part.strip()]
+
+    def validate(self, value: Any) -> None:
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        for part in value:
+            if len(part) > 200:
+                raise forms.ValidationError(_("Each entry has at most 200 characters."))
+
+    def run_validators(self, value: Any) -> None:
+        for part in value:
+            super().run_validators(part)
+
+
 class TherapyLineForm(RowForm):
+    """A therapy episode. Contradictions the physician may know to be right (an ongoing
+    episode with an end date, a regular end although an adverse event led to stopping, two
+    systemic lines with the same number) come back as warnings with a box to tick; ticked,
+    the episode saves as entered."""
+
     date_fields = ("started_on", "ended_on")
 
     class Meta:
         model = TherapyLine
         fields = [
+            "kind",
             "number",
+            "position",
             "types",
             "regimen",
+            "agents",
             "intent",
-            "setting",
-            "palliative_line",
             "started_on",
             "ended_on",
             "ongoing",
@@ -1129,6 +1169,9 @@ class TherapyLineForm(RowForm):
             "dose_reductions",
             "response",
             "response_criteria",
+            "mrd",
+            "mrd_sensitivity",
+            "mrd_specimen",
             "end_reason",
             "category",
         ]
@@ -1136,10 +1179,19 @@ class TherapyLineForm(RowForm):
 
     def __init__(self, *args: Any, categories: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["kind"].required = False  # not given: a systemic line
+        self.fields["number"].help_text = _(
+            "Systemic lines only, counted as you count them (e.g. IMWG); other episodes have"
+            " no number."
+        )
         self.fields["types"] = forms.MultipleChoiceField(
             label=_("Therapy types"),
+            required=False,
             choices=_code_choices("mii:therapie-typ", self.language),
             widget=forms.CheckboxSelectMultiple,
+        )
+        self.fields["agents"] = LinesField(
+            label=_("Agents"), required=False, help_text=_("One per line.")
         )
         self.fields["intent"] = forms.ChoiceField(
             label=_("Intent"),
@@ -1167,57 +1219,170 @@ class TherapyLineForm(RowForm):
         category.empty_label = _("no catalogue category")  # type: ignore[attr-defined]
         category.label_from_instance = lambda c: c.name(self.language)  # type: ignore[attr-defined]
 
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or EpisodeKind.SYSTEMIC
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         start, end = cleaned.get("started_on"), cleaned.get("ended_on")
-        if cleaned.get("ongoing"):
-            if end:
-                self.add_error("ended_on", _("An ongoing line has no end date."))
-            if cleaned.get("end_reason"):
-                self.add_error("end_reason", _("An ongoing line has no end reason."))
+        systemic = cleaned.get("kind") == EpisodeKind.SYSTEMIC
+        number = cleaned.get("number")
+        if systemic and number is None:
+            self.add_error("number", _("A systemic line needs its line number."))
+        if not systemic and number is not None:
+            self.add_error(
+                "number", _("Only systemic lines carry a line number; leave it empty here.")
+            )
+        if systemic and not cleaned.get("types"):
+            self.add_error("types", _("Give the therapy types of the systemic line."))
+        if cleaned.get("ongoing") and cleaned.get("end_reason"):
+            self.add_error("end_reason", _("An ongoing episode has no end reason."))
         if start and end and end.certainly_before(start):
             self.add_error("ended_on", _("The end is before the start."))
-        if cleaned.get("setting") == LineSetting.PALLIATIVE and not cleaned.get("palliative_line"):
-            self.add_error("palliative_line", _("Give the number of the palliative line."))
         criteria = cleaned.get("response_criteria")
         if criteria in SOLID_TUMOUR_CRITERIA and self.case and self.case.is_haematological:
             self.add_error("response_criteria", _("RECIST applies to solid tumours only."))
+        mrd = cleaned.get("mrd")
+        measured = mrd in (MrdStatus.NEGATIVE, MrdStatus.POSITIVE)
+        for name in ("mrd_sensitivity", "mrd_specimen"):
+            if cleaned.get(name) not in (None, "") and not measured:
+                self.add_error(name, _("Sensitivity and specimen belong to an MRD result."))
+        if not self.errors:
+            self._ask_about_contradictions(cleaned, systemic, number)
         return cleaned
+
+    def _ask_about_contradictions(
+        self, cleaned: dict[str, Any], systemic: bool, number: int | None
+    ) -> None:
+        if self.confirmed or self.case is None:
+            return
+        asked = False
+        if cleaned.get("ongoing") and cleaned.get("ended_on"):
+            self.add_error("ended_on", _("The episode is marked ongoing but has an end date."))
+            asked = True
+        if cleaned.get("end_reason") in REGULAR_END_REASONS and self.instance.pk:
+            stopped = [e.term for e in self.instance.events.all() if e.led_to_stop]
+            if stopped:
+                self.add_error(
+                    "end_reason",
+                    _(
+                        "The end reason says “regular end”, but an adverse event of this"
+                        " episode is marked “led to stopping the therapy” (%(terms)s)."
+                    )
+                    % {"terms": ", ".join(stopped)},
+                )
+                asked = True
+        if systemic and number is not None:
+            same = TherapyLine.objects.filter(
+                case=self.case, kind=EpisodeKind.SYSTEMIC, number=number
+            ).exclude(pk=self.instance.pk)
+            if same.exists():
+                self.add_error(
+                    "number",
+                    _("Another systemic line of this case has number %(n)s.") % {"n": number},
+                )
+                asked = True
+        if asked:
+            self._add_confirm_field()
+            self.add_error(
+                None,
+                _(
+                    "The values marked below contradict each other or the record. If they are"
+                    " correct, tick the box at the end of the form and save again."
+                ),
+            )
 
 
 class AdverseEventForm(RowForm):
-    date_fields = ("onset_on",)
+    date_fields = ("onset_on", "steroid_started_on")
 
     class Meta:
         model = AdverseEvent
         fields = [
             "line",
-            "term",
-            "ctcae_version",
-            "grade",
             "attributed_agent",
+            "term",
+            "grade",
+            "ctcae_version",
+            "onset_on",
+            "immune_related",
+            "steroids",
+            "steroid_dose",
+            "steroid_started_on",
+            "other_immunosuppressants",
+            "treatment",
+            "course",
+            "improved_to_grade",
             "led_to_stop",
             "dose_reduced",
-            "resolved",
-            "onset_on",
+            "rechallenged",
         ]
         widgets = _date_widgets(AdverseEvent)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         line = self.fields["line"]
-        line.queryset = TherapyLine.objects.filter(case=self.case).order_by("number")  # type: ignore[attr-defined]
-        line.label_from_instance = lambda l: (  # type: ignore[attr-defined]  # noqa: E741
-            _("line %(n)s: %(regimen)s") % {"n": l.number, "regimen": l.regimen or "—"}
+        line.queryset = TherapyLine.objects.filter(case=self.case).order_by(  # type: ignore[attr-defined]
+            "started_on", "pk"
         )
+        line.empty_label = _("no episode (the case)")  # type: ignore[attr-defined]
+        line.label_from_instance = lambda episode: (  # type: ignore[attr-defined]
+            f"{episode.label(self.language)}: {episode.regimen or ', '.join(episode.agents) or '—'}"
+        )
+        self.fields["steroids"].label = _("Systemic steroids given")
+        self.fields["rechallenged"].label = _("Rechallenged")
+        self.fields["course"].required = False  # not given: "course not recorded"
 
-    def clean_grade(self) -> int:
-        grade = self.cleaned_data["grade"]
-        if grade == 5 and not (self.case and self.case.deceased_on):
+    def clean_course(self) -> str:
+        return self.cleaned_data.get("course") or AeCourse.NOT_RECORDED
+
+    def clean_grade(self) -> str:
+        grade: str = self.cleaned_data["grade"]
+        if grade == AeGrade.G5 and not (self.case and self.case.deceased_on):
             raise forms.ValidationError(
                 _("Grade 5 means death: record the date of death on the case first.")
             )
-        return int(grade)
+        return grade
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        course, improved = cleaned.get("course"), cleaned.get("improved_to_grade")
+        grade = cleaned.get("grade")
+        if course == AeCourse.IMPROVED and improved is None:
+            self.add_error("improved_to_grade", _("Give the grade it improved to."))
+        if course != AeCourse.IMPROVED and improved is not None:
+            self.add_error(
+                "improved_to_grade", _("A grade it improved to belongs to the course “improved”.")
+            )
+        if improved is not None and grade in AE_NUMERIC_GRADES and improved >= int(grade):
+            self.add_error("improved_to_grade", _("An improvement is to a lower grade."))
+        steroid_details = cleaned.get("steroid_dose") or cleaned.get("steroid_started_on")
+        if steroid_details and cleaned.get("steroids") != YesNoRecorded.YES:
+            self.add_error("steroids", _("A steroid dose or start needs “steroids given: yes”."))
+        line = cleaned.get("line")
+        if (
+            not self.errors
+            and not self.confirmed
+            and line is not None
+            and cleaned.get("led_to_stop")
+            and line.end_reason in REGULAR_END_REASONS
+        ):
+            self.add_error(
+                "led_to_stop",
+                _(
+                    "This event is marked “led to stopping the therapy”, but the episode's end"
+                    " reason says “regular end”."
+                ),
+            )
+            self._add_confirm_field()
+            self.add_error(
+                None,
+                _(
+                    "The values marked below contradict each other or the record. If they are"
+                    " correct, tick the box at the end of the form and save again."
+                ),
+            )
+        return cleaned
 
 
 class PerformanceStatusForm(RowForm):
@@ -1545,15 +1710,6 @@ class ImmuneFindingForm(RowForm):
         if commit:
             finding.save()
         return finding
-
-
-class ImmuneAdverseEventForm(RowForm):
-    date_fields = ("occurred_on",)
-
-    class Meta:
-        model = ImmuneAdverseEvent
-        fields = ["organ", "grade", "treatment", "resolved", "rechallenged", "occurred_on"]
-        widgets = _date_widgets(ImmuneAdverseEvent)
 
 
 class ProphylaxisForm(RowForm):

@@ -4,6 +4,7 @@ audited by database triggers from its first migration (see audit.py and Practice
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, Self, TypeVar
 
@@ -14,7 +15,9 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core import signing
 from django.db import models
+from django.utils import translation
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from checklist import rules
@@ -268,7 +271,9 @@ class CaseQuerySet(PracticeScopedQuerySet):
             has_immune=has(ImmuneFinding)
             | has(Prophylaxis)
             | has(Vaccination)
-            | has(ImmuneAdverseEvent)
+            | models.Exists(
+                AdverseEvent.objects.filter(case=models.OuterRef("pk"), immune_related=True)
+            )
             | models.Q(immune_not_assessed=True),
             has_prior=has(TherapyLine) | models.Q(no_prior_therapy=True),
         ).annotate(
@@ -712,16 +717,40 @@ class Metastasis(CaseRow):
         return self.site
 
 
-# --- case record II: therapy lines, tolerability, immune status, individual situation ---------
+# --- case record II: therapy episodes, tolerability, immune status, individual situation -----
 
 
-class LineSetting(models.TextChoices):
-    NEOADJUVANT = "neoadjuvant", _("neoadjuvant")
-    ADJUVANT = "adjuvant", _("adjuvant")
-    PALLIATIVE = "palliative", _("palliative")
+class EpisodeKind(models.TextChoices):
+    """What a therapy episode is. Only a systemic line carries a line number."""
+
+    SYSTEMIC = "systemic", _("systemic therapy line")
+    SURGERY = "surgery", _("surgery")
+    RADIOTHERAPY = "radiotherapy", _("radiotherapy")
+    RADIOSURGERY = "radiosurgery", _("stereotactic radiosurgery")
+    INTERVENTION = "intervention", _("interventional procedure")
+    WATCH_AND_WAIT = "watch_and_wait", _("watch and wait / active surveillance")
+
+
+class LinePosition(models.TextChoices):
+    """Where an episode stands in the course of the disease. The one-letter codes are those of
+    the MII code system "therapie-stellung" (position relative to surgery); the others are the
+    project's own, for what that list has no code for (haematological and advanced-disease
+    lines)."""
+
+    NEOADJUVANT = "N", _("neoadjuvant")
+    ADJUVANT = "A", _("adjuvant")
+    ADDITIVE = "Z", _("additive")
+    INTRAOPERATIVE = "I", _("intraoperative")
+    NO_SURGERY = "O", _("without relation to surgery")
+    DEFINITIVE = "definitive", _("definitive (curative without surgery)")
+    INDUCTION = "induction", _("induction")
+    CONSOLIDATION = "consolidation", _("consolidation")
     MAINTENANCE = "maintenance", _("maintenance")
-    DEFINITIVE = "definitive", _("definitive / curative without surgery")
-    OTHER = "other", _("other")
+    CONDITIONING = "conditioning", _("conditioning before stem-cell transplant")
+    FIRST_LINE_ADVANCED = "first_advanced", _("first line for advanced disease")
+    LATER_LINE_ADVANCED = "later_advanced", _("later line for advanced disease")
+    SALVAGE = "salvage", _("salvage (relapsed or refractory disease)")
+    OTHER = "S", _("other")
 
 
 class Response(models.TextChoices):
@@ -740,24 +769,61 @@ class ResponseCriteria(models.TextChoices):
     RANO = "rano", "RANO"
     LUGANO = "lugano", "Lugano"
     IWCLL = "iwcll", "iwCLL"
+    IMWG = "imwg", "IMWG"
     PCWG3 = "pcwg3", "PCWG3"
     CLINICAL = "clinical", _("clinical")
     NOT_EVALUABLE = "not_evaluable", _("not evaluable (e.g. adjuvant)")
 
 
+class MrdStatus(models.TextChoices):
+    NEGATIVE = "negative", _("MRD negative")
+    POSITIVE = "positive", _("MRD positive")
+    NOT_DONE = "not_done", _("MRD not done")
+
+
+class MrdSpecimen(models.TextChoices):
+    PERIPHERAL_BLOOD = "peripheral_blood", _("peripheral blood")
+    BONE_MARROW = "bone_marrow", _("bone marrow")
+
+
+# The sensitivity of an MRD assay as the exponent of 10: -4 reads "10⁻⁴".
+MRD_SENSITIVITIES = [
+    (e, "10" + str(e).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")))
+    for e in range(-2, -8, -1)
+]
+
 # RECIST-family criteria describe solid tumours; they are not offered for haematological cases.
 SOLID_TUMOUR_CRITERIA = {ResponseCriteria.RECIST, ResponseCriteria.IRECIST}
 
+# End reasons (MII "therapie-ende-grund") that say the episode ended as planned.
+REGULAR_END_REASONS = {"E", "R", "W"}
+
 
 class TherapyLine(CaseRow):
+    """A therapy episode: a systemic line (numbered by the physician) or a local therapy or
+    watch-and-wait period (never numbered)."""
+
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="therapy_lines")
-    number = models.PositiveSmallIntegerField(_("line number"))
-    types = ArrayField(models.CharField(max_length=4), verbose_name=_("therapy types"))
-    regimen = models.CharField(_("agents / regimen"), max_length=300, blank=True)
+    kind = models.CharField(
+        _("kind of episode"),
+        max_length=15,
+        choices=EpisodeKind.choices,
+        default=EpisodeKind.SYSTEMIC,
+    )
+    number = models.PositiveSmallIntegerField(_("line number"), null=True, blank=True)
+    types = ArrayField(
+        models.CharField(max_length=4), verbose_name=_("therapy types"), default=list, blank=True
+    )
+    regimen = models.CharField(_("regimen"), max_length=300, blank=True)
+    agents = ArrayField(
+        models.CharField(max_length=200), verbose_name=_("agents"), default=list, blank=True
+    )
     intent = models.CharField(_("intent"), max_length=2, blank=True)
-    setting = models.CharField(_("setting"), max_length=15, choices=LineSetting.choices)
-    palliative_line = models.PositiveSmallIntegerField(
-        _("palliative line number"), null=True, blank=True
+    position = models.CharField(
+        _("position in the course of therapy"),
+        max_length=15,
+        choices=LinePosition.choices,
+        blank=True,
     )
     started_on = models.DateField(_("start"))
     started_on_precision = date_precision()
@@ -772,6 +838,13 @@ class TherapyLine(CaseRow):
     response_criteria = models.CharField(
         _("response criteria"), max_length=15, choices=ResponseCriteria.choices, blank=True
     )
+    mrd = models.CharField(_("MRD"), max_length=10, choices=MrdStatus.choices, blank=True)
+    mrd_sensitivity = models.SmallIntegerField(
+        _("MRD sensitivity"), choices=MRD_SENSITIVITIES, null=True, blank=True
+    )
+    mrd_specimen = models.CharField(
+        _("MRD specimen"), max_length=20, choices=MrdSpecimen.choices, blank=True
+    )
     end_reason = models.CharField(_("end reason"), max_length=2, blank=True)
     category = models.ForeignKey(
         "Category",
@@ -783,43 +856,166 @@ class TherapyLine(CaseRow):
     )
 
     class Meta(CaseRow.Meta):
-        constraints = date_precision_checks("therapyline", "started_on", "ended_on")
-
-    def __str__(self) -> str:
-        return f"line {self.number}"
-
-
-class CtcaeVersion(models.TextChoices):
-    V5 = "5.0", "CTCAE 5.0"
-    V6 = "6.0", "CTCAE 6.0"
-
-
-class AdverseEvent(CaseRow):
-    line = models.ForeignKey(
-        TherapyLine,
-        on_delete=models.CASCADE,
-        related_name="events",
-        verbose_name=_("therapy line"),
-    )
-    term = models.CharField(_("term"), max_length=200)
-    ctcae_version = models.CharField(_("CTCAE version"), max_length=3, choices=CtcaeVersion.choices)
-    grade = models.PositiveSmallIntegerField(_("grade"), choices=[(g, str(g)) for g in range(1, 6)])
-    attributed_agent = models.CharField(_("attributed agent"), max_length=200, blank=True)
-    led_to_stop = models.BooleanField(_("led to stopping the therapy"), default=False)
-    dose_reduced = models.BooleanField(_("dose reduced"), default=False)
-    resolved = models.BooleanField(_("resolved"), default=False)
-    onset_on = models.DateField(_("onset"), null=True, blank=True)
-    onset_on_precision = date_precision()
-
-    class Meta(CaseRow.Meta):
-        constraints = date_precision_checks("adverseevent", "onset_on") + [
+        verbose_name = _("therapy episode")
+        constraints = date_precision_checks("therapyline", "started_on", "ended_on") + [
+            # A systemic line has its number; no other episode has one ("line 0").
             models.CheckConstraint(
-                condition=models.Q(grade__gte=1, grade__lte=5), name="ae_grade_1_to_5"
-            )
+                condition=models.Q(kind=EpisodeKind.SYSTEMIC, number__isnull=False)
+                | (~models.Q(kind=EpisodeKind.SYSTEMIC) & models.Q(number__isnull=True)),
+                name="therapyline_number_only_systemic",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=EpisodeKind.values), name="therapyline_kind_valid"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.term} G{self.grade}"
+        return self.label()
+
+    @property
+    def is_systemic(self) -> bool:
+        return self.kind == EpisodeKind.SYSTEMIC
+
+    def label(self, language: str | None = None) -> str:
+        """How the episode is named everywhere: "Line 1 · maintenance" for a systemic line,
+        "Radiotherapy · 2021-03" for any other episode (its kind and start at precision)."""
+        with translation.override(language) if language else nullcontext():
+            if self.is_systemic:
+                text = str(_("Line %(n)s")) % {"n": self.number}
+                if self.position:
+                    text += f" · {self.get_position_display()}"
+                return text
+            start = self.partial("started_on")
+            kind = capfirst(self.get_kind_display())
+            return f"{kind} · {start.iso()}" if start else str(kind)
+
+    @property
+    def recorded_events(self) -> list[AdverseEvent]:
+        """The episode's adverse events: set by `CaseRecord.load` (no query), else read."""
+        cached = self.__dict__.get("_recorded_events")
+        if cached is None:
+            cached = list(self.events.order_by("onset_on", "pk"))
+            self.__dict__["_recorded_events"] = cached
+        return cached
+
+    def worst_grade(self) -> tuple[int | None, int]:
+        """The highest known CTCAE grade of the episode's events and how many events have an
+        unknown grade (not counted, and said so)."""
+        grades = [int(e.grade) for e in self.recorded_events if e.grade in AE_NUMERIC_GRADES]
+        unknown = sum(1 for e in self.recorded_events if e.grade == AeGrade.UNKNOWN)
+        return (max(grades) if grades else None, unknown)
+
+
+class AeGrade(models.TextChoices):
+    """CTCAE grade as the MII code system "nebenwirkung-ctcae-grad" codes it (U: unknown)."""
+
+    G1 = "1", "G1"
+    G2 = "2", "G2"
+    G3 = "3", "G3"
+    G4 = "4", "G4"
+    G5 = "5", _("G5 (death)")
+    UNKNOWN = "U", _("grade unknown")
+
+
+AE_NUMERIC_GRADES = {"1", "2", "3", "4", "5"}
+
+
+class CtcaeVersion(models.TextChoices):
+    V4_03 = "4.03", "CTCAE v4.03"
+    V5 = "5.0", "CTCAE v5.0"
+    V6 = "6.0", "CTCAE v6.0"
+    NOT_RECORDED = "not_recorded", _("CTCAE version not recorded")
+
+
+class AeCourse(models.TextChoices):
+    RESOLVED = "resolved", _("resolved")
+    IMPROVED = "improved", _("improved to a lower grade")
+    PERSISTING = "persisting", _("persisting")
+    SEQUELAE = "sequelae", _("resolved with sequelae")
+    NOT_RECORDED = "not_recorded", _("course not recorded")
+
+
+class YesNoRecorded(models.TextChoices):
+    YES = "yes", _("yes")
+    NO = "no", _("no")
+
+
+class AdverseEvent(CaseRow):
+    """An adverse event of the case: one model for every event, immune-related or not (the
+    flag says which), optionally attributed to a therapy episode or an agent."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="adverse_events")
+    line = models.ForeignKey(
+        TherapyLine,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        verbose_name=_("causative therapy episode"),
+    )
+    term = models.CharField(_("term"), max_length=200)
+    grade = models.CharField(_("grade"), max_length=1, choices=AeGrade.choices)
+    ctcae_version = models.CharField(
+        _("CTCAE version"), max_length=12, choices=CtcaeVersion.choices
+    )
+    onset_on = models.DateField(_("onset"), null=True, blank=True)
+    onset_on_precision = date_precision()
+    attributed_agent = models.CharField(_("attributed agent"), max_length=200, blank=True)
+    immune_related = models.BooleanField(_("immune-related"), default=False)
+    steroids = models.CharField(
+        _("systemic steroids given"), max_length=3, choices=YesNoRecorded.choices, blank=True
+    )
+    steroid_dose = models.CharField(
+        _("steroid dose"), max_length=100, blank=True, help_text=_("e.g. prednisolone 1 mg/kg")
+    )
+    steroid_started_on = models.DateField(_("steroids started"), null=True, blank=True)
+    steroid_started_on_precision = date_precision()
+    other_immunosuppressants = models.CharField(
+        _("other immunosuppressants"), max_length=200, blank=True, help_text=_("e.g. infliximab")
+    )
+    treatment = models.CharField(_("other treatment"), max_length=300, blank=True)
+    course = models.CharField(
+        _("course"), max_length=15, choices=AeCourse.choices, default=AeCourse.NOT_RECORDED
+    )
+    improved_to_grade = models.PositiveSmallIntegerField(
+        _("improved to grade"), choices=[(g, f"G{g}") for g in range(1, 5)], null=True, blank=True
+    )
+    led_to_stop = models.BooleanField(_("led to stopping the therapy"), default=False)
+    dose_reduced = models.BooleanField(_("dose reduced"), default=False)
+    rechallenged = models.CharField(
+        _("rechallenged"), max_length=3, choices=YesNoRecorded.choices, blank=True
+    )
+
+    class Meta(CaseRow.Meta):
+        constraints = date_precision_checks("adverseevent", "onset_on", "steroid_started_on") + [
+            models.CheckConstraint(
+                condition=models.Q(grade__in=AeGrade.values), name="ae_grade_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ctcae_version__in=CtcaeVersion.values),
+                name="ae_ctcae_version_valid",
+            ),
+            # "Improved to grade n" needs its n; no other course has one.
+            models.CheckConstraint(
+                condition=models.Q(course=AeCourse.IMPROVED, improved_to_grade__isnull=False)
+                | (~models.Q(course=AeCourse.IMPROVED) & models.Q(improved_to_grade__isnull=True)),
+                name="ae_improved_to_grade",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} {self.grade_label}"
+
+    @property
+    def grade_label(self) -> str:
+        """ "G3"; an unknown grade says so."""
+        return f"G{self.grade}" if self.grade in AE_NUMERIC_GRADES else str(_("grade unknown"))
+
+    @property
+    def course_label(self) -> str:
+        if self.course == AeCourse.IMPROVED and self.improved_to_grade:
+            return str(_("improved to G%(n)s")) % {"n": self.improved_to_grade}
+        return str(self.get_course_display())
 
 
 class PerformanceStatus(CaseRow):
@@ -1027,25 +1223,6 @@ class Vaccination(CaseRow):
 
     def __str__(self) -> str:
         return self.vaccine
-
-
-class ImmuneAdverseEvent(CaseRow):
-    """A prior immune-related adverse event, as the physician recorded it."""
-
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="immune_events")
-    organ = models.CharField(_("organ"), max_length=100)
-    grade = models.PositiveSmallIntegerField(_("grade"), choices=[(g, str(g)) for g in range(1, 6)])
-    treatment = models.CharField(_("treatment"), max_length=200, blank=True)
-    resolved = models.BooleanField(_("resolved"), default=False)
-    rechallenged = models.BooleanField(_("rechallenged"), default=False)
-    occurred_on = models.DateField(_("date"), null=True, blank=True)
-    occurred_on_precision = date_precision()
-
-    class Meta(CaseRow.Meta):
-        constraints = date_precision_checks("immuneadverseevent", "occurred_on")
-
-    def __str__(self) -> str:
-        return self.organ
 
 
 class Comorbidity(CaseRow):

@@ -145,16 +145,18 @@ IMMUNE_FIELDS = _fields("""
 CONVERTED_FIELDS = ("leukocytes", "neutrophils", "lymphocytes", "platelets", "haemoglobin")
 PROPHYLAXIS_FIELDS = _fields("agent kind since until")
 VACCINATION_FIELDS = _fields("vaccine given_on note")
-IMMUNE_EVENT_FIELDS = _fields("occurred_on organ grade treatment resolved rechallenged")
 COMORBIDITY_FIELDS = _fields("name since note")
 ORGAN_FUNCTION_FIELDS = _fields("measured_on egfr bilirubin alt ast lvef")
 MEDICATION_FIELDS = _fields("name kind dose")
 LINE_FIELDS = _fields("""
-    types regimen intent setting palliative_line started_on ended_on ongoing cycles
-    dose_reductions response response_criteria end_reason category
+    kind position types regimen agents intent started_on ended_on ongoing cycles
+    dose_reductions response response_criteria mrd mrd_sensitivity mrd_specimen end_reason
+    category
 """)
 EVENT_FIELDS = _fields("""
-    term ctcae_version grade attributed_agent onset_on led_to_stop dose_reduced resolved
+    term grade ctcae_version onset_on attributed_agent immune_related steroids steroid_dose
+    steroid_started_on other_immunosuppressants treatment course improved_to_grade led_to_stop
+    dose_reduced rechallenged
 """)
 LIFESTYLE_FIELDS = _fields("""
     recorded_on smoking pack_years quit_on alcohol alcohol_units_per_week comment
@@ -206,7 +208,7 @@ TEXTS = {
     "t:biomarker": gettext_lazy("Biomarker %(n)s"),
     "t:performance": gettext_lazy("Performance status"),
     "t:immune": gettext_lazy("Immune-relevant findings"),
-    "t:immune_event": gettext_lazy("Prior immune-related adverse event"),
+    "t:immune_event": gettext_lazy("Immune-related adverse event: %(name)s"),
     "t:prophylaxis": gettext_lazy("Antiviral or antimicrobial prophylaxis"),
     "t:vaccination": gettext_lazy("Vaccination"),
     "t:lab": gettext_lazy("%(value)s (lab: %(lab)s %(unit)s)"),
@@ -217,7 +219,11 @@ TEXTS = {
     "t:medication": pgettext_lazy("board note", "Medication"),
     "t:lines": gettext_lazy("Therapy lines"),
     "t:line": gettext_lazy("Line %(n)s"),
-    "t:event": gettext_lazy("Adverse event of line %(n)s"),
+    "t:line_position": gettext_lazy("Line %(n)s · %(name)s"),
+    "t:episode": gettext_lazy("%(name)s · %(start)s"),
+    "t:event": gettext_lazy("Adverse event of %(name)s"),
+    "t:event_case": gettext_lazy("Adverse event (not attributed to a recorded episode)"),
+    "t:unknown_grades": gettext_lazy("Events with unknown grade (not counted)"),
     "t:statements": gettext_lazy("Statements"),
     "t:history": gettext_lazy("Smoking, alcohol and family history"),
     "t:lifestyle": gettext_lazy("Smoking and alcohol"),
@@ -228,7 +234,7 @@ TEXTS = {
     "t:genomics_note": gettext_lazy("As the laboratory reported them; no variant is interpreted."),
     "t:tnm": gettext_lazy("TNM"),
     "t:project_code": gettext_lazy("Project code (TNM 9 lung, not oBDS or MII)"),
-    "t:worst_grade": gettext_lazy("Worst CTCAE grade"),
+    "t:worst_grade": gettext_lazy("Worst grade"),
     "t:author": gettext_lazy("Author"),
     "t:note_version": gettext_lazy("Note version"),
     "t:supersedes": gettext_lazy("Supersedes version"),
@@ -318,6 +324,8 @@ class _Builder:
             return self.row(label, CODES if isinstance(raw, list) else CODE, raw, system)
         if key in PLAIN_FIELDS:
             return self.row(label, PLAIN, str(raw))
+        if isinstance(raw, list):  # several short entries (an episode's agents)
+            return self.row(label, TEXT, ", ".join(raw))
         if field.choices:
             self.texts[f"c:{key}:{raw}"] = dict(field.flatchoices).get(raw, raw)
             return self.row(label, CHOICE, raw, key)
@@ -359,7 +367,7 @@ class _Builder:
         return out
 
 
-def _group(heading: str, rows: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+def _group(heading: Any, rows: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
     group: dict[str, Any] = {"h": heading, "rows": rows}
     if params:
         group["p"] = params
@@ -421,9 +429,11 @@ def _line_rows(b: _Builder, line: Any) -> list[dict[str, Any]]:
             row = b.field(line, name)
         if row is not None:
             rows.append(row)
-    worst = CaseRecord.worst_grade(line)
+    worst, unknown = line.worst_grade()
     if worst:
-        rows.append(b.row("t:worst_grade", PLAIN, str(worst)))
+        rows.append(b.row("t:worst_grade", PLAIN, f"G{worst}"))
+    if unknown:
+        rows.append(b.row("t:unknown_grades", PLAIN, str(unknown)))
     return rows
 
 
@@ -457,6 +467,29 @@ def _history_sections(b: _Builder, record: CaseRecord) -> tuple[dict[str, Any], 
         for n, r in enumerate(record.family_history, 1)
     ] or [_empty_group("t:family_history")]
     return genomics, _section("history", history)
+
+
+def _episode_heading(line: Any) -> dict[str, Any]:
+    """A heading naming an episode as the page does, in both languages: "Line 1 ·
+    maintenance", "Radiotherapy · 2021-03"."""
+    if line.is_systemic:
+        if not line.position:
+            return {"key": "t:line", "p": {"n": line.number}}
+        position = _in_both_languages(line.get_position_display())
+        return {"key": "t:line_position", "name": position, "p": {"n": line.number}}
+    kind = {
+        language: capfirst(text)
+        for language, text in _in_both_languages(line.get_kind_display()).items()
+    }
+    start = line.partial("started_on").iso()
+    return {"key": "t:episode", "name": kind, "p": {"start": start}}
+
+
+def _event_heading(event: Any, lines: dict[int, Any]) -> dict[str, Any] | str:
+    line = lines.get(event.line_id)
+    if line is None:
+        return "t:event_case"
+    return {"key": "t:event", "name": _episode_heading(line)}
 
 
 def build_snapshot(
@@ -525,8 +558,13 @@ def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict
     immune = [_group("t:immune", _immune_rows(b, f)) for f in record.immune]
     immune += [_group("t:prophylaxis", b.rows(p, PROPHYLAXIS_FIELDS)) for p in record.prophylaxes]
     immune += [_group("t:vaccination", b.rows(v, VACCINATION_FIELDS)) for v in record.vaccinations]
+    # The immune-related adverse events, as the page's immune section shows them (the one
+    # model's rows, recorded once; the therapy section lists them with the others).
     immune += [
-        _group("t:immune_event", b.rows(e, IMMUNE_EVENT_FIELDS)) for e in record.immune_events
+        _group(
+            {"key": "t:immune_event", "name": {"en": e.term, "de": e.term}}, b.rows(e, EVENT_FIELDS)
+        )
+        for e in record.immune_events
     ]
     if case.immune_not_assessed:
         immune.insert(0, _group("t:immune", b.rows(case, ["immune_not_assessed"])))
@@ -545,11 +583,13 @@ def _build(version: BoardNoteVersion, language: str, record: CaseRecord) -> dict
     statements = b.rows(case, ["no_prior_therapy", "prior_therapy_stated_on"])
     if statements:
         therapy.append(_group("t:statements", statements))
+    lines = {line.pk: line for line in record.lines}
     for line in record.lines:
-        therapy.append(_group("t:line", _line_rows(b, line), n=line.number))
+        therapy.append(_group(_episode_heading(line), _line_rows(b, line)))
         therapy += [
-            _group("t:event", b.rows(e, EVENT_FIELDS), n=line.number) for e in line.events.all()
+            _group(_event_heading(e, lines), b.rows(e, EVENT_FIELDS)) for e in line.recorded_events
         ]
+    therapy += [_group("t:event_case", b.rows(e, EVENT_FIELDS)) for e in record.unlinked_events]
     if not record.lines and not case.no_prior_therapy:
         therapy.append(_empty_group("t:lines"))
 
@@ -774,8 +814,11 @@ class _Reader:
         self.offset = offset
 
     def text(self, ref: Any, params: dict[str, Any] | None = None) -> str:
-        if isinstance(ref, dict) and "key" in ref:  # a label built around a catalogue name
-            return self.text(ref["key"], {"name": self.text(ref["name"])})
+        if isinstance(ref, dict) and "key" in ref:  # a label built around a name and numbers
+            params = dict(ref.get("p") or {})
+            if "name" in ref:
+                params["name"] = self.text(ref["name"])
+            return self.text(ref["key"], params)
         if isinstance(ref, dict):
             return str(ref.get(self.language) or ref.get("en") or "")
         text = self.labels.get(ref, ref)

@@ -47,7 +47,7 @@ class CaseRecord:
     lines: list[Any] = field(default_factory=list)
     performance: list[Any] = field(default_factory=list)
     immune: list[Any] = field(default_factory=list)
-    immune_events: list[Any] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)  # every adverse event of the case
     prophylaxes: list[Any] = field(default_factory=list)
     vaccinations: list[Any] = field(default_factory=list)
     comorbidities: list[Any] = field(default_factory=list)
@@ -68,15 +68,10 @@ class CaseRecord:
             Prefetch("staging_records", queryset=StagingRecord.objects.select_related("tumour")),
             "biomarkers",
             "metastases",
-            Prefetch(
-                "therapy_lines",
-                queryset=TherapyLine.objects.select_related("category").prefetch_related(
-                    Prefetch("events", queryset=AdverseEvent.objects.order_by("onset_on", "pk"))
-                ),
-            ),
+            Prefetch("therapy_lines", queryset=TherapyLine.objects.select_related("category")),
+            Prefetch("adverse_events", queryset=AdverseEvent.objects.order_by("onset_on", "pk")),
             "performance",
             "immune_findings",
-            "immune_events",
             "prophylaxes",
             "vaccinations",
             "comorbidities",
@@ -86,6 +81,17 @@ class CaseRecord:
             "family_history",
             "genomic_variants",
         )
+        events = list(case.adverse_events.all())
+        lines = sorted(
+            case.therapy_lines.all(),
+            key=lambda line: (line.started_on, line.number or 0, line.pk),
+        )
+        by_pk = {line.pk: line for line in lines}
+        for event in events:  # each event names its episode without a query of its own
+            if event.line_id in by_pk:
+                event.line = by_pk[event.line_id]
+        for line in lines:
+            line.__dict__["_recorded_events"] = [e for e in events if e.line_id == line.pk]
         return cls(
             case=case,
             tumours=sorted(case.tumours.all(), key=lambda t: (t.diagnosed_on or date.max, t.pk)),
@@ -94,10 +100,10 @@ class CaseRecord:
                 case.biomarkers.all(), key=lambda b: (b.name.lower(), b.sampled_on or date.min)
             ),
             metastases=sorted(case.metastases.all(), key=lambda m: (m.detected_on, m.pk)),
-            lines=sorted(case.therapy_lines.all(), key=lambda line: (line.number, line.pk)),
+            lines=lines,
             performance=sorted(case.performance.all(), key=lambda p: p.assessed_on),
             immune=sorted(case.immune_findings.all(), key=lambda f: f.assessed_on),
-            immune_events=list(case.immune_events.all()),
+            events=events,
             prophylaxes=sorted(case.prophylaxes.all(), key=lambda p: (p.since, p.pk)),
             vaccinations=sorted(
                 case.vaccinations.all(), key=lambda v: (v.given_on or date.min, v.pk)
@@ -112,15 +118,29 @@ class CaseRecord:
             ),
         )
 
+    @property
+    def immune_events(self) -> list[Any]:
+        """The immune-related adverse events: the immune section's view of the one model."""
+        return [e for e in self.events if e.immune_related]
+
+    @property
+    def unlinked_events(self) -> list[Any]:
+        """Adverse events attributed to no recorded episode."""
+        return [e for e in self.events if e.line_id is None]
+
     @staticmethod
     def worst_grade(line: Any) -> int | None:
-        grades = [event.grade for event in line.events.all()]
-        return max(grades) if grades else None
+        """The highest known grade of the episode's events (an unknown grade is not counted;
+        `line.worst_grade()` says how many there are)."""
+        worst: int | None = line.worst_grade()[0]
+        return worst
 
     def line_facts(self) -> tuple[rules.LineFacts, ...]:
         return tuple(
             rules.LineFacts(
                 id=line.pk,
+                kind=line.kind,
+                label=line.label(),
                 number=line.number,
                 types=tuple(line.types),
                 regimen=line.regimen,
@@ -128,7 +148,8 @@ class CaseRecord:
                 end=end.iso() if (end := line.partial("ended_on")) else "",
                 ongoing=line.ongoing,
                 end_reason=line.end_reason,
-                worst_grade=self.worst_grade(line),
+                worst_grade=line.worst_grade()[0],
+                unknown_grades=line.worst_grade()[1],
                 category_code=line.category.code if line.category else None,
             )
             for line in self.lines
@@ -209,9 +230,10 @@ class CaseRecord:
                     precision=m.detected_on_precision,
                 )
             )
-        for line in self.lines:
+        for index, line in enumerate(self.lines):
             grade = self.worst_grade(line)
-            label = line.regimen or "/".join(line.types)
+            what = line.regimen or ", ".join(line.agents) or "/".join(line.types)
+            label = f"{line.label(language)}: {what}" if what else line.label(language)
             if grade:
                 label += f" · G{grade}"
             if line.end_reason:
@@ -223,20 +245,21 @@ class CaseRecord:
                     label,
                     line.ended_on,
                     line.ongoing,
-                    row_key=str(line.number),
+                    row_key=f"{index:04d}",
+                    row_title=line.label(language),
                     precision=line.started_on_precision,
                 )
             )
-            for event in line.events.all():
-                if event.onset_on:
-                    points.append(
-                        timeline.Point(
-                            "event",
-                            event.onset_on,
-                            f"{event.term} G{event.grade}",
-                            precision=event.onset_on_precision,
-                        )
+        for event in self.events:
+            if event.onset_on:
+                points.append(
+                    timeline.Point(
+                        "event",
+                        event.onset_on,
+                        f"{event.term} {event.grade_label}",
+                        precision=event.onset_on_precision,
                     )
+                )
         for p in self.performance:
             label = " / ".join(
                 x

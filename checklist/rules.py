@@ -42,10 +42,12 @@ HISTORY_GROUPS = (LIFESTYLE, FAMILY_HISTORY, GENOMICS)
 
 @dataclass(frozen=True)
 class LineFacts:
-    """A prior therapy line as recorded; `worst_grade` is derived from its adverse events."""
+    """A prior therapy episode as recorded (a systemic line has its `number`, other episodes
+    none); `worst_grade` is derived from its adverse events with a known grade, and
+    `unknown_grades` counts those whose grade is unknown (not counted, and said)."""
 
     id: int
-    number: int
+    number: int | None
     types: tuple[str, ...]
     regimen: str
     start: str
@@ -54,6 +56,9 @@ class LineFacts:
     end_reason: str
     worst_grade: int | None
     category_code: str | None
+    kind: str = "systemic"
+    label: str = ""  # "Line 1 · maintenance", "Radiotherapy · 2021-03"
+    unknown_grades: int = 0
 
 
 DAY = "day"

@@ -26,6 +26,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from checklist import audit, sessions
 from checklist.models import (
     AccountProfile,
+    AdverseEvent,
+    AeGrade,
     AgendaItem,
     AgendaStatus,
     Attendance,
@@ -339,6 +341,9 @@ def case_update(
         taken = Case.objects.for_practice(locked.practice_id).filter(label=data["label"])
         if taken.exclude(pk=locked.pk).exists():
             raise ValidationError({"label": _("This label is already used in the practice.")})
+    # Removing the date of death while a grade 5 event (death) is recorded would leave the
+    # grade without its death; asked only when a recorded date is being removed.
+    removes_death = "deceased_on" in data and not data["deceased_on"] and locked.deceased_on
     for name, value in data.items():
         setattr(locked, name, value)
     if data.get("metastasis_status") in (
@@ -366,6 +371,15 @@ def case_update(
                 "no_prior_therapy": _(
                     "Therapy lines are recorded for this case; delete them before stating"
                     " that there was no prior therapy."
+                )
+            }
+        )
+    if removes_death and AdverseEvent.objects.filter(case=locked, grade=AeGrade.G5).exists():
+        raise ValidationError(
+            {
+                "deceased_on": _(
+                    "A grade 5 adverse event (death) is recorded for this case; change its"
+                    " grade before removing the date of death."
                 )
             }
         )
@@ -407,6 +421,8 @@ def case_row_save(
                 " before recording therapy lines."
             )
         )
+    if isinstance(row, AdverseEvent) and row.grade == AeGrade.G5 and not locked.deceased_on:
+        raise ValidationError(_("Grade 5 means death: record the date of death on the case first."))
     if creating and acting_user is not None and not confirm_duplicate:
         duplicate = _identical_row_saved(row=row, case=locked, user=acting_user)
         if duplicate is not None:

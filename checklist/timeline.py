@@ -38,7 +38,8 @@ class Point:
     label: str
     end: date | None = None  # therapy lines: a bar to `end`, or to today when ongoing
     ongoing: bool = False
-    row_key: str = ""  # therapy lines: one row per line
+    row_key: str = ""  # therapy episodes: one row per episode, in the order of the keys
+    row_title: str = ""  # the episode's row title ("Line 1", "Radiotherapy · 2021-03")
     precision: str = rules.DAY  # how precisely `on` is known; drawn at its first day
 
 
@@ -94,16 +95,15 @@ def layout(points: list[Point], today: date) -> Layout | None:
     def x_of(day: date) -> float:
         return round(LEFT + usable * (day - start).days / span, 1)
 
-    therapy_rows = sorted(
-        {p.row_key for p in points if p.lane == "therapy"}, key=lambda k: (len(k), k)
-    )
+    titles = {p.row_key: p.row_title for p in points if p.lane == "therapy"}
+    therapy_rows = sorted(titles, key=lambda k: (len(k), k))
     rows: list[Row] = []
     row_y: dict[tuple[str, str], float] = {}
     for lane in LANES:
         keys = therapy_rows or [""] if lane == "therapy" else [""]
         for key in keys:
             y = float(TOP + len(rows) * ROW_HEIGHT)
-            rows.append(Row(lane, key, y))
+            rows.append(Row(lane, titles.get(key, "") if lane == "therapy" else "", y))
             row_y[(lane, key)] = y
 
     marks = []

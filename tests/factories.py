@@ -125,13 +125,13 @@ def set_metastasis_status(client: Client, case: Case, status: str, **extra: Any)
     )
 
 
-# A first palliative line of hormone therapy, ended by progression.
+# A first systemic line for advanced disease, hormone therapy, ended by progression.
 LINE = {
+    "kind": "systemic",
     "number": 1,
+    "position": "first_advanced",
     "types": ["HO"],
     "regimen": "Letrozole",
-    "setting": "palliative",
-    "palliative_line": 1,
     "started_on": "2021-01-15",
     "ended_on": "2022-03-01",
     "end_reason": "P",
@@ -242,7 +242,7 @@ def seed_rows(case: Case, n: int) -> None:
                 practice_id=p,
                 number=i + 1,
                 types=["CH"],
-                setting="adjuvant",
+                position="A",
                 started_on=day,
             )
             for i in range(n)
@@ -256,7 +256,7 @@ def seed_rows(case: Case, n: int) -> None:
                 line=line,
                 term="nausea",
                 ctcae_version="5.0",
-                grade=2,
+                grade="2",
                 onset_on=day,
             )
             for line in lines

@@ -91,7 +91,7 @@ def test_breast_cancer_pt2_pn1a_cm0_with_metachronous_bone_and_liver_metastases(
             "number": 1,
             "types": ["HO"],
             "regimen": "Tamoxifen",
-            "setting": "adjuvant",
+            "position": "A",
             "started_on": "2016-06-01",
             "ended_on": "2021-06-01",
             "end_reason": "E",
@@ -105,8 +105,7 @@ def test_breast_cancer_pt2_pn1a_cm0_with_metachronous_bone_and_liver_metastases(
             "number": 2,
             "types": ["HO", "ZS"],
             "regimen": "Letrozole + Ribociclib",
-            "setting": "palliative",
-            "palliative_line": 1,
+            "position": "first_advanced",
             "started_on": "2022-06-01",
             "ended_on": "2023-01-15",
             "end_reason": "A",
@@ -128,7 +127,8 @@ def test_breast_cancer_pt2_pn1a_cm0_with_metachronous_bone_and_liver_metastases(
     )
     page = _page(alice_client, case)
     assert "Hormone therapy + Targeted substances" in page
-    assert "Stopped for side effects" in page and "Worst CTCAE grade: 3" in page
+    assert "Stopped for side effects" in page and "Worst grade: G3" in page
+    assert "Line 2 · first line for advanced disease" in page and "Line 1 · adjuvant" in page
 
 
 def test_lung_adenocarcinoma_tnm_9_and_immune_related_pneumonitis(
@@ -173,8 +173,7 @@ def test_lung_adenocarcinoma_tnm_9_and_immune_related_pneumonitis(
             "number": 1,
             "types": ["IM"],
             "regimen": "Pembrolizumab",
-            "setting": "palliative",
-            "palliative_line": 1,
+            "position": "first_advanced",
             "started_on": "2024-03-01",
             "ended_on": "2024-07-01",
             "end_reason": "A",
@@ -194,18 +193,9 @@ def test_lung_adenocarcinoma_tnm_9_and_immune_related_pneumonitis(
             "ctcae_version": "5.0",
             "grade": 3,
             "led_to_stop": "on",
-        },
-    )
-    post_row(
-        alice_client,
-        case,
-        "irae",
-        {
-            "organ": "lung",
-            "grade": 3,
-            "treatment": "prednisolone",
-            "resolved": "",
-            "rechallenged": "",
+            "immune_related": "on",
+            "steroids": "yes",
+            "steroid_dose": "prednisolone",
         },
     )
     post_row(
@@ -217,7 +207,10 @@ def test_lung_adenocarcinoma_tnm_9_and_immune_related_pneumonitis(
     page = _page(alice_client, case)
     assert "no metastases known" in page and "PET-CT" in page
     assert "7.5 mg/day prednisolone equivalent" in page and "Pneumonitis" in page
-    assert AdverseEvent.objects.get(line=line).grade == 3
+    # Entered once: the therapy section lists it under its line, the immune section as an
+    # immune-related event.
+    assert AdverseEvent.objects.get(case=case).grade == "3"
+    assert page.count('id="event-') == 1 and page.count('id="irae-') == 1
 
 
 def test_cll_binet_b_with_low_igg_and_three_pneumonias(alice_client, codelists, practice_a):

@@ -243,12 +243,14 @@ def test_it_records_a_line_with_two_types_and_month_precision(alice_client, case
     ("change", "message"),
     [
         ({"ended_on": "2020-12-01"}, b"The end is before the start."),
-        ({"ongoing": "on"}, b"An ongoing line has no end date."),
-        ({"ongoing": "on", "ended_on": ""}, b"An ongoing line has no end reason."),
+        ({"ongoing": "on", "ended_on": ""}, b"An ongoing episode has no end reason."),
         ({"started_on": TOMORROW, "ended_on": ""}, b"This date is in the future."),
         ({"started_on": "1940-01-01"}, b"This date is before the year of birth."),
         ({"types": ["KW"]}, b"Select a valid choice"),
-        ({"palliative_line": ""}, b"Give the number of the palliative line."),
+        ({"number": ""}, b"A systemic line needs its line number."),
+        ({"types": []}, b"Give the therapy types of the systemic line."),
+        ({"kind": "radiotherapy"}, b"Only systemic lines carry a line number"),
+        ({"mrd_sensitivity": "-4"}, b"Sensitivity and specimen belong to an MRD result."),
     ],
 )
 def test_it_refuses_impossible_lines(alice_client, case, change, message):
@@ -290,7 +292,7 @@ def test_a_relinked_line_keeps_its_older_category(alice_client, adam_client, cas
         {
             "number": 1,
             "types": ["CH"],
-            "setting": "adjuvant",
+            "position": "A",
             "started_on": "2020-01-01",
             "ended_on": "2020-06-01",
             "category": chemo.pk,
@@ -321,7 +323,7 @@ def test_the_worst_grade_is_derived_from_the_events(alice_client, case):
         )
     assert AdverseEvent.objects.count() == 3
     page = alice_client.get(f"/cases/{case.pk}/").content.decode()
-    assert "Worst CTCAE grade: 3" in page
+    assert "Worst grade: G3" in page
     assert "Stopped for side effects" in page
 
 
@@ -337,7 +339,7 @@ def test_grade_5_needs_the_case_to_say_the_patient_died(alice_client, case):
     assert post_row(alice_client, case, "event", event).status_code == 302
 
 
-@pytest.mark.parametrize("grade", ["0", "6", "x"])
+@pytest.mark.parametrize("grade", ["0", "6", "x", "K"])
 def test_grades_outside_1_to_5_are_refused(alice_client, case, grade):
     _line(alice_client, case)
     line = TherapyLine.objects.get()

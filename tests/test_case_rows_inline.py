@@ -134,7 +134,7 @@ def test_save_and_add_another_answers_the_section_with_a_new_empty_form(alice_cl
 
 def test_an_adverse_event_form_opens_in_the_card_of_its_line(alice_client, case):
     post_row(alice_client, case, "line", LINE)
-    post_row(alice_client, case, "line", {**LINE, "number": 2, "palliative_line": 2})
+    post_row(alice_client, case, "line", {**LINE, "number": 2, "position": "later_advanced"})
     first, second = TherapyLine.objects.filter(case=case).order_by("number")
     html = alice_client.get(
         f"/cases/{case.pk}/event/new/?line={second.pk}", headers=HTMX
@@ -236,11 +236,11 @@ def test_opening_an_inline_form_needs_the_same_queries_for_1_and_20_rows(
         post_row(alice_client, case, "comorbidity", {"name": f"Condition {i}"})
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
     # 4 the case, 5-20 the record's rows, one query per kind
-    # (tumours, staging, biomarkers, metastases, lines, performance, findings, immune-related
-    # events, prophylaxes, vaccinations, comorbidities, organ function, medication, and since
-    # issue 20 smoking and alcohol, family history, genomic findings; no adverse events
-    # without lines; prophylaxes and vaccinations are rows of their own since issue 15). The
-    # code labels are read only by the sections that show codes.
+    # (tumours, staging, biomarkers, metastases, therapy episodes, adverse events (one model,
+    # immune-related ones too), performance, findings, prophylaxes, vaccinations,
+    # comorbidities, organ function, medication, and since issue 20 smoking and alcohol,
+    # family history, genomic findings). The code labels are read only by the sections that
+    # show codes.
     with django_assert_num_queries(21):
         response = alice_client.get(f"/cases/{case.pk}/comorbidity/new/", headers=HTMX)
     assert response.status_code == 200

@@ -224,12 +224,13 @@ def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
     # 4 the case (access helper; the record does not fetch
     # it again), 5 tumours, 6 staging records with their tumour, 7 biomarkers, 8 metastases,
-    # 9 lines with linked category, 10 their adverse events, 11 performance status,
-    # 12 immune findings, 13 immune-related events, 14 prophylaxes, 15 vaccinations (rows of
-    # their own since issue 15: one prefetch each, whatever their number), 16 comorbidities,
-    # 17 organ function, 18 medication, 19 smoking and alcohol, 20 family history, 21 genomic
-    # findings (one query per kind of row: the three rows of issue 20 added three), 22 the
-    # access event, 23 metastasis site labels, 24 code labels.
-    with django_assert_num_queries(25):
+    # 9 therapy episodes with linked category, 10 the case's adverse events (all of them,
+    # immune-related ones too: one model since issue 15), 11 performance status, 12 immune
+    # findings, 13 prophylaxes, 14 vaccinations (rows of their own since issue 15: one
+    # prefetch each, whatever their number), 15 comorbidities, 16 organ function,
+    # 17 medication, 18 smoking and alcohol, 19 family history, 20 genomic findings (one query
+    # per kind of row: the three rows of issue 20 added three), 21 the access event,
+    # 22 metastasis site labels, 23 code labels.
+    with django_assert_num_queries(24):
         response = alice_client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200

@@ -234,7 +234,7 @@ def test_a_chemotherapy_line_is_never_linked_to_the_mii_category_ch(
         {
             "number": 1,
             "types": ["CH"],
-            "setting": "adjuvant",
+            "position": "A",
             "started_on": "2020-01-01",
             "ended_on": "2020-06-01",
             "category": "",

@@ -91,8 +91,7 @@ def test_a_linked_line_shows_under_its_category_with_tolerability(alice_client, 
             "number": 1,
             "types": ["IM"],
             "regimen": "DC vaccine",
-            "setting": "palliative",
-            "palliative_line": 1,
+            "position": "first_advanced",
             "started_on": "2022-01-01",
             "ended_on": "2022-06-01",
             "end_reason": "A",
@@ -109,7 +108,8 @@ def test_a_linked_line_shows_under_its_category_with_tolerability(alice_client, 
     html = alice_client.get(f"/cases/{case.pk}/checklist/").content.decode()
     card = html[html.index('data-code="dendritic_cell_therapy"') :]
     card = card[: card.index("</article>")]
-    assert "line 1" in card and "Stopped for side effects" in card and "CTCAE grade 3" in card
+    assert "Line 1 · first line for advanced disease" in card
+    assert "Stopped for side effects" in card and "worst grade G3" in card
     others = html.replace(card, "")
     assert "DC vaccine" not in others
 
@@ -123,8 +123,7 @@ def test_a_line_is_never_linked_automatically(alice_client, case):
             "number": 1,
             "types": ["IM"],
             "regimen": "Pembrolizumab",
-            "setting": "palliative",
-            "palliative_line": 1,
+            "position": "first_advanced",
             "started_on": "2022-01-01",
             "ongoing": "on",
         },
@@ -261,7 +260,7 @@ def test_rendered_checklists_contain_no_recommending_word(
         number=1,
         types=["CH"],
         regimen=regimen,
-        setting="adjuvant",
+        position="A",
         started_on="2020-01-01",
         category=Category.objects.filter(practice=case.practice).first(),
     )
@@ -297,12 +296,12 @@ def test_the_checklist_page_queries_are_constant(
     alice_client.get(f"/cases/{case.pk}/checklist/")
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
     # 4 the case (access helper),
-    # 5-21 its rows (as on the case page; prophylaxes and vaccinations, rows of their own
-    # since issue 15, and smoking and alcohol, family history and genomic findings added by
-    # issue 20, one query each), 22 the checklist, 23 the newest published version (for the
-    # notice), 24 the categories, 25 code labels, 26 metastasis-site labels, 27 the access
-    # event.
-    with django_assert_num_queries(28):
+    # 5-20 its rows (as on the case page: adverse events one model since issue 15, prophylaxes
+    # and vaccinations rows of their own since issue 15, and smoking and alcohol, family
+    # history and genomic findings added by issue 20, one query each), 21 the checklist,
+    # 22 the newest published version (for the notice), 23 the categories, 24 code labels,
+    # 25 metastasis-site labels, 26 the access event.
+    with django_assert_num_queries(27):
         response = alice_client.get(f"/cases/{case.pk}/checklist/")
     assert len(_codes(response.content.decode())) == categories
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from checklist import rules
 from checklist.models import (
+    AdverseEvent,
     Biomarker,
     BoardNoteVersion,
     Case,
-    ImmuneAdverseEvent,
     ImmuneFinding,
     Metastasis,
     MetastasisStatus,
@@ -118,11 +118,12 @@ def save_case(practice, shape: Shape) -> Case:
     ImmuneFinding.objects.bulk_create(
         ImmuneFinding(**row, assessed_on=today) for _ in range(shape.immune_findings)
     )
-    ImmuneAdverseEvent.objects.bulk_create(
-        ImmuneAdverseEvent(**row, organ="colon", grade=2) for _ in range(shape.immune_events)
+    AdverseEvent.objects.bulk_create(
+        AdverseEvent(**row, term="colitis", grade="2", ctcae_version="5.0", immune_related=True)
+        for _ in range(shape.immune_events)
     )
     TherapyLine.objects.bulk_create(
-        TherapyLine(**row, number=n + 1, types=["CH"], setting="palliative", started_on=today)
+        TherapyLine(**row, number=n + 1, types=["CH"], position="later_advanced", started_on=today)
         for n in range(shape.lines)
     )
     PerformanceStatus.objects.bulk_create(

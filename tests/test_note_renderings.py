@@ -47,7 +47,8 @@ from checklist.models import (
 from checklist.templatetags.checklist_tags import local_datetime
 from tests.factories import PASSWORD, create_note, logged_in, make_signable, make_user, post_row
 
-# The models whose every field the note shows ("ImmuneAdverseEvent" only while it exists).
+# The models whose every field the note shows (immune-related adverse events are adverse
+# events with the flag: one model since issue 15).
 CLINICAL_MODELS = [
     "Case",
     "Tumour",
@@ -60,7 +61,6 @@ CLINICAL_MODELS = [
     "ImmuneFinding",
     "Prophylaxis",
     "Vaccination",
-    "ImmuneAdverseEvent",
     "Comorbidity",
     "OrganFunction",
     "Medication",
@@ -82,7 +82,7 @@ TECHNICAL = {
     "case.created_by",
     "case.updated_at",
     "case.updated_by",
-    # an event is listed under the line it belongs to ("Adverse event of line 2")
+    # an event is listed under the episode it belongs to ("Adverse event of Line 2 · ...")
     "adverseevent.line",
     # a checklist item's checklist and its optimistic-lock counter
     "checklistitem.checklist",
@@ -175,6 +175,8 @@ class FullRecord:
             return Decimal(f"{n}.{n % 9 + 1}")
         if isinstance(field, models.IntegerField):
             return n
+        if isinstance(field, ArrayField):  # several short entries (an episode's agents)
+            return [f"Zq{n}{field.name}a", f"Zq{n}{field.name}b"]
         if isinstance(field, models.CharField | models.TextField):
             token = f"Zq{n}{field.name.replace('_', '')}"
             return token[: field.max_length] if field.max_length else token
@@ -207,11 +209,11 @@ def _fully_recorded_note(alice: Any, practice: Any) -> tuple[BoardNoteVersion, d
     case.save()
     rows["case"] = case
 
-    def add(name: str, values: dict[str, Any] | None = None, **links: Any) -> Any:
+    def add(name: str, fixed: dict[str, Any] | None = None, **links: Any) -> Any:
         model = _model(name)
         obj = full.fill(model(practice=practice, case=case, **links))
-        for field, value in (values or {}).items():
-            setattr(obj, field, value)
+        for field_name, value in (fixed or {}).items():  # values the model's checks tie
+            setattr(obj, field_name, value)
         obj.save()
         rows[model._meta.model_name] = obj
         return obj
@@ -229,15 +231,15 @@ def _fully_recorded_note(alice: Any, practice: Any) -> tuple[BoardNoteVersion, d
         add(name)
     for name in ("Comorbidity", "OrganFunction", "Medication"):
         add(name)
-    if _model("ImmuneAdverseEvent"):
-        add("ImmuneAdverseEvent")
     add("Lifestyle")
     # Values inside the ranges the database checks (the running number would pass them).
-    add("FamilyHistory", values={"age_at_diagnosis": 47})
-    add("GenomicVariant", values={"vaf": Decimal("42.5")})
+    add("FamilyHistory", {"age_at_diagnosis": 47})
+    add("GenomicVariant", {"vaf": Decimal("42.5")})
     categories = list(Category.objects.filter(practice=practice, active=True).order_by("position"))
-    line = add("TherapyLine", category=categories[0])
-    add("AdverseEvent", line=line)
+    # A systemic line (only it has a number); an event that improved to a lower grade (only
+    # that course has a grade it improved to).
+    line = add("TherapyLine", {"kind": "systemic"}, category=categories[0])
+    add("AdverseEvent", {"course": "improved", "improved_to_grade": 1}, line=line)
     checklist = Checklist.objects.create(
         practice=practice, case=case, version=categories[0].version
     )
@@ -323,6 +325,8 @@ def _expected(
                     text = str(dict(field.flatchoices)[value])
                 elif isinstance(value, bool):
                     text = yes
+                elif isinstance(value, list):
+                    text = ", ".join(value)
                 elif isinstance(value, date):
                     text = value.isoformat()
                 elif isinstance(value, Decimal):
@@ -446,7 +450,7 @@ def test_the_walk_covers_every_clinical_model():
     """A model renamed or added to the record must be named here (and in the note)."""
     names = {m.__name__ for m in apps.get_app_config("checklist").get_models()}
     for name in CLINICAL_MODELS:
-        assert name in names or name == "ImmuneAdverseEvent", name
+        assert name in names, name
 
 
 # --- language -----------------------------------------------------------------------------

@@ -294,18 +294,19 @@ def test_the_note_page_queries_are_constant(
 
 
 # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
-# 4 the note with its case, 5 the newest version, 6-22 the case's rows (tumours, staging,
-# biomarkers, metastases, lines, their events, performance, immune findings, immune events,
-# prophylaxes, vaccinations, comorbidities, organ function, medication, smoking and alcohol,
-# family history, genomic findings: one query per kind), 23 the labels of every code list the
-# note names (one query, both languages: the snapshot stores them), 24 the checklist with its
-# version, 25 categories, 26 items with who set them, 27 versions of the note, 28 the access
-# event, 29 metastasis-site labels (the signing check's facts), 30 deviation labels,
-# 31 outcomes, 32 the board meetings the note is on (issue 17). The signing check reads the
-# record already loaded. (27 before the note's labels came from one query instead of three;
-# issue 15 added the prophylaxis and vaccination prefetches, issue 20 three kinds of rows,
-# issue 17 the meetings: each one query whatever the number of rows.)
-QUERIES_NOTE_PAGE = 33
+# 4 the note with its case, 5 the newest version, 6-21 the case's rows (tumours, staging,
+# biomarkers, metastases, therapy episodes, the case's adverse events, performance, immune
+# findings, prophylaxes, vaccinations, comorbidities, organ function, medication, smoking and
+# alcohol, family history, genomic findings: one query per kind), 22 the labels of every code
+# list the note names (one query, both languages: the snapshot stores them), 23 the checklist
+# with its version, 24 categories, 25 items with who set them, 26 versions of the note,
+# 27 the access event, 28 metastasis-site labels (the signing check's facts), 29 deviation
+# labels, 30 outcomes, 31 the board meetings the note is on (issue 17). The signing check
+# reads the record already loaded. (27 before the note's labels came from one query instead
+# of three; issue 15 made the adverse events one model (one query less) and added the
+# prophylaxis and vaccination prefetches, issue 20 three kinds of rows, issue 17 the
+# meetings: each one query whatever the number of rows.)
+QUERIES_NOTE_PAGE = 32
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):

@@ -34,7 +34,8 @@ def _lines(codes):
         st.builds(
             rules.LineFacts,
             id=st.integers(1, 10**6),
-            number=st.integers(1, 20),
+            # Systemic lines have a number, local and watch-and-wait episodes none.
+            number=st.one_of(st.none(), st.integers(1, 20)),
             types=st.tuples(st.sampled_from(["CH", "HO", "IM", "ZS", "ST"])),
             regimen=st.text(max_size=20),
             start=st.just("2020-01-01"),
@@ -43,6 +44,9 @@ def _lines(codes):
             end_reason=st.sampled_from(["", "A", "P", "E"]),
             worst_grade=st.one_of(st.none(), st.integers(1, 5)),
             category_code=st.one_of(st.none(), st.sampled_from(codes or ["x"])),
+            kind=st.sampled_from(["systemic", "radiotherapy", "surgery", "watch_and_wait"]),
+            label=st.text(max_size=30),
+            unknown_grades=st.integers(0, 3),
         ),
         max_size=8,
     ).map(tuple)

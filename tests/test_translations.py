@@ -13,13 +13,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext, pgettext
 
 from checklist import notes
-from checklist.models import OrganFunction
+from checklist.models import AeCourse, OrganFunction
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "locale" / "de" / "LC_MESSAGES" / "django.po"
@@ -183,12 +182,12 @@ def test_it_marks_strings_only_under_names_makemessages_extracts():
     assert not aliases, aliases
 
 
-@pytest.mark.parametrize(
-    ("context", "german"), [("therapy line", "laufend"), ("adverse event", "anhaltend")]
-)
-def test_it_says_ongoing_in_the_german_of_each_context(context, german):
+def test_it_says_ongoing_in_the_german_of_each_context():
+    # A therapy episode is "laufend"; an adverse event's course "persisting" is "anhaltend"
+    # (one word in English, two in German).
     with translation.override("de"):
-        assert pgettext(context, "ongoing") == german
+        assert pgettext("therapy line", "ongoing") == "laufend"
+        assert str(AeCourse.PERSISTING.label) == "anhaltend"
 
 
 def test_it_names_the_row_forms_and_performance_status_in_german():
@@ -196,25 +195,25 @@ def test_it_names_the_row_forms_and_performance_status_in_german():
         titles = [
             gettext(title)
             for title in (
-                "Therapy line",
+                "Therapy episode",
                 "Primary tumour",
                 "Staging record",
                 "Biomarker result",
                 "Metastasis",
                 "Comorbidity",
-                "setting",
+                "position in the course of therapy",
                 "primary tumour",
                 "therapy line",
             )
         ]
         assert titles == [
-            "Therapielinie",
+            "Therapieepisode",
             "Primärtumor",
             "Staging-Eintrag",
             "Biomarker-Ergebnis",
             "Metastase",
             "Begleiterkrankung",
-            "Therapiesetting",
+            "Stellung im Therapieverlauf",
             "Primärtumor",
             "Therapielinie",
         ]

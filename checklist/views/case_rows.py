@@ -30,7 +30,6 @@ from checklist.models import (
     Comorbidity,
     FamilyHistory,
     GenomicVariant,
-    ImmuneAdverseEvent,
     ImmuneFinding,
     Lifestyle,
     Medication,
@@ -72,7 +71,7 @@ ROW_KINDS: dict[str, RowKind] = {
     "metastasis": RowKind(
         Metastasis, forms.MetastasisForm, gettext_lazy("Metastasis"), "metastases"
     ),
-    "line": RowKind(TherapyLine, forms.TherapyLineForm, gettext_lazy("Therapy line"), "therapy"),
+    "line": RowKind(TherapyLine, forms.TherapyLineForm, gettext_lazy("Therapy episode"), "therapy"),
     "event": RowKind(
         AdverseEvent, forms.AdverseEventForm, gettext_lazy("Adverse event"), "therapy"
     ),
@@ -93,12 +92,6 @@ ROW_KINDS: dict[str, RowKind] = {
     ),
     "vaccination": RowKind(
         Vaccination, forms.VaccinationForm, gettext_lazy("Vaccination"), "immune"
-    ),
-    "irae": RowKind(
-        ImmuneAdverseEvent,
-        forms.ImmuneAdverseEventForm,
-        gettext_lazy("Prior immune-related adverse event"),
-        "immune",
     ),
     "comorbidity": RowKind(
         Comorbidity, forms.ComorbidityForm, gettext_lazy("Comorbidity"), "situation"
@@ -146,6 +139,8 @@ def row_form(
         extra["categories"] = catalogue_categories(case.practice_id)
     if kind == "event" and instance is None and (line or request.method == "GET"):
         extra["initial"] = {"line": line or request.GET.get("line")}
+        if request.GET.get("immune"):  # "add immune-related adverse event"
+            extra["initial"]["immune_related"] = True
     if request.htmx and kind != "tumour":
         extra["auto_id"] = f"id_{kind}_%s"
     return row_kind.form(
@@ -290,8 +285,17 @@ def _row_saved(request: PracticeRequest, kind: str, row: Any) -> HttpResponse:
                 "form_action": row_action(case, kind, None),
             }
         )
+    # An episode's or event's change shows in the immune section too (its immune-related
+    # events, named with their episode).
+    also = ["immune"] if kind in ("line", "event") else None
     return section_response(
-        request, case, row_kind.anchor, oob=True, old_version=expected_version(request), **extra
+        request,
+        case,
+        row_kind.anchor,
+        oob=True,
+        old_version=expected_version(request),
+        also=also,
+        **extra,
     )
 
 

@@ -103,13 +103,13 @@ def test_a_physician_records_therapy_lines_and_findings(page, alice, case):
         ),
         (3, ["Chemotherapy"], "Capecitabine", "2023-03-01", "", ""),
     ]:
-        page.get_by_role("link", name="Add therapy line").click()
+        page.get_by_role("link", name="Add therapy episode").click()
         field(page, "Line number").fill(str(number))
         for t in types:
             field(page, t).check()
-        field(page, "Agents / regimen").fill(regimen)
-        field(page, "Setting").select_option("palliative")
-        field(page, "Palliative line number").fill(str(number))
+        field(page, "Regimen").fill(regimen)
+        position = "first_advanced" if number == 1 else "later_advanced"
+        field(page, "Position in the course of therapy").select_option(position)
         field(page, "Start").fill(start)
         if end:
             field(page, "End").fill(end)
@@ -129,7 +129,7 @@ def test_a_physician_records_therapy_lines_and_findings(page, alice, case):
     field(page, "Onset").fill("2023-01-20")
     save(page)
     saved(page, "therapy")
-    assert "Worst CTCAE grade: 3" in page.get_by_test_id("line-tolerability").nth(1).inner_text()
+    assert "Worst grade: G3" in page.get_by_test_id("line-tolerability").nth(1).inner_text()
 
     page.get_by_role("link", name="Add findings").click()
     field(page, "Date").fill("2024-05-02")

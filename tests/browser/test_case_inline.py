@@ -119,12 +119,11 @@ def test_a_physician_records_rows_without_leaving_the_case_page(page, alice, cas
 
     # A therapy line, then an adverse event in the line's own card.
     therapy = page.locator("#therapy")
-    therapy.get_by_role("link", name="Add therapy line").click()
+    therapy.get_by_role("link", name="Add therapy episode").click()
     field(page, "Line number").fill("1")
     field(page, "Chemotherapy").check()
-    field(page, "Agents / regimen").fill("Capecitabine")
-    field(page, "Setting").select_option("palliative")
-    field(page, "Palliative line number").fill("1")
+    field(page, "Regimen").fill("Capecitabine")
+    field(page, "Position in the course of therapy").select_option("first_advanced")
     field(page, "Start").fill("2023-03-01")
     field(page, "End").fill("2023-09-01")
     field(page, "End reason").select_option(label="Stopped for side effects")
@@ -140,7 +139,7 @@ def test_a_physician_records_rows_without_leaving_the_case_page(page, alice, cas
     field(page, "Led to stopping the therapy").check()
     field(page, "Onset").fill("2023-08-20")
     line.get_by_role("button", name="Save", exact=True).click()
-    expect(line.get_by_test_id("line-tolerability")).to_contain_text("Worst CTCAE grade: 3")
+    expect(line.get_by_test_id("line-tolerability")).to_contain_text("Worst grade: G3")
     expect(page.locator("tr[id^=event-]")).to_be_focused()
     assert state(page, "prior_therapies") == "recorded"
 

@@ -18,8 +18,7 @@ def test_a_physician_marks_two_categories_to_raise(page, alice, alice_client, ca
             "number": 1,
             "types": ["IM"],
             "regimen": "DC vaccine",
-            "setting": "palliative",
-            "palliative_line": 1,
+            "position": "first_advanced",
             "started_on": "2022-01-01",
             "ended_on": "2022-06-01",
             "end_reason": "A",
@@ -32,7 +31,8 @@ def test_a_physician_marks_two_categories_to_raise(page, alice, alice_client, ca
     cards = page.get_by_test_id("category")
     assert cards.count() == 6
     assert "states no priority" in page.get_by_test_id("order-note").inner_text()
-    assert "line 1" in page.locator("#category-dendritic_cell_therapy").inner_text()
+    linked = page.locator("#category-dendritic_cell_therapy").inner_text()
+    assert "Line 1 · first line for advanced disease" in linked
 
     for code, note in [
         ("radiotherapy", "Bone pain: ask radiotherapy."),

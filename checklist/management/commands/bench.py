@@ -527,9 +527,10 @@ def _effort_scenario(page: Any, username: str, password: str, label: str) -> dic
         field("Line number", therapy).fill(str(n))
         for therapy_type in types:
             field(therapy_type, therapy).check()
-        field("Agents / regimen", therapy).fill(regimen)
-        field("Setting", therapy).select_option("palliative")
-        field("Palliative line number", therapy).fill(str(n))
+        field("Regimen", therapy).fill(regimen)
+        field("Position in the course of therapy", therapy).select_option(
+            "first_advanced" if n == 1 else "later_advanced"
+        )
         field("Start", therapy).fill(start)
         if end:
             field("End", therapy).fill(end)

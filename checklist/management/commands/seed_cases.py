@@ -113,8 +113,7 @@ def _seed(practice: Practice, count: int, seed_value: int, prefix: str, progress
                         TherapyLine(
                             number=n + 1,
                             types=[rng.choice(["CH", "HO", "IM"])],
-                            setting="palliative",
-                            palliative_line=n + 1,
+                            position="first_advanced" if n == 0 else "later_advanced",
                             started_on=day + timedelta(days=100 * (n + 1)),
                             ongoing=True,
                             **common,
@@ -142,7 +141,7 @@ def _seed(practice: Practice, count: int, seed_value: int, prefix: str, progress
                         line=line,
                         term="fatigue",
                         ctcae_version="5.0",
-                        grade=rng.randint(1, 3),
+                        grade=str(rng.randint(1, 3)),
                     )
                     for line in lines
                 ]
