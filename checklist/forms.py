@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
 from decimal import Decimal
@@ -9,6 +10,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.core import validators as django_validators
 from django.db import models
 from django.db.models import Subquery
 from django.urls import reverse
@@ -29,16 +31,19 @@ from checklist.models import (
     ImmuneAdverseEvent,
     ImmuneFinding,
     ItemStatus,
+    Laterality,
     LineSetting,
     Medication,
     Membership,
     Metastasis,
     MetastasisStatus,
+    MetastasisTiming,
     NoteState,
     OrganFunction,
     PerformanceStatus,
     Practice,
     ResultStatus,
+    Sex,
     Situation,
     StagingRecord,
     StagingSystem,
@@ -1551,6 +1556,9 @@ class CaseListQuery(Form):
 class OncotreeQuery(Form):
     q = forms.CharField(required=False, max_length=200)
     oncotree = forms.CharField(required=False, max_length=200)
+    # The FHIR import preview has one type-ahead per code question: the name of the input
+    # that asks (its value is the query) and whose id the picked option fills.
+    target = forms.RegexField(regex=r"^oq_[0-9a-f]{12}$", required=False)
 
 
 class AuditQuery(Form):
@@ -1654,3 +1662,156 @@ class NoteExportQuery(Form):
     """The language of a print view, PDF or Markdown export; the reader's own if not given."""
 
     lang = forms.ChoiceField(required=False, choices=[("", ""), *settings.LANGUAGES])
+
+
+# --- FHIR import ----------------------------------------------------------------------------
+
+
+class FhirUploadForm(Form):
+    bundle_file = forms.FileField(label=_("FHIR Bundle (JSON file)"), required=False)
+    bundle_text = forms.CharField(
+        label=_("or paste the Bundle"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("bundle_file") and not (cleaned.get("bundle_text") or "").strip():
+            raise forms.ValidationError(_("Choose a file or paste a Bundle."))
+        return cleaned
+
+
+ONCOTREE_ANSWER = re.compile(r"\(([A-Z0-9_]+)\)\s*$")
+
+
+class FhirPreviewForm(Form):
+    """What the physician completes in an import preview: the case header, one answer per code
+    without a mapping, each primary's laterality and each metastasis's timing (and date when
+    the bundle gives none)."""
+
+    label = forms.CharField(
+        label=_("Pseudonymous label"),
+        max_length=64,
+        help_text=_("A pseudonym unique in the practice; never the patient's name."),
+    )
+    year_of_birth = forms.IntegerField(label=_("Year of birth"), min_value=1900)
+    sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices)
+    situation = forms.ChoiceField(
+        label=_("Tumour situation"),
+        choices=[("", "—"), *Situation.choices],
+    )
+
+    def __init__(
+        self, *args: Any, preview: dict[str, Any], questions: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["year_of_birth"].validators.append(
+            django_validators.MaxValueValidator(timezone.localdate().year)
+        )
+        self.preview = preview
+        self.questions = questions
+        sites: list[tuple[str, str]] | None = None
+        for question in questions:
+            name = f"oq_{question['key']}"
+            if question["learned"]:
+                continue  # the practice's code map answers it: shown, not asked
+            if question["target"] == "oncotree":
+                field: forms.Field = forms.CharField(
+                    label=_("OncoTree tumour type for “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    max_length=340,
+                )
+                field.widget.attrs.update(
+                    {
+                        "autocomplete": "off",
+                        "role": "combobox",
+                        "aria-autocomplete": "list",
+                        "aria-controls": f"oncotree-results-{question['key']}",
+                        "aria-expanded": "false",
+                        "data-hx-get": reverse("oncotree_search"),
+                        "data-hx-vals": json.dumps({"target": name}),
+                        "data-hx-trigger": "input changed delay:150ms, focus",
+                        "data-hx-target": f"#oncotree-results-{question['key']}",
+                        "data-hx-swap": "innerHTML",
+                    }
+                )
+                if question.get("answer_text"):
+                    self.initial[name] = question["answer_text"]
+            else:
+                if sites is None:
+                    sites = _code_choices("obds:fm_lokalisation", get_language())
+                field = forms.ChoiceField(
+                    label=_("Metastasis site for “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    choices=[("", "—"), *sites],
+                )
+                self.initial[name] = question.get("answer") or ""
+            self.fields[name] = field
+        for tumour in preview["tumours"]:
+            name = f"laterality_{tumour['key']}"
+            self.fields[name] = forms.ChoiceField(
+                label=_("Laterality of “%(text)s”") % {"text": tumour["text"]},
+                choices=Laterality.choices,
+            )
+            self.initial[name] = tumour["laterality"]
+        for metastasis in preview["metastases"]:
+            name = f"timing_{metastasis['key']}"
+            self.fields[name] = forms.ChoiceField(
+                label=_("Timing of “%(text)s”") % {"text": metastasis["text"]},
+                choices=[("", "—"), *MetastasisTiming.choices],
+            )
+            if not metastasis["detected_on"]:
+                self.fields[f"detected_{metastasis['key']}"] = PartialDateField(
+                    label=_("Detected on (“%(text)s”)") % {"text": metastasis["text"]}
+                )
+        self.initial.setdefault("year_of_birth", preview["patient"]["year_of_birth"])
+        self.initial.setdefault("sex", preview["patient"]["sex"])
+
+    def clean(self) -> dict[str, Any]:
+        """Every OncoTree answer and direct OncoTree code found in one query."""
+        cleaned = super().clean() or {}
+        wanted: dict[str, str] = {}
+        for question in self.questions:
+            name = f"oq_{question['key']}"
+            if question["target"] == "oncotree" and cleaned.get(name):
+                text = cleaned[name].strip()
+                match = ONCOTREE_ANSWER.search(text)
+                wanted[name] = match.group(1) if match else text.upper()
+        direct = {t["oncotree_node"] for t in self.preview["tumours"] if t.get("oncotree_node")}
+        direct |= {
+            q["answer"] for q in self.questions if q["learned"] and q["target"] == "oncotree"
+        }
+        nodes = {
+            c.code: c
+            for c in Code.objects.filter(system="oncotree", code__in={*wanted.values(), *direct})
+        }
+        for name, code in wanted.items():
+            node = nodes.get(code)
+            if node is None:
+                self.add_error(
+                    name,
+                    _(
+                        "“%(text)s” is not an OncoTree tumour type. Type part of a name or code"
+                        " and pick from the list."
+                    )
+                    % {"text": cleaned[name]},
+                )
+            elif not node.selectable:
+                self.add_error(
+                    name,
+                    _("“%(name)s” is a tissue, not a diagnosis. Pick a tumour type within it.")
+                    % {"name": node.display},
+                )
+            else:
+                cleaned[name] = node
+        self.nodes = nodes
+        return cleaned
+
+
+class CodeMappingForm(Form):
+    target_code = forms.ChoiceField(label=_("Our code"))
+
+    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target_code"].choices = choices  # type: ignore[attr-defined]

@@ -296,7 +296,10 @@ def case_row_delete(request: PracticeRequest, pk: int, kind: str, row_pk: int) -
 def oncotree_search(request: PracticeRequest) -> HttpResponse:
     """Type-ahead over OncoTree names and codes; tissues are shown for context, not offered."""
     params = valid(forms.OncotreeQuery(request.GET)).cleaned_data
+    target = params["target"]
     query = (params["oncotree"] or params["q"]).strip()
+    if target:
+        query = str(request.GET.get(target, ""))[:200].strip()
     if "(" in query:
         query = query.split("(")[0].strip()
     results: list[Code] = []
@@ -306,4 +309,9 @@ def oncotree_search(request: PracticeRequest) -> HttpResponse:
             .filter(Q(display__icontains=query) | Q(code__istartswith=query))
             .order_by(Length("display"), "display")[:15]
         )
-    return render(request, "checklist/_oncotree_results.html", {"results": results, "query": query})
+    fill = f"id_{target}" if target else "id_oncotree"
+    return render(
+        request,
+        "checklist/_oncotree_results.html",
+        {"results": results, "query": query, "fill_target": fill},
+    )
