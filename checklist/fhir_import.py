@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 DAY, MONTH, YEAR = "day", "month", "year"
 MAX_DEPTH = 64
 MAX_STRING = 100_000
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 BUNDLE_TYPES = {"transaction", "collection", "batch", "searchset"}
 
 ONCOTREE_SYSTEMS = ("oncotree",)  # any system URL containing it
@@ -134,7 +135,7 @@ def read_bundle(raw: bytes, *, max_bytes: int, max_entries: int) -> dict[str, An
             _("Expected a FHIR Bundle, found resourceType “%(kind)s”; nothing was imported.")
             % {"kind": str(kind)[:60]}
         )
-    if data.get("type") not in BUNDLE_TYPES:
+    if not isinstance(data.get("type"), str) or data["type"] not in BUNDLE_TYPES:
         raise BundleError(
             _(
                 "Bundle.type is “%(type)s”; a transaction, collection, batch or searchset"
@@ -175,6 +176,12 @@ def _check_values(data: Any) -> None:
         if isinstance(value, dict):
             kind = value.get("resourceType")
             label = f"{kind}" if isinstance(kind, str) and kind != "Bundle" else where
+            for key in value:
+                if CONTROL.search(key):
+                    raise BundleError(
+                        _("%(field)s: a property name holds a control character.")
+                        % {"field": label[:120]}
+                    )
             stack.extend((v, f"{label}.{k}", depth + 1) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((v, where, depth + 1) for v in value)
@@ -182,6 +189,12 @@ def _check_values(data: Any) -> None:
             raise BundleError(
                 _("%(field)s holds a text of %(length)s characters (at most %(limit)s).")
                 % {"field": where[:120], "length": len(value), "limit": MAX_STRING}
+            )
+        elif isinstance(value, str) and (found := CONTROL.search(value)):
+            # FHIR strings hold no character below U+0020 but tab and line breaks.
+            raise BundleError(
+                _("%(field)s holds a control character (U+%(code)04X), which FHIR does not allow.")
+                % {"field": where[:120], "code": ord(found.group())}
             )
 
 

@@ -315,6 +315,10 @@ def _bad(kind: str) -> bytes:
             + b"]" * 5000
             + b"}"
         )
+    if kind == "control character":
+        bundle = copy.deepcopy(good)
+        bundle["entry"][1]["resource"]["code"]["coding"][0]["system"] = "http://x\u0000y"
+        return json.dumps(bundle).encode()
     if kind == "two patients":
         return json.dumps(fhir_bundle(fhir_patient(), fhir_patient("p2"), fhir_primary())).encode()
     raise AssertionError(kind)
@@ -332,6 +336,7 @@ def _bad(kind: str) -> bytes:
         ("huge string", "Condition.code.text holds a text of 200000 characters"),
         ("deep", "nested more than 64 levels"),
         ("two patients", "holds 2 patients"),
+        ("control character", "Condition.code.coding.system holds a control character (U+0000)"),
     ],
 )
 def test_bad_input_is_refused_with_a_message_naming_resource_and_field(alice_client, kind, message):
