@@ -449,3 +449,48 @@ def test_the_import_event_is_an_access_event(alice_client, practice_a):
     event = AuditEvent.objects.get(op="fhir_imported")
     assert event.kind == "access" and event.actor_name == "alice"
     assert event.table_name == "checklist_case" and audit is not None
+
+
+def test_each_question_has_its_own_type_ahead(alice_client):
+    response = alice_client.get(
+        "/oncotree/search/", {"target": "oq_0123456789ab", "oq_0123456789ab": "invasive ductal"}
+    )
+    text = response.content.decode()
+    assert 'data-fill-target="id_oq_0123456789ab"' in text and "(IDC)" in text
+    # The tumour form's own type-ahead is unchanged.
+    plain = alice_client.get("/oncotree/search/", {"oncotree": "invasive ductal"})
+    assert 'data-fill-target="id_oncotree"' in plain.content.decode()
+    assert alice_client.get("/oncotree/search/", {"target": "../x"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("example", "oncotree"),
+    [
+        ("Condition-primary-cancer-condition-breast.json", "IDC"),
+        ("Condition-primary-cancer-condition-cll.json", "CLLSLL"),
+        ("Condition-primary-cancer-condition-nsclc.json", "LUAD"),
+        ("Condition-primary-cancer-condition-jenny-m.json", "IDC"),
+    ],
+)
+def test_the_built_primary_cancer_condition_examples_import(alice_client, example, oncotree):
+    """The examples are single Conditions: each goes into a collection with a patient (its
+    subject reference pointed at that patient), then through preview and confirmation."""
+    condition = json.loads((MCODE_EXAMPLES / "example" / example).read_text())
+    condition["subject"] = {"reference": "urn:uuid:p1"}
+    preview = preview_of(paste(alice_client, fhir_bundle(fhir_patient(), condition)))
+    url = reverse("fhir_preview", kwargs={"pk": preview.pk})
+    page = alice_client.get(url)
+    assert page.status_code == 200
+    answers = {**header(), "laterality_t2": "unknown"}
+    for name in question_fields(page):
+        answers[name] = oncotree
+    assert alice_client.post(url, answers).status_code == 302
+    assert Tumour.objects.get().oncotree_code == oncotree
+
+
+def test_fhir_dates_keep_their_precision():
+    assert fhir_import.fhir_date("2019", "x") == ("2019-01-01", "year")
+    assert fhir_import.fhir_date("2019-03", "x") == ("2019-03-01", "month")
+    assert fhir_import.fhir_date("2019-03-14T10:00:00+01:00", "x") == ("2019-03-14", "day")
+    with pytest.raises(fhir_import.BundleError):
+        fhir_import.fhir_date("2019-02-30", "x")
