@@ -1115,8 +1115,6 @@ def practice_set_second_factor(*, practice: Practice, for_physicians: bool) -> P
 
 # --- FHIR import ----------------------------------------------------------------------------
 
-FHIR_IMPORTED = "fhir_imported"
-
 
 class PreviewGone(Exception):
     """The import preview was confirmed already (or expired): nothing was imported again."""
@@ -1184,7 +1182,7 @@ def case_import(
         FhirImportPreview.objects.filter(pk=preview.pk).delete()
     audit.record_access(
         None,
-        FHIR_IMPORTED,
+        audit.FHIR_IMPORTED,
         practice_id=practice.pk,
         table=Case._meta.db_table,
         row_id=case.pk,
