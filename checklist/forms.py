@@ -1806,7 +1806,43 @@ class FhirPreviewForm(Form):
             else:
                 cleaned[name] = node
         self.nodes = nodes
+        self._check_imported_dates(cleaned)
         return cleaned
+
+    def _check_imported_dates(self, cleaned: dict[str, Any]) -> None:
+        """The dates the bundle gives obey the rules of hand entry: none in the future, none
+        before the year of birth. They cannot be edited here, so the message names the source;
+        the physician corrects the bundle (or enters the case by hand)."""
+        today = timezone.localdate()
+        year_of_birth = cleaned.get("year_of_birth")
+        found = []
+        for group, name in (
+            ("tumours", "diagnosed_on"),
+            ("staging", "staged_on"),
+            ("metastases", "detected_on"),
+            ("performance", "assessed_on"),
+            ("comorbidities", "since"),
+        ):
+            for row in self.preview[group]:
+                if not row.get(name):
+                    continue
+                value = rules.PartialDate(
+                    date.fromisoformat(row[name]), row.get(f"{name}_precision", rules.DAY)
+                )
+                source = row.get("source") or ", ".join(row.get("sources", []))
+                shown = row[name][: {rules.YEAR: 4, rules.MONTH: 7}.get(value.precision, 10)]
+                if value.earliest > today:
+                    found.append(
+                        _("%(source)s: the date %(date)s is in the future.")
+                        % {"source": source, "date": shown}
+                    )
+                elif year_of_birth and value.latest.year < year_of_birth:
+                    found.append(
+                        _("%(source)s: the date %(date)s is before the year of birth.")
+                        % {"source": source, "date": shown}
+                    )
+        for message in found:
+            self.add_error(None, message)
 
 
 class CodeMappingForm(Form):

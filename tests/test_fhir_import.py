@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from checklist import audit, fhir_import
 from checklist.models import (
@@ -496,3 +497,22 @@ def test_fhir_dates_keep_their_precision():
     assert fhir_import.fhir_date("2019-03-14T10:00:00+01:00", "x") == ("2019-03-14", "day")
     with pytest.raises(fhir_import.BundleError):
         fhir_import.fhir_date("2019-02-30", "x")
+
+
+def test_imported_dates_obey_the_rules_of_hand_entry(alice_client):
+    future = str(timezone.localdate().year + 1)
+    oncotree = {"system": "http://oncotree.mskcc.org", "code": "LUAD"}
+    bundle = fhir_bundle(
+        fhir_patient(), fhir_primary(coding=oncotree, onset=future), fhir_ecog("o1", 1, "1950")
+    )
+    preview = preview_of(paste(alice_client, bundle))
+    response = alice_client.post(
+        reverse("fhir_preview", kwargs={"pk": preview.pk}),
+        {**header(), "laterality_t2": "right"},
+    )
+    assert response.status_code == 400
+    text = response.content.decode()
+    # Shown at their precision, never padded to a day.
+    assert f"Condition/c1: the date {future} is in the future." in text
+    assert "Observation/o1: the date 1950 is before the year of birth." in text
+    assert not Case.objects.exists()
