@@ -864,9 +864,12 @@ def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
     for item in preview["tumours"] + preview["metastases"]:
         question = item["question"]
         hit = learned.get((question["target"], question["system"], question["code"]))
-        if question["target"] == SITE_SYSTEM and (SITE_SYSTEM, question["code"]) in codes:
+        ours = any(part in question["system"].lower() for part in ("obds", "lokalisation"))
+        if question["target"] == SITE_SYSTEM and ours and (SITE_SYSTEM, question["code"]) in codes:
             question["answer"], question["learned"] = question["code"], True
-        elif hit is not None:
+        elif hit is not None and (
+            question["target"] != SITE_SYSTEM or (SITE_SYSTEM, hit["code"]) in codes
+        ):
             question["answer"], question["learned"] = hit["code"], True
     for record in preview["staging"]:
         for value in record["values"]:

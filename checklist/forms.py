@@ -1805,6 +1805,21 @@ class FhirPreviewForm(Form):
                 )
             else:
                 cleaned[name] = node
+        for question in self.questions:
+            node = nodes.get(question["answer"])
+            if (
+                question["learned"]
+                and question["target"] == "oncotree"
+                and not (node is not None and node.selectable)
+            ):
+                self.add_error(
+                    None,
+                    _(
+                        "The practice's code map answers “%(text)s” with %(code)s, which is not"
+                        " an OncoTree tumour type (any more). Change it on the code map page."
+                    )
+                    % {"text": question["display"], "code": question["answer"]},
+                )
         self.nodes = nodes
         self._check_imported_dates(cleaned)
         return cleaned

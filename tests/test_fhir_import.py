@@ -516,3 +516,24 @@ def test_imported_dates_obey_the_rules_of_hand_entry(alice_client):
     assert f"Condition/c1: the date {future} is in the future." in text
     assert "Observation/o1: the date 1950 is before the year of birth." in text
     assert not Case.objects.exists()
+
+
+def test_a_learned_answer_that_is_no_tumour_type_is_refused(alice_client, alice, practice_a):
+    CodeMapping.objects.create(
+        practice=practice_a,
+        source_system="http://snomed.info/sct",
+        source_code="353431000119107",
+        source_version="http://snomed.info/sct/900000000000207008",
+        target_system="oncotree",
+        target_code="BREAST",  # a tissue: not a diagnosis
+        mapped_by=alice,
+        mapped_at=timezone.now(),
+    )
+    preview = jenny_preview(alice_client)
+    response = alice_client.post(
+        reverse("fhir_preview", kwargs={"pk": preview.pk}),
+        {**header(), "laterality_t26": "left"},
+    )
+    assert response.status_code == 400
+    assert "Change it on the code map page" in response.content.decode()
+    assert not Case.objects.exists()
