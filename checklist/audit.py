@@ -93,6 +93,7 @@ OTP_RECOVERY_USED = "otp_recovery_used"
 REAUTH_REFUSED = "reauth_refused"  # a wrong password at re-authentication
 # The practice row has no audit trigger: its second-factor setting is recorded as an event.
 SECOND_FACTOR_SETTING = "second_factor_setting"
+FHIR_IMPORTED = "fhir_imported"  # a case created from a FHIR bundle (detail: its SHA-256)
 
 
 def _actor(user: Any) -> tuple[int | None, str | None]:
@@ -471,6 +472,7 @@ ACCESS_LABELS = {
     OTP_RECOVERY_USED: gettext_lazy("recovery code used"),
     REAUTH_REFUSED: gettext_lazy("re-authentication refused: wrong password"),
     SECOND_FACTOR_SETTING: gettext_lazy("second-factor setting for physicians changed"),
+    FHIR_IMPORTED: gettext_lazy("case imported from a FHIR bundle"),
 }
 CHANGE_LABELS = {
     "INSERT": gettext_lazy("created"),
@@ -559,6 +561,8 @@ FIELD_LABELS = {
 # Keys of an access event's detail, as the trail names them.
 DETAIL_LABELS = {
     "label": gettext_lazy("case"),
+    "sha256": gettext_lazy("SHA-256 of the bundle"),
+    "entries": gettext_lazy("entries of the bundle"),
     "version": gettext_lazy("version"),
     "format": gettext_lazy("format"),
     "filters": gettext_lazy("filters"),

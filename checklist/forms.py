@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from decimal import Decimal
@@ -9,6 +10,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.core import validators as django_validators
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q, Subquery
@@ -45,11 +47,13 @@ from checklist.models import (
     GenomicVariant,
     ImmuneFinding,
     ItemStatus,
+    Laterality,
     Lifestyle,
     Medication,
     Membership,
     Metastasis,
     MetastasisStatus,
+    MetastasisTiming,
     MrdStatus,
     NoteState,
     OrganFunction,
@@ -59,6 +63,7 @@ from checklist.models import (
     Relation,
     RelativeDegree,
     ResultStatus,
+    Sex,
     Situation,
     SmokingStatus,
     StagingRecord,
@@ -2376,7 +2381,8 @@ class OncotreeQuery(Form):
     q = forms.CharField(required=False, max_length=200)
     oncotree = forms.CharField(required=False, max_length=200)
     # The id of the input a picked type fills (the family history's cancer type; by default
-    # the tumour form's).
+    # the tumour form's). The FHIR import preview has one type-ahead per code question: there
+    # the target is the name of the input that asks (its value is the query), `oq_<12 hex>`.
     target = forms.RegexField(required=False, max_length=60, regex=r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
@@ -2584,3 +2590,207 @@ class MeetingModeQuery(Form):
 class AgendaPdfQuery(Form):
     notes = forms.ChoiceField(required=False, choices=[("", ""), ("1", "")])
     lang = forms.ChoiceField(required=False, choices=[("", ""), *settings.LANGUAGES])
+
+
+# --- FHIR import ----------------------------------------------------------------------------
+
+
+class FhirUploadForm(Form):
+    bundle_file = forms.FileField(label=_("FHIR Bundle (JSON file)"), required=False)
+    bundle_text = forms.CharField(
+        label=_("or paste the Bundle"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("bundle_file") and not (cleaned.get("bundle_text") or "").strip():
+            raise forms.ValidationError(_("Choose a file or paste a Bundle."))
+        return cleaned
+
+
+ONCOTREE_ANSWER = re.compile(r"\(([A-Z0-9_]+)\)\s*$")
+
+
+class FhirPreviewForm(Form):
+    """What the physician completes in an import preview: the case header, one answer per code
+    without a mapping, each primary's laterality and each metastasis's timing (and date when
+    the bundle gives none)."""
+
+    label = forms.CharField(
+        label=_("Pseudonymous label"),
+        max_length=64,
+        help_text=_("A pseudonym unique in the practice; never the patient's name."),
+    )
+    year_of_birth = forms.IntegerField(label=_("Year of birth"), min_value=1900)
+    sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices)
+    situation = forms.ChoiceField(
+        label=_("Tumour situation"),
+        choices=[("", "—"), *Situation.choices],
+    )
+
+    def __init__(
+        self, *args: Any, preview: dict[str, Any], questions: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["year_of_birth"].validators.append(
+            django_validators.MaxValueValidator(timezone.localdate().year)
+        )
+        self.preview = preview
+        self.questions = questions
+        sites: list[tuple[str, str]] | None = None
+        for question in questions:
+            name = f"oq_{question['key']}"
+            if question["learned"]:
+                continue  # the practice's code map answers it: shown, not asked
+            if question["target"] == "oncotree":
+                field: forms.Field = forms.CharField(
+                    label=_("OncoTree tumour type for “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    max_length=340,
+                )
+                field.widget.attrs.update(
+                    {
+                        "autocomplete": "off",
+                        "role": "combobox",
+                        "aria-autocomplete": "list",
+                        "aria-controls": f"oncotree-results-{question['key']}",
+                        "aria-expanded": "false",
+                        "data-hx-get": reverse("oncotree_search"),
+                        "data-hx-vals": json.dumps({"target": name}),
+                        "data-hx-trigger": "input changed delay:150ms, focus",
+                        "data-hx-target": f"#oncotree-results-{question['key']}",
+                        "data-hx-swap": "innerHTML",
+                    }
+                )
+                if question.get("answer_text"):
+                    self.initial[name] = question["answer_text"]
+            else:
+                if sites is None:
+                    sites = _code_choices("obds:fm_lokalisation", get_language())
+                field = forms.ChoiceField(
+                    label=_("Metastasis site for “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    choices=[("", "—"), *sites],
+                )
+                self.initial[name] = question.get("answer") or ""
+            self.fields[name] = field
+        for tumour in preview["tumours"]:
+            name = f"laterality_{tumour['key']}"
+            self.fields[name] = forms.ChoiceField(
+                label=_("Laterality of “%(text)s”") % {"text": tumour["text"]},
+                choices=Laterality.choices,
+            )
+            self.initial[name] = tumour["laterality"]
+        for metastasis in preview["metastases"]:
+            name = f"timing_{metastasis['key']}"
+            self.fields[name] = forms.ChoiceField(
+                label=_("Timing of “%(text)s”") % {"text": metastasis["text"]},
+                choices=[("", "—"), *MetastasisTiming.choices],
+            )
+            if not metastasis["detected_on"]:
+                self.fields[f"detected_{metastasis['key']}"] = PartialDateField(
+                    label=_("Detected on (“%(text)s”)") % {"text": metastasis["text"]}
+                )
+        self.initial.setdefault("year_of_birth", preview["patient"]["year_of_birth"])
+        self.initial.setdefault("sex", preview["patient"]["sex"])
+
+    def clean(self) -> dict[str, Any]:
+        """Every OncoTree answer and direct OncoTree code found in one query."""
+        cleaned = super().clean() or {}
+        wanted: dict[str, str] = {}
+        for question in self.questions:
+            name = f"oq_{question['key']}"
+            if question["target"] == "oncotree" and cleaned.get(name):
+                text = cleaned[name].strip()
+                match = ONCOTREE_ANSWER.search(text)
+                wanted[name] = match.group(1) if match else text.upper()
+        direct = {t["oncotree_node"] for t in self.preview["tumours"] if t.get("oncotree_node")}
+        direct |= {
+            q["answer"] for q in self.questions if q["learned"] and q["target"] == "oncotree"
+        }
+        nodes = {
+            c.code: c
+            for c in Code.objects.filter(system="oncotree", code__in={*wanted.values(), *direct})
+        }
+        for name, code in wanted.items():
+            node = nodes.get(code)
+            if node is None:
+                self.add_error(
+                    name,
+                    _(
+                        "“%(text)s” is not an OncoTree tumour type. Type part of a name or code"
+                        " and pick from the list."
+                    )
+                    % {"text": cleaned[name]},
+                )
+            elif not node.selectable:
+                self.add_error(
+                    name,
+                    _("“%(name)s” is a tissue, not a diagnosis. Pick a tumour type within it.")
+                    % {"name": node.display},
+                )
+            else:
+                cleaned[name] = node
+        for question in self.questions:
+            node = nodes.get(question["answer"])
+            if (
+                question["learned"]
+                and question["target"] == "oncotree"
+                and not (node is not None and node.selectable)
+            ):
+                self.add_error(
+                    None,
+                    _(
+                        "The practice's code map answers “%(text)s” with %(code)s, which is not"
+                        " an OncoTree tumour type (any more). Change it on the code map page."
+                    )
+                    % {"text": question["display"], "code": question["answer"]},
+                )
+        self.nodes = nodes
+        self._check_imported_dates(cleaned)
+        return cleaned
+
+    def _check_imported_dates(self, cleaned: dict[str, Any]) -> None:
+        """The dates the bundle gives obey the rules of hand entry: none in the future, none
+        before the year of birth. They cannot be edited here, so the message names the source;
+        the physician corrects the bundle (or enters the case by hand)."""
+        today = timezone.localdate()
+        year_of_birth = cleaned.get("year_of_birth")
+        found = []
+        for group, name in (
+            ("tumours", "diagnosed_on"),
+            ("staging", "staged_on"),
+            ("metastases", "detected_on"),
+            ("performance", "assessed_on"),
+            ("comorbidities", "since"),
+        ):
+            for row in self.preview[group]:
+                if not row.get(name):
+                    continue
+                value = rules.PartialDate(
+                    date.fromisoformat(row[name]), row.get(f"{name}_precision", rules.DAY)
+                )
+                source = row.get("source") or ", ".join(row.get("sources", []))
+                shown = row[name][: {rules.YEAR: 4, rules.MONTH: 7}.get(value.precision, 10)]
+                if value.earliest > today:
+                    found.append(
+                        _("%(source)s: the date %(date)s is in the future.")
+                        % {"source": source, "date": shown}
+                    )
+                elif year_of_birth and value.latest.year < year_of_birth:
+                    found.append(
+                        _("%(source)s: the date %(date)s is before the year of birth.")
+                        % {"source": source, "date": shown}
+                    )
+        for message in found:
+            self.add_error(None, message)
+
+
+class CodeMappingForm(Form):
+    target_code = forms.ChoiceField(label=_("Our code"))
+
+    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target_code"].choices = choices  # type: ignore[attr-defined]

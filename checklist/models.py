@@ -2270,3 +2270,65 @@ class Code(models.Model):
         if (language or "").startswith("de"):
             return self.display_de or self.display
         return self.display
+
+
+# --- FHIR import: the learned code map and the preview state -----------------------------------
+
+
+class CodeMapping(PracticeScoped):
+    """A code of another system that a physician of the practice mapped to one of ours (an
+    OncoTree node, an oBDS metastasis site) during a FHIR import; the next import proposes it
+    and asks nothing for it. The source display is kept for reading only."""
+
+    source_system = models.CharField(_("code system"), max_length=200)
+    source_code = models.CharField(_("code"), max_length=100)
+    source_version = models.CharField(_("version"), max_length=200, blank=True)
+    display = models.CharField(_("display text of the source"), max_length=300, blank=True)
+    target_system = models.CharField(_("our code system"), max_length=40)
+    target_code = models.CharField(_("our code"), max_length=40)
+    mapped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    mapped_at = models.DateTimeField(_("mapped at"))
+
+    class Meta(PracticeScoped.Meta):
+        verbose_name = _("learned code mapping")
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "practice",
+                    "source_system",
+                    "source_code",
+                    "source_version",
+                    "target_system",
+                ],
+                name="code_mapping_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_system}|{self.source_code} -> {self.target_system}:{self.target_code}"
+
+
+class FhirImportPreview(models.Model):
+    """The mapped structure of an uploaded bundle between upload and confirmation: no names,
+    no identifiers (fhir_import scrubs every text it keeps). Owned by the uploading user in
+    one practice; expires after `LIFETIME`. Deliberately without a `practice_id` column, so
+    the audit capture does not copy it into the trail (the import itself is audited)."""
+
+    LIFETIME = timedelta(days=1)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    owner_practice = models.BigIntegerField()  # the practice it was uploaded in
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    bundle_sha256 = models.CharField(max_length=64)
+    entries = models.PositiveIntegerField()
+    data = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="fhir_preview_expiry")]
+
+    def __str__(self) -> str:
+        return f"FHIR import preview {self.pk}"

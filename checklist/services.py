@@ -43,15 +43,21 @@ from checklist.models import (
     Category,
     Checklist,
     ChecklistItem,
+    CodeMapping,
+    Comorbidity,
+    FhirImportPreview,
     ItemStatus,
     Membership,
     Metastasis,
     MetastasisStatus,
     NoteState,
     OutcomeDraft,
+    PerformanceStatus,
     Practice,
+    StagingRecord,
     SubmissionToken,
     TherapyLine,
+    Tumour,
     user_display,
 )
 from checklist.notes import add_signature, build_snapshot, missing_for_signing, snapshot_hash
@@ -1471,3 +1477,115 @@ def agenda_item_set_status(*, item: AgendaItem, status: str, acting_user: Any) -
                 deferred_from=locked,
             )
     return locked
+
+
+# --- FHIR import ----------------------------------------------------------------------------
+
+
+class PreviewGone(Exception):
+    """The import preview was confirmed already (or expired): nothing was imported again."""
+
+
+@audit.atomic
+def case_import(
+    *,
+    practice: Practice,
+    data: dict[str, Any],
+    acting_user: Any,
+    preview: FhirImportPreview | None = None,
+) -> Case:
+    """Creates a case and its rows from a confirmed FHIR import in one transaction: one
+    insert per kind of row (bulk), the physician's code answers into the learned code map,
+    the preview deleted, and the import recorded as an access event with the bundle's
+    SHA-256. `data` is what `views.fhir` built from the preview and the physician's answers."""
+    if preview is not None:
+        locked = FhirImportPreview.objects.select_for_update().filter(pk=preview.pk).first()
+        if locked is None:
+            raise PreviewGone
+    header = data["case"]
+    if Case.objects.for_practice(practice).filter(label=header["label"]).exists():
+        raise ValidationError({"label": _("This label is already used in the practice.")})
+    case = Case.objects.create(
+        practice=practice, created_by=acting_user, updated_by=acting_user, **header
+    )
+    scope = {"practice": practice, "case": case}
+    tumours = Tumour.objects.bulk_create(
+        [Tumour(**scope, **row["fields"]) for row in data.get("tumours", [])]
+    )
+    by_key = {
+        row["key"]: tumour for row, tumour in zip(data.get("tumours", []), tumours, strict=True)
+    }
+    StagingRecord.objects.bulk_create(
+        [
+            StagingRecord(**scope, tumour=by_key.get(row.get("tumour") or ""), **row["fields"])
+            for row in data.get("staging", [])
+        ]
+    )
+    Metastasis.objects.bulk_create([Metastasis(**scope, **f) for f in data.get("metastases", [])])
+    PerformanceStatus.objects.bulk_create(
+        [PerformanceStatus(**scope, **f) for f in data.get("performance", [])]
+    )
+    Comorbidity.objects.bulk_create(
+        [Comorbidity(**scope, **f) for f in data.get("comorbidities", [])]
+    )
+    now = timezone.now()
+    CodeMapping.objects.bulk_create(
+        [
+            CodeMapping(practice=practice, mapped_by=acting_user, mapped_at=now, **mapping)
+            for mapping in data.get("code_mappings", [])
+        ],
+        update_conflicts=True,
+        unique_fields=[
+            "practice",
+            "source_system",
+            "source_code",
+            "source_version",
+            "target_system",
+        ],
+        update_fields=["target_code", "display", "mapped_by", "mapped_at"],
+    )
+    if preview is not None:
+        FhirImportPreview.objects.filter(pk=preview.pk).delete()
+    audit.record_access(
+        None,
+        audit.FHIR_IMPORTED,
+        practice_id=practice.pk,
+        table=Case._meta.db_table,
+        row_id=case.pk,
+        case_id=case.pk,
+        detail={"sha256": data.get("sha256", ""), "entries": data.get("entries", 0)},
+        user=acting_user,
+    )
+    return case
+
+
+@audit.atomic
+def fhir_preview_save(
+    *, user: Any, practice: Practice, sha256: str, entries: int, data: Any
+) -> Any:
+    """Stores an import preview (and removes expired ones, of anyone)."""
+    now = timezone.now()
+    FhirImportPreview.objects.filter(expires_at__lt=now).delete()
+    return FhirImportPreview.objects.create(
+        user=user,
+        owner_practice=practice.pk,
+        created_at=now,
+        expires_at=now + FhirImportPreview.LIFETIME,
+        bundle_sha256=sha256,
+        entries=entries,
+        data=data,
+    )
+
+
+@audit.atomic
+def code_mapping_update(*, mapping: CodeMapping, target_code: str, acting_user: Any) -> CodeMapping:
+    mapping.target_code = target_code
+    mapping.mapped_by = acting_user
+    mapping.mapped_at = timezone.now()
+    mapping.save(update_fields=["target_code", "mapped_by", "mapped_at"])
+    return mapping
+
+
+@audit.atomic
+def code_mapping_delete(*, mapping: CodeMapping) -> None:
+    mapping.delete()

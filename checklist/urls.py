@@ -11,6 +11,7 @@ from checklist.views import (
     cases,
     catalogue,
     checklist,
+    fhir,
     meetings,
     notes,
     second_factor,
@@ -176,4 +177,10 @@ urlpatterns = [
     path("audit/export.csv", audit.audit_export, name="audit_export"),
     path("audit/reports/", audit.audit_reports, name="audit_reports"),
     path("audit/chain/", audit.audit_chain, name="audit_chain"),
+    # FHIR import and the learned code map
+    path("import/fhir/", fhir.fhir_upload, name="fhir_import"),
+    path("import/fhir/<uuid:pk>/", fhir.fhir_preview, name="fhir_preview"),
+    path("code-map/", fhir.code_mapping_list, name="code_mapping_list"),
+    path("code-map/<int:pk>/", fhir.code_mapping_edit, name="code_mapping_edit"),
+    path("code-map/<int:pk>/delete/", fhir.code_mapping_delete, name="code_mapping_delete"),
 ]

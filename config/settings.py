@@ -195,6 +195,12 @@ LOGIN_REDIRECT_URL = "case_list"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3  # a set-password link handed over stays valid 3 days
 
+# FHIR import (checklist/views/fhir.py): limits checked before a bundle is parsed. Uploads are
+# held in memory up to the byte limit and never written to a temporary file.
+FHIR_IMPORT_MAX_BYTES = env.int("FHIR_IMPORT_MAX_BYTES", default=10_000_000)
+FHIR_IMPORT_MAX_ENTRIES = env.int("FHIR_IMPORT_MAX_ENTRIES", default=5000)
+FILE_UPLOAD_HANDLERS = ["checklist.views.fhir.BoundedMemoryUploadHandler"]
+
 # The lockout is per (user name, client address): one client cannot lock a user out for
 # everyone (checklist/lockout.py). Each attempt during a lockout starts it again.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)

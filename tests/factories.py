@@ -13,6 +13,7 @@ import re
 import time
 from datetime import date, timedelta
 from datetime import time as time_of_day
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -441,3 +442,85 @@ def seed_meeting(
         if signed:
             note_sign(version=version, acting_membership=membership, language="en")
     return BoardMeeting.objects.get(board=board, date=day)
+
+
+# --- FHIR bundles -------------------------------------------------------------------------
+
+MCODE_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcode_examples"
+JENNY_M_TRANSACTION = (
+    MCODE_EXAMPLES / "mcode-patient-bundle-jenny-m_transactionBundle_preSTU3-2022-12-16.json"
+)
+JENNY_M_COLLECTION = MCODE_EXAMPLES / "example" / "Bundle-mcode-patient-bundle-jenny-m.json"
+PRIMARY_PROFILE = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-primary-cancer-condition"
+SECONDARY_PROFILE = (
+    "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-secondary-cancer-condition"
+)
+
+
+def fhir_bundle(*resources: dict[str, Any], kind: str = "collection") -> dict[str, Any]:
+    """A Bundle of `resources`, each with a urn:uuid fullUrl built from its id."""
+    return {
+        "resourceType": "Bundle",
+        "type": kind,
+        "entry": [
+            {"fullUrl": f"urn:uuid:{r.get('id', i)}", "resource": r}
+            for i, r in enumerate(resources)
+        ],
+    }
+
+
+def fhir_patient(pid: str = "p1", birth: str = "1961-05-02", gender: str = "female") -> dict:
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "name": [{"family": "Mustermann", "given": ["Erika"]}],
+        "identifier": [{"system": "urn:mrn", "value": "MRN-778899"}],
+        "gender": gender,
+        "birthDate": birth,
+    }
+
+
+def fhir_primary(
+    cid: str = "c1",
+    *,
+    coding: dict[str, Any] | None = None,
+    onset: str | None = "2019-03-14",
+    patient: str = "p1",
+) -> dict[str, Any]:
+    condition: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": cid,
+        "meta": {"profile": [PRIMARY_PROFILE]},
+        "code": {
+            "coding": [
+                coding
+                or {
+                    "system": "http://snomed.info/sct",
+                    "code": "254637007",
+                    "display": "Non-small cell lung cancer (disorder)",
+                }
+            ]
+        },
+        "subject": {"reference": f"urn:uuid:{patient}"},
+    }
+    if onset:
+        condition["onsetDateTime"] = onset
+    return condition
+
+
+def fhir_ecog(oid: str, value: int, when: str = "2019-04-01", patient: str = "p1") -> dict:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+        "subject": {"reference": f"urn:uuid:{patient}"},
+        "effectiveDateTime": when,
+        "valueInteger": value,
+    }
+
+
+def fhir_minimal_preview() -> dict[str, Any]:
+    from checklist.fhir_import import map_bundle
+
+    return map_bundle(fhir_bundle(fhir_patient(), fhir_primary()))

@@ -9,10 +9,17 @@ from datetime import date
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 
-from checklist.models import AgendaItem, Case, Category, Membership, Tumour
-from checklist.services import attendance_add, catalogue_draft_create
-from tests.factories import days_from_today, make_board, make_note, register_case
+from checklist.models import AgendaItem, Case, Category, CodeMapping, Membership, Tumour
+from checklist.services import attendance_add, catalogue_draft_create, fhir_preview_save
+from tests.factories import (
+    days_from_today,
+    fhir_minimal_preview,
+    make_board,
+    make_note,
+    register_case,
+)
 
 PUBLIC = {"login", "logout", "healthz", "ping", "set_password", "set_language"}
 
@@ -69,6 +76,26 @@ def _catalogue_category(practice_a, alice) -> dict[str, Any]:
 
 def _catalogue_category_action(practice_a, alice) -> dict[str, Any]:
     return {**_catalogue_category(practice_a, alice), "action": "up"}
+
+
+def _fhir_preview(practice_a, alice) -> dict[str, Any]:
+    preview = fhir_preview_save(
+        user=alice, practice=practice_a, sha256="0" * 64, entries=1, data=fhir_minimal_preview()
+    )
+    return {"pk": preview.pk}
+
+
+def _code_mapping(practice_a, alice) -> dict[str, Any]:
+    mapping = CodeMapping.objects.create(
+        practice=practice_a,
+        source_system="http://snomed.info/sct",
+        source_code="254637007",
+        target_system="oncotree",
+        target_code="NSCLC",
+        mapped_by=alice,
+        mapped_at=timezone.now(),
+    )
+    return {"pk": mapping.pk}
 
 
 def _note(practice_a, alice) -> dict[str, Any]:
@@ -181,6 +208,11 @@ PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "audit_export": None,
     "audit_reports": None,
     "audit_chain": None,
+    "fhir_import": None,
+    "fhir_preview": _fhir_preview,
+    "code_mapping_list": None,
+    "code_mapping_edit": _code_mapping,
+    "code_mapping_delete": _code_mapping,
 }
 
 

@@ -670,6 +670,107 @@ def bench_effort(lines: list[str], scale: float) -> None:
     lines.append("")
 
 
+def _fhir_bundle(entries: int) -> bytes:
+    """The Jenny M example with its ECOG and TNM observations repeated up to `entries`."""
+    import json
+
+    from tests.factories import JENNY_M_COLLECTION
+
+    bundle = json.loads(JENNY_M_COLLECTION.read_text())
+    repeatable = [
+        e
+        for e in bundle["entry"]
+        if "ecog" in e["resource"].get("id", "") or "tnm" in e["resource"].get("id", "")
+    ]
+    number = 0
+    while len(bundle["entry"]) < entries:
+        template = repeatable[number % len(repeatable)]
+        copy = json.loads(json.dumps(template))
+        copy["resource"]["id"] = f"{copy['resource']['id']}-{number}"
+        copy["fullUrl"] = f"urn:uuid:bench-{number}"
+        day = 1 + number % 28
+        copy["resource"]["effectiveDateTime"] = f"2018-{1 + number // 28 % 12:02d}-{day:02d}"
+        bundle["entry"].append(copy)
+        number += 1
+    return json.dumps(bundle).encode()
+
+
+def bench_fhir(lines: list[str], scale: float) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+
+    from checklist import fhir_import
+    from checklist.models import CodeMapping, FhirImportPreview
+
+    n = max(int(1000 * scale), 60)
+    lines.append("## FHIR import (issue 18)\n")
+    practice = _practice("bench-fhir")
+    practice.second_factor_for_physicians = False  # the bench client has no authenticator
+    practice.save(update_fields=["second_factor_for_physicians"])
+    services.catalogue_seed(practice=practice)
+    client = _client_for(practice, Membership.PHYSICIAN)
+    user = get_user_model().objects.get(username=f"bench-{Membership.PHYSICIAN}-{practice.pk}")
+    # The primary's SNOMED code is in the practice's code map: the preview asks nothing.
+    CodeMapping.objects.create(
+        practice=practice,
+        source_system="http://snomed.info/sct",
+        source_code="353431000119107",
+        source_version="http://snomed.info/sct/900000000000207008",
+        target_system="oncotree",
+        target_code="IDC",
+        mapped_by=user,
+        mapped_at=timezone.now(),
+    )
+    raw = _fhir_bundle(n)
+    pure, previews, commits, queries = [], [], [], 0
+    for run in range(5):
+        started = time.perf_counter()
+        data = fhir_import.read_bundle(raw, max_bytes=10_000_000, max_entries=5000)
+        fhir_import.resolve(fhir_import.map_bundle(data), practice_id=practice.pk)
+        pure.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        response = client.post("/import/fhir/", {"bundle_file": SimpleUploadedFile("b.json", raw)})
+        page = client.get(response["Location"])
+        previews.append(time.perf_counter() - started)
+        assert page.status_code == 200, page.status_code
+        answers = {"label": f"FHIR-{run}", "year_of_birth": "1965", "sex": "female"}
+        answers |= {"situation": "first_diagnosis", "laterality_t2": "left"}
+        with CaptureQueriesContext(connection) as ctx:
+            started = time.perf_counter()
+            done = client.post(response["Location"], answers)
+            commits.append(time.perf_counter() - started)
+        assert done.status_code == 302, done.status_code
+        queries = len(ctx.captured_queries)
+    lines.append(
+        f"- {n:,}-entry bundle ({len(raw) / 1e6:.1f} MB): read, validate (R4B) and map:"
+        f" median {statistics.median(pure) * 1000:.0f} ms"
+    )
+    lines.append(
+        f"- upload and preview page of it: median {statistics.median(previews) * 1000:.0f} ms"
+        " (goal under 2 s)"
+    )
+    lines.append(
+        f"- confirmation (the case and {n - 41:,}+ rows in one transaction):"
+        f" median {statistics.median(commits) * 1000:.0f} ms, {queries} queries"
+    )
+    big = _fhir_bundle(int(3000 * min(scale, 1.0)) or 60)  # just under the 10 MB limit
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        fhir_import.map_bundle(fhir_import.read_bundle(big, max_bytes=10_000_000, max_entries=5000))
+    except fhir_import.BundleError as error:
+        lines.append(f"- large bundle refused: {error.message}")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    lines.append(
+        f"- {len(big) / 1e6:.1f} MB bundle: read and mapped in"
+        f" {time.perf_counter() - started:.1f} s under tracemalloc (which slows it several"
+        f" times), peak Python memory {peak / 1e6:.0f} MB"
+    )
+    FhirImportPreview.objects.filter(user=user).delete()
+    lines.append("")
+
+
 SECTIONS: dict[str, Callable[[list[str], float], None]] = {
     "audit": bench_audit,
     "cases": bench_cases,
@@ -678,6 +779,7 @@ SECTIONS: dict[str, Callable[[list[str], float], None]] = {
     "meetings": bench_meetings,
     "trail": bench_trail,
     "effort": bench_effort,
+    "fhir": bench_fhir,
 }
 
 

@@ -1,0 +1,318 @@
+"""FHIR import: upload or paste a Bundle, a preview the physician checks and completes, then
+one confirmation that creates the case; and the practice's learned code map (admins).
+
+Nothing is written before the confirmation but the preview row (no practice_id, no names, no
+identifiers; it expires after a day and belongs to the user who uploaded it)."""
+
+from __future__ import annotations
+
+from datetime import date
+from io import BytesIO
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.core.files.uploadedfile import InMemoryUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from checklist import fhir_import, forms, services
+from checklist.access import PracticeRequest, get_in_practice, practice_required
+from checklist.models import Code, CodeMapping, FhirImportPreview, Membership
+
+
+class BoundedMemoryUploadHandler(FileUploadHandler):
+    """Holds every uploaded file in memory up to `FHIR_IMPORT_MAX_BYTES` and never writes a
+    temporary file; of a larger file only its size is kept (an empty file of that size), so
+    the view refuses it before reading anything."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self.buffer = BytesIO()
+        self.too_big = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        if not self.too_big:
+            if self.buffer.tell() + len(raw_data) > settings.FHIR_IMPORT_MAX_BYTES:
+                self.too_big = True
+                self.buffer = BytesIO()
+            else:
+                self.buffer.write(raw_data)
+        return None
+
+    def file_complete(self, file_size: int) -> InMemoryUploadedFile:
+        self.buffer.seek(0)
+        return InMemoryUploadedFile(
+            file=self.buffer,
+            field_name=self.field_name,
+            name=self.file_name,
+            content_type=self.content_type,
+            size=file_size,
+            charset=self.charset,
+            content_type_extra=self.content_type_extra,
+        )
+
+
+def _preview_for_user(request: PracticeRequest, pk: UUID) -> FhirImportPreview:
+    """The user's own unexpired preview in the active practice; 404 for anyone else's."""
+    preview = FhirImportPreview.objects.filter(
+        pk=pk,
+        user=request.user,
+        owner_practice=request.practice.pk,
+        expires_at__gt=timezone.now(),
+    ).first()
+    if preview is None:
+        raise Http404
+    return preview
+
+
+@practice_required(role=Membership.PHYSICIAN)
+def fhir_upload(request: PracticeRequest) -> HttpResponse:
+    try:
+        posted = request.method == "POST"
+        form = forms.FhirUploadForm(
+            request.POST if posted else None, request.FILES if posted else None
+        )
+    except RequestDataTooBig:
+        form = forms.FhirUploadForm()
+        form.add_error(None, _("The pasted text is too long; upload the file instead."))
+        return render(request, "checklist/fhir_upload.html", {"form": form}, status=400)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data.get("bundle_file")
+        max_bytes = settings.FHIR_IMPORT_MAX_BYTES
+        try:
+            if upload is not None:
+                if upload.size > max_bytes:
+                    raise fhir_import.BundleError(
+                        _("The file is larger than %(limit)s MB; nothing was imported.")
+                        % {"limit": max_bytes // 1_000_000 or 1}
+                    )
+                raw = upload.read(max_bytes + 1)
+            else:
+                raw = form.cleaned_data["bundle_text"].encode()
+            data = fhir_import.read_bundle(
+                raw, max_bytes=max_bytes, max_entries=settings.FHIR_IMPORT_MAX_ENTRIES
+            )
+            mapped = fhir_import.map_bundle(data)
+        except fhir_import.BundleError as error:
+            form.add_error(None, error.message)
+        else:
+            preview = services.fhir_preview_save(
+                user=request.user,
+                practice=request.practice,
+                sha256=fhir_import.sha256(raw),
+                entries=len(data.get("entry") or []),
+                data=mapped,
+            )
+            return redirect("fhir_preview", pk=preview.pk)
+    status = 400 if form.errors else 200
+    return render(request, "checklist/fhir_upload.html", {"form": form}, status=status)
+
+
+def _questions(mapped: dict[str, Any]) -> list[dict[str, Any]]:
+    """The code questions with the text their current answer shows in the form."""
+    questions = fhir_import.questions(mapped)
+    codes = [q["answer"] for q in questions if q["target"] == "oncotree" and q["answer"]]
+    names = {c.code: c.display for c in Code.objects.filter(system="oncotree", code__in=codes)}
+    for question in questions:
+        if question["target"] == "oncotree" and question["answer"] in names:
+            question["answer_text"] = f"{names[question['answer']]} ({question['answer']})"
+    return questions
+
+
+@practice_required(role=Membership.PHYSICIAN)
+def fhir_preview(request: PracticeRequest, pk: UUID) -> HttpResponse:
+    preview = _preview_for_user(request, pk)
+    mapped = fhir_import.resolve(preview.data, practice_id=request.practice.pk)
+    questions = _questions(mapped)
+    form = forms.FhirPreviewForm(
+        request.POST if request.method == "POST" else None, preview=mapped, questions=questions
+    )
+    if request.method == "POST" and form.is_valid():
+        data = _confirmed(mapped, questions, form)
+        data.update({"sha256": preview.bundle_sha256, "entries": preview.entries})
+        try:
+            case = services.case_import(
+                practice=request.practice, data=data, acting_user=request.user, preview=preview
+            )
+        except services.PreviewGone:
+            raise Http404 from None
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, _("The case was imported."))
+            return redirect("case_detail", pk=case.pk)
+    context = {
+        "preview": preview,
+        "mapped": mapped,
+        "form": form,
+        "questions": questions,
+        "site_names": {
+            c.code: c.label(get_language()) for c in Code.objects.of("obds:fm_lokalisation")
+        },
+    }
+    return render(
+        request, "checklist/fhir_preview.html", context, status=400 if form.errors else 200
+    )
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _confirmed(
+    mapped: dict[str, Any], questions: list[dict[str, Any]], form: forms.FhirPreviewForm
+) -> dict[str, Any]:
+    """The service's input: the preview's values with the physician's answers."""
+    cleaned = form.cleaned_data
+    answers: dict[str, Any] = {}
+    mappings = []
+    for question in questions:
+        if question["learned"]:
+            learned = question["answer"]
+            answers[question["key"]] = (
+                form.nodes[learned] if question["target"] == "oncotree" else learned
+            )
+            continue
+        answer = cleaned[f"oq_{question['key']}"]
+        code = answer.code if isinstance(answer, Code) else answer
+        answers[question["key"]] = answer
+        mappings.append(
+            {
+                "source_system": question["system"],
+                "source_code": question["code"],
+                "source_version": question["version"],
+                "display": question["display"][:300],
+                "target_system": question["target"],
+                "target_code": code,
+            }
+        )
+    tumours = []
+    for tumour in mapped["tumours"]:
+        node = form.nodes.get(tumour["oncotree_node"]) or answers[tumour["question"]["key"]]
+        tumours.append(
+            {
+                "key": tumour["key"],
+                "fields": {
+                    "oncotree_code": node.code,
+                    "oncotree_name": node.display,
+                    "oncotree_release": node.release,
+                    "oncotree_tissue": node.extra.get("tissue") or "",
+                    "oncotree_main_type": node.extra.get("mainType") or "",
+                    "icd10_text": tumour["icd10_text"],
+                    "laterality": cleaned[f"laterality_{tumour['key']}"],
+                    "diagnosed_on": _day(tumour["diagnosed_on"]),
+                    "diagnosed_on_precision": tumour["diagnosed_on_precision"],
+                    "histology": tumour["histology"],
+                },
+            }
+        )
+    staging = []
+    for record in mapped["staging"]:
+        fields: dict[str, Any] = {
+            "staged_on": _day(record["staged_on"]),
+            "staged_on_precision": record["staged_on_precision"],
+            "kind": record["kind"],
+            "system": "uicc_tnm",
+            "tnm_edition": record["tnm_edition"],
+        }
+        for value in record["values"]:
+            if not value["valid"]:
+                continue
+            if value["letter"] == "S":
+                fields["uicc_stage"] = value["value"]
+            else:
+                letter = value["letter"].lower()
+                fields[f"{letter}_prefix"] = value["prefix"]
+                fields[f"{letter}_category"] = value["value"]
+        if record["staged_on"] and any(v["valid"] for v in record["values"]):
+            staging.append({"tumour": record["tumour"], "fields": fields})
+    metastases = []
+    for metastasis in mapped["metastases"]:
+        typed = cleaned.get(f"detected_{metastasis['key']}")
+        metastases.append(
+            {
+                "site": answers[metastasis["question"]["key"]],
+                "detected_on": typed.value if typed else _day(metastasis["detected_on"]),
+                "detected_on_precision": typed.precision
+                if typed
+                else metastasis["detected_on_precision"],
+                "timing": cleaned[f"timing_{metastasis['key']}"],
+            }
+        )
+    header = {
+        "label": cleaned["label"],
+        "year_of_birth": cleaned["year_of_birth"],
+        "sex": cleaned["sex"],
+        "situation": cleaned["situation"],
+    }
+    if metastases:
+        header["metastasis_status"] = "present"
+    return {
+        "case": header,
+        "tumours": tumours,
+        "staging": staging,
+        "metastases": metastases,
+        "performance": [
+            {k: v for k, v in row.items() if k != "source"}
+            | {"assessed_on": _day(row["assessed_on"])}
+            for row in mapped["performance"]
+        ],
+        "comorbidities": [
+            {k: v for k, v in row.items() if k != "source"} | {"since": _day(row["since"])}
+            for row in mapped["comorbidities"]
+        ],
+        "code_mappings": mappings,
+    }
+
+
+# --- the learned code map (practice admins) -------------------------------------------------
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def code_mapping_list(request: PracticeRequest) -> HttpResponse:
+    mappings = (
+        CodeMapping.objects.for_practice(request.practice)
+        .select_related("mapped_by__account_profile")
+        .order_by("target_system", "source_system", "source_code")
+    )
+    return render(request, "checklist/fhir_code_map.html", {"mappings": mappings})
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+def code_mapping_edit(request: PracticeRequest, pk: int) -> HttpResponse:
+    mapping: CodeMapping = get_in_practice(request, CodeMapping.objects.all(), pk)
+    choices = [
+        (c.code, f"{c.label(get_language())} ({c.code})")
+        for c in Code.objects.filter(system=mapping.target_system, selectable=True).order_by(
+            "display"
+        )
+    ]
+    form = forms.CodeMappingForm(
+        request.POST or None, choices=choices, initial={"target_code": mapping.target_code}
+    )
+    if request.method == "POST" and form.is_valid():
+        services.code_mapping_update(
+            mapping=mapping,
+            target_code=form.cleaned_data["target_code"],
+            acting_user=request.user,
+        )
+        messages.success(request, _("Saved."))
+        return redirect("code_mapping_list")
+    return render(request, "checklist/fhir_code_map_edit.html", {"mapping": mapping, "form": form})
+
+
+@practice_required(role=Membership.PRACTICE_ADMIN)
+@require_POST
+def code_mapping_delete(request: PracticeRequest, pk: int) -> HttpResponse:
+    mapping: CodeMapping = get_in_practice(request, CodeMapping.objects.all(), pk)
+    services.code_mapping_delete(mapping=mapping)
+    messages.success(request, _("Deleted."))
+    return redirect("code_mapping_list")
