@@ -446,7 +446,8 @@ def seed_meeting(
 
 # --- FHIR bundles -------------------------------------------------------------------------
 
-MCODE_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcode_examples"
+# CC0 mCODE examples, copied with their source note (tests/data/mcode_examples/SOURCE.txt).
+MCODE_EXAMPLES = Path(__file__).resolve().parent / "data" / "mcode_examples"
 JENNY_M_TRANSACTION = (
     MCODE_EXAMPLES / "mcode-patient-bundle-jenny-m_transactionBundle_preSTU3-2022-12-16.json"
 )

@@ -76,9 +76,11 @@ def test_the_case_history_shows_views_only_on_request(page, recorded, adam):
     screenshot(page, "case-history-en")
 
     page.get_by_role("link", name="Show “case viewed” events too").click()
+    page.wait_for_url("**views=1**")  # the count below reads the new page, not the old one
     assert rows.filter(has_text="case viewed").count() >= 1
     screenshot(page, "case-history-en-with-views")
     page.get_by_role("link", name="Hide “case viewed” events").click()
+    page.wait_for_url(lambda url: "views=1" not in url)
     assert rows.filter(has_text="case viewed").count() == 0
 
     _switch_to_german(page)
@@ -87,6 +89,7 @@ def test_the_case_history_shows_views_only_on_request(page, recorded, adam):
     assert "Dr. Alice Adler" in rows.first.inner_text() or rows.count() > 0
     screenshot(page, "case-history-de")
     page.get_by_role("link", name="Auch Ereignisse „Fall angesehen“ zeigen").click()
+    page.wait_for_url("**views=1**")
     assert rows.filter(has_text="Fall angesehen").count() >= 1
     screenshot(page, "case-history-de-with-views")
     assert page.console_errors == []
