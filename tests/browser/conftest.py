@@ -12,10 +12,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 # Browser test files begun before tests/browser/pages.py existed import these from here; new
 # code imports them from tests.browser.pages.
 from tests.browser.pages import ARTIFACTS, screenshot  # noqa: F401
+from tests.factories import logged_in
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ANSWERED_IN_PLACE = re.compile(
@@ -123,3 +125,24 @@ def page(browser, live_server, axe_source):
     assert not errors, f"console errors: {errors}"
     unique = list(dict.fromkeys(violations))
     assert not unique, "axe-core (serious/critical):\n" + "\n".join(unique)
+
+
+@pytest.fixture
+def german_page(browser, live_server, alice):
+    """A page logged in as alice, German interface language and German browser locale."""
+    context = browser.new_context(base_url=live_server.url, locale="de-DE")
+    session = logged_in(alice).cookies[settings.SESSION_COOKIE_NAME].value
+    host = live_server.url.split("//", 1)[1].split(":")[0]
+    context.add_cookies(
+        [
+            {"name": settings.SESSION_COOKIE_NAME, "value": session, "domain": host, "path": "/"},
+            {"name": settings.LANGUAGE_COOKIE_NAME, "value": "de", "domain": host, "path": "/"},
+        ]
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.console_errors = errors  # type: ignore[attr-defined]
+    yield page
+    context.close()

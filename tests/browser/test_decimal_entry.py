@@ -10,35 +10,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from checklist.models import ImmuneFinding
 from tests.browser.pages import field, screenshot
-from tests.factories import logged_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def german_page(browser, live_server, alice):
-    """A page logged in as alice, German interface language and German browser locale."""
-    context = browser.new_context(base_url=live_server.url, locale="de-DE")
-    session = logged_in(alice).cookies[settings.SESSION_COOKIE_NAME].value
-    host = live_server.url.split("//", 1)[1].split(":")[0]
-    context.add_cookies(
-        [
-            {"name": settings.SESSION_COOKIE_NAME, "value": session, "domain": host, "path": "/"},
-            {"name": settings.LANGUAGE_COOKIE_NAME, "value": "de", "domain": host, "path": "/"},
-        ]
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.console_errors = errors  # type: ignore[attr-defined]
-    yield page
-    context.close()
 
 
 def save(page):
