@@ -512,6 +512,19 @@ def test_the_agenda_pdf_lists_the_cases_and_their_notes(alice_client, today_meet
     assert details[-1]["cases"] == labels
 
 
+def test_the_agenda_pdf_with_notes_gives_every_note_its_own_anchors(
+    alice_client, today_meeting, caplog
+):
+    """Each case's note in the agenda PDF has ids of its own: with the same ids, WeasyPrint
+    warns "Anchor defined twice" and the PDF's outline jumps to the first note's sections."""
+    signed = today_meeting.items.filter(note__versions__signed_at__isnull=False).distinct()
+    assert signed.count() >= 2
+    with caplog.at_level("WARNING", logger="weasyprint"):
+        response = alice_client.get(f"/meetings/{today_meeting.pk}/agenda.pdf?notes=1")
+    assert response.status_code == 200
+    assert not [r for r in caplog.records if "defined twice" in r.getMessage()]
+
+
 def test_the_summary_pdf_shows_attendance_and_decisions(cora_client, cora, today_meeting, tmp_path):
     first, second = today_meeting.items.order_by("position")
     attendance_add(meeting=today_meeting, name="Dr. Rad", discipline="radiology", acting_user=cora)
