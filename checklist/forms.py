@@ -457,13 +457,16 @@ class PartialDateInput(forms.TextInput):
         return context
 
 
-def partial_date_hint(language: str | None = None) -> str:
-    """The day, month and year formats the interface language types, spelled out."""
+def partial_date_formats(language: str | None = None) -> dict[str, Any]:
+    """The day, month and year formats the interface language types, spelled out: German
+    TT.MM.JJJJ, MM/JJJJ, JJJJ; English YYYY-MM-DD, YYYY-MM, YYYY."""
     day = date_format_hint(language)
     month = _("MM/YYYY") if day.startswith(str(DATE_PARTS["%d"])) else _("YYYY-MM")
-    return str(
-        _("%(day)s, %(month)s or %(year)s") % {"day": day, "month": month, "year": DATE_PARTS["%Y"]}
-    )
+    return {"day": day, "month": month, "year": DATE_PARTS["%Y"]}
+
+
+def partial_date_hint(language: str | None = None) -> str:
+    return str(_("%(day)s, %(month)s or %(year)s") % partial_date_formats(language))
 
 
 class PartialDateField(forms.Field):
@@ -490,16 +493,8 @@ class PartialDateField(forms.Field):
             return None
         parsed = parse_partial_date(str(value))
         if parsed is None:
-            hint = date_format_hint()
-            german = hint.startswith(str(DATE_PARTS["%d"]))
             raise forms.ValidationError(
-                self.error_messages["invalid"],
-                code="invalid",
-                params={
-                    "day": hint,
-                    "month": _("MM/YYYY") if german else _("YYYY-MM"),
-                    "year": DATE_PARTS["%Y"],
-                },
+                self.error_messages["invalid"], code="invalid", params=partial_date_formats()
             )
         return parsed
 

@@ -6,7 +6,7 @@ here, or the code of what is wrong (the form says it in words). No reference seq
 no effect is predicted and nothing is called pathogenic, actionable or anything else: a
 well-formed notation says nothing about the variant.
 
-Covered (HGVS recommendations, varnomen.hgvs.org; the common single-change forms):
+Covered (the HGVS nomenclature, varnomen.hgvs.org; the common single-change forms):
 - c.: substitution (c.2573T>G, c.-14G>A, c.*32A>G, c.88+1G>T, c.89-2A>C), deletion
   (c.2235_2249del, c.76delA), duplication (c.76dup), insertion (c.76_77insTTG),
   deletion-insertion (c.112_117delinsTG), inversion (c.76_83inv), no change (c.76=, c.=).
