@@ -2375,10 +2375,11 @@ class CaseListQuery(Form):
 class OncotreeQuery(Form):
     q = forms.CharField(required=False, max_length=200)
     oncotree = forms.CharField(required=False, max_length=200)
-    # The id of the input a picked type fills (the family history's cancer type; by default
-    # the tumour form's). The FHIR import preview has one type-ahead per code question: there
-    # the target is the name of the input that asks (its value is the query), `oq_<12 hex>`.
+    # The id of the input a picked type fills (the family history's cancer type, an import
+    # question's; by default the tumour form's), and the name of the parameter the typed text
+    # comes in when the input is not named `oncotree` (the FHIR preview's `oq_<hex>` questions).
     target = forms.RegexField(required=False, max_length=60, regex=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    source = forms.RegexField(required=False, max_length=60, regex=r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 class AuditQuery(Form):
@@ -2653,7 +2654,7 @@ class FhirPreviewForm(Form):
                         "aria-controls": f"oncotree-results-{question['key']}",
                         "aria-expanded": "false",
                         "data-hx-get": reverse("oncotree_search"),
-                        "data-hx-vals": json.dumps({"target": name}),
+                        "data-hx-vals": json.dumps({"target": f"id_{name}", "source": name}),
                         "data-hx-trigger": "input changed delay:150ms, focus",
                         "data-hx-target": f"#oncotree-results-{question['key']}",
                         "data-hx-swap": "innerHTML",

@@ -456,7 +456,12 @@ def test_the_import_event_is_an_access_event(alice_client, adam_client, practice
 
 def test_each_question_has_its_own_type_ahead(alice_client):
     response = alice_client.get(
-        "/oncotree/search/", {"target": "oq_0123456789ab", "oq_0123456789ab": "invasive ductal"}
+        "/oncotree/search/",
+        {
+            "target": "id_oq_0123456789ab",
+            "source": "oq_0123456789ab",
+            "oq_0123456789ab": "invasive ductal",
+        },
     )
     text = response.content.decode()
     assert 'data-fill-target="id_oq_0123456789ab"' in text and "(IDC)" in text

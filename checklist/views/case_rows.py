@@ -5,7 +5,6 @@ request (`case_sections`); without JavaScript the full-page forms work as before
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,20 +320,15 @@ def case_row_delete(request: PracticeRequest, pk: int, kind: str, row_pk: int) -
     return render(request, "checklist/case_row_delete.html", context)
 
 
-FHIR_QUESTION = re.compile(r"oq_[0-9a-f]{12}")
-
-
 @practice_required()
 def oncotree_search(request: PracticeRequest) -> HttpResponse:
     """Type-ahead over OncoTree names and codes; tissues are shown for context, not offered."""
     params = valid(forms.OncotreeQuery(request.GET)).cleaned_data
-    target = params["target"]
-    query = (params["oncotree"] or params["q"]).strip()
-    fill = target or "id_oncotree"
-    if FHIR_QUESTION.fullmatch(target):
-        # An import preview's question: the input is named by the target, and its id fills.
-        query = str(request.GET.get(target, ""))[:200].strip()
-        fill = f"id_{target}"
+    query = params["oncotree"] or params["q"]
+    if params["source"]:
+        query = str(request.GET.get(params["source"], ""))[:200]
+    query = query.strip()
+    fill = params["target"] or "id_oncotree"
     if "(" in query:
         query = query.split("(")[0].strip()
     results: list[Code] = []
