@@ -132,7 +132,7 @@ start_app() {
     DATABASE_URL=$APP_URL DATABASE_REPLICA_URL=$REPLICA_URL \
         DJANGO_BEHIND_PROXY=true DJANGO_TRUSTED_PROXIES=127.0.0.1 \
         "$GUNICORN" config.wsgi --workers "$CLUSTER_WORKERS" --bind "127.0.0.1:$port" \
-        --pid "$RUN/app$n.pid" --error-logfile "$LOG/app$n.log" --daemon \
+        --pid "$RUN/app$n.pid" --error-logfile "$LOG/app$n.log" --capture-output --daemon \
         --graceful-timeout 5 --timeout 30
     for _ in $(seq 1 50); do
         [ -f "$RUN/app$n.pid" ] && curl -fsS -o /dev/null "http://127.0.0.1:$port/ping" && break
