@@ -94,7 +94,7 @@ def account_set_title(*, user: Any, title: str) -> AccountProfile:
     """Sets the title shown with the user's name (by the user, or by a practice admin). The
     profile's own trigger records the change in the chain of each of the user's practices."""
     clean = title.strip()
-    profile = AccountProfile.objects.select_for_update().filter(user=user).first()
+    profile = AccountProfile.objects.select_for_update(no_key=True).filter(user=user).first()
     if profile is None:
         profile = AccountProfile(user=user, title=clean)
         if clean:  # no row for an empty title that was never set
@@ -113,7 +113,7 @@ def membership_update(
 ) -> Membership:
     """Sets role and active flag. Accounts are deactivated, never deleted, so audit actors stay
     resolvable; an admin cannot remove the practice's last active admin (themselves included)."""
-    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    locked = Membership.objects.select_for_update(no_key=True).get(pk=membership.pk)
     removes_admin = (
         locked.is_admin and locked.active and (role != locked.PRACTICE_ADMIN or not active)
     )
@@ -299,8 +299,15 @@ class StaleVersion(Exception):
 
 
 def _lock_case(case: Case, expected_version: int | None) -> Case:
-    """Locks the case row for this transaction and checks the form's version against it."""
-    locked = Case.objects.select_for_update().get(pk=case.pk, practice_id=case.practice_id)
+    """Locks the case row for this transaction and checks the form's version against it.
+
+    Every lock here is FOR NO KEY UPDATE (`no_key=True`): it serialises the writers of a row
+    but lets a transaction that already holds the audit chain's lock check a foreign key to
+    the row at its commit (key share). FOR UPDATE would deadlock with it
+    (tests/test_locking.py)."""
+    locked = Case.objects.select_for_update(no_key=True).get(
+        pk=case.pk, practice_id=case.practice_id
+    )
     if expected_version is not None and locked.version != expected_version:
         raise StaleVersion(locked, expected_version)
     return locked
@@ -682,7 +689,7 @@ def catalogue_merge_template(*, version: CatalogueVersion, codes: list[str]) -> 
 
 
 def _lock_practice_catalogue(practice_id: int) -> None:
-    Practice.objects.select_for_update().filter(pk=practice_id).first()
+    Practice.objects.select_for_update(no_key=True).filter(pk=practice_id).first()
 
 
 def _draft_for_edit(category_or_version: Category | CatalogueVersion) -> CatalogueVersion:
@@ -691,7 +698,7 @@ def _draft_for_edit(category_or_version: Category | CatalogueVersion) -> Catalog
         if isinstance(category_or_version, Category)
         else category_or_version
     )
-    version = CatalogueVersion.objects.select_for_update().get(pk=version.pk)
+    version = CatalogueVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
     if not version.is_draft:
         raise ValidationError(_("A published version is never changed; start a draft."))
     return version
@@ -785,7 +792,7 @@ def checklist_item_set(
     """Sets a category's status and note on the case's checklist (created on first use, under
     the version the physician was shown). Each item carries its own revision against lost
     updates; the clinical record's version is not touched by working the checklist."""
-    checklist, _created = Checklist.objects.select_for_update().get_or_create(
+    checklist, _created = Checklist.objects.select_for_update(no_key=True).get_or_create(
         case=case, defaults={"practice_id": case.practice_id, "version": version}
     )
     if checklist.version_id != version.pk or category.version_id != version.pk:
@@ -793,7 +800,7 @@ def checklist_item_set(
             _("The checklist is worked under version %(n)s; reload the page.")
             % {"n": checklist.version.number}
         )
-    item, created = ChecklistItem.objects.select_for_update().get_or_create(
+    item, created = ChecklistItem.objects.select_for_update(no_key=True).get_or_create(
         checklist=checklist,
         category=category,
         defaults={"practice_id": case.practice_id, "case": case},
@@ -820,7 +827,7 @@ def category_text_key(category: Category) -> tuple[Any, ...]:
 def checklist_move(*, case: Case, to_version: CatalogueVersion, acting_user: Any) -> Checklist:
     """Moves the checklist to a newer version: unchanged categories keep status and note;
     changed ones start again as "not yet reviewed", with what they said before kept."""
-    checklist = Checklist.objects.select_for_update().get(case=case)
+    checklist = Checklist.objects.select_for_update(no_key=True).get(case=case)
     if to_version.is_draft or to_version.practice_id != case.practice_id:
         raise ValidationError(_("Only a published version of the practice can be used."))
     old_items = {item.category.code: item for item in checklist.items.select_related("category")}
@@ -882,7 +889,7 @@ def note_create(
 
 
 def _lock_version(version: BoardNoteVersion) -> BoardNoteVersion:
-    return BoardNoteVersion.objects.select_for_update().get(pk=version.pk)
+    return BoardNoteVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
 
 
 def _check_revision(locked: BoardNoteVersion, expected_revision: int | None) -> None:
@@ -983,7 +990,7 @@ def note_sign(
     # Lock the case so that the snapshot and the signing check see one consistent state of the
     # record, and refuse if the record changed since the physician looked at the note. The
     # snapshot is built first: it reads the record's facts in the note's language.
-    case = Case.objects.select_for_update().get(pk=locked.note.case_id)
+    case = Case.objects.select_for_update(no_key=True).get(pk=locked.note.case_id)
     record = CaseRecord.load(case)
     snapshot = build_snapshot(locked, language=language, record=record)
     missing = missing_for_signing(locked, record)
@@ -1013,7 +1020,7 @@ def note_amend(*, note: BoardNote, reason: str, acting_user: Any) -> BoardNoteVe
     """A new version that supersedes the newest signed one; the signed row is not touched."""
     if not reason.strip():
         raise ValidationError({"reason": _("Give the reason for the amendment.")})
-    BoardNote.objects.select_for_update().get(pk=note.pk)
+    BoardNote.objects.select_for_update(no_key=True).get(pk=note.pk)
     latest = note.versions.order_by("-number").first()
     assert latest is not None
     if latest.state != NoteState.SIGNED:
@@ -1047,7 +1054,7 @@ def outcome_record(
     """Records the board's outcome as a new version row; earlier rows are never updated.
     Claims the form's one-time token."""
     key = claim_submission(token=token, user=acting_user, kind="outcome", scope_id=note.pk)
-    BoardNote.objects.select_for_update().get(pk=note.pk)
+    BoardNote.objects.select_for_update(no_key=True).get(pk=note.pk)
     if not note.versions.filter(state=NoteState.SIGNED).exists():
         raise ValidationError(_("Record the outcome after the note is signed."))
     last = note.outcomes.order_by("-number").first()
@@ -1138,7 +1145,7 @@ def second_factor_remove(*, user: Any) -> int:
 @audit.atomic
 def practice_set_second_factor(*, practice: Practice, for_physicians: bool) -> Practice:
     """Whether the practice's physicians need a second factor (admins always do)."""
-    practice = Practice.objects.select_for_update().get(pk=practice.pk)
+    practice = Practice.objects.select_for_update(no_key=True).get(pk=practice.pk)
     if practice.second_factor_for_physicians != for_physicians:
         practice.second_factor_for_physicians = for_physicians
         practice.save(update_fields=["second_factor_for_physicians"])
@@ -1163,7 +1170,7 @@ def board_save(*, practice: Practice, data: dict[str, Any], board: Board | None 
         raise ValidationError({"name": _("The practice has a board of this name already.")})
     if board is None:
         return Board.objects.create(practice=practice, **data)
-    locked = Board.objects.select_for_update().get(pk=board.pk, practice=practice)
+    locked = Board.objects.select_for_update(no_key=True).get(pk=board.pk, practice=practice)
     for name, value in data.items():
         setattr(locked, name, value)
     locked.save()
@@ -1191,7 +1198,7 @@ def _meeting_on(board: Board, day: date, acting_user: Any) -> BoardMeeting:
 @audit.atomic
 def meeting_create(*, board: Board, day: date, acting_user: Any) -> BoardMeeting:
     """A board's meeting on `day` (on demand); the one there is if it exists."""
-    Board.objects.select_for_update().get(pk=board.pk)
+    Board.objects.select_for_update(no_key=True).get(pk=board.pk)
     return _meeting_on(board, day, acting_user)
 
 
@@ -1201,7 +1208,7 @@ def meetings_create_ahead(
 ) -> list[BoardMeeting]:
     """The board's next `count` meetings on its usual weekday from today (those already there
     are kept as they are)."""
-    Board.objects.select_for_update().get(pk=board.pk)
+    Board.objects.select_for_update(no_key=True).get(pk=board.pk)
     if not board.active:
         raise ValidationError(_("A retired board has no new meetings."))
     day = next_meeting_date(board, timezone.localdate() - timedelta(days=1))
@@ -1213,7 +1220,7 @@ def meetings_create_ahead(
 
 
 def _lock_meeting(meeting: BoardMeeting) -> BoardMeeting:
-    return BoardMeeting.objects.select_for_update().get(pk=meeting.pk)
+    return BoardMeeting.objects.select_for_update(no_key=True).get(pk=meeting.pk)
 
 
 def _end_position(meeting: BoardMeeting) -> int:
@@ -1227,7 +1234,7 @@ def _register_on_agenda(version: BoardNoteVersion, acting_user: Any) -> None:
     the new one; without a board or date it leaves the agenda it waits on. A closed
     registration refuses both."""
     waiting = list(
-        AgendaItem.objects.select_for_update()
+        AgendaItem.objects.select_for_update(no_key=True)
         .filter(note_id=version.note_id, status=AgendaStatus.PENDING)
         .select_related("meeting")
     )
@@ -1302,7 +1309,7 @@ def agenda_item_move(
         raise ValidationError({"reason": _("Give the reason for the move.")})
     source = _lock_meeting(item.meeting)
     target = _lock_meeting(to_meeting)
-    locked = AgendaItem.objects.select_for_update().get(pk=item.pk)
+    locked = AgendaItem.objects.select_for_update(no_key=True).get(pk=item.pk)
     if locked.status != AgendaStatus.PENDING:
         raise ValidationError(_("Only a case still waiting on the agenda can be moved."))
     if target.pk == source.pk or target.practice_id != source.practice_id:
@@ -1356,7 +1363,9 @@ class StaleDraft(Exception):
 
 
 def _lock_item(item: AgendaItem) -> AgendaItem:
-    return AgendaItem.objects.select_for_update().select_related("meeting").get(pk=item.pk)
+    return (
+        AgendaItem.objects.select_for_update(no_key=True).select_related("meeting").get(pk=item.pk)
+    )
 
 
 @audit.atomic
@@ -1374,7 +1383,7 @@ def outcome_draft_save(
     locked = _lock_item(item)
     if locked.status != AgendaStatus.PENDING:
         raise ValidationError(_("This case is no longer open at this meeting."))
-    draft, created = OutcomeDraft.objects.select_for_update().get_or_create(
+    draft, created = OutcomeDraft.objects.select_for_update(no_key=True).get_or_create(
         item=locked,
         defaults={
             "practice_id": locked.practice_id,
@@ -1414,7 +1423,7 @@ def agenda_item_finalise(
         raise ValidationError(_("This case is no longer open at this meeting."))
     if meeting.date > timezone.localdate():
         raise ValidationError(_("The decision is recorded on or after the meeting's date."))
-    draft = OutcomeDraft.objects.select_for_update().filter(item=locked).first()
+    draft = OutcomeDraft.objects.select_for_update(no_key=True).filter(item=locked).first()
     if draft is None or not draft.measures:
         raise ValidationError(_("Record at least one measure as the board documented it."))
     if expected_revision is not None and draft.revision != expected_revision:
@@ -1499,7 +1508,9 @@ def case_import(
     the preview deleted, and the import recorded as an access event with the bundle's
     SHA-256. `data` is what `views.fhir` built from the preview and the physician's answers."""
     if preview is not None:
-        locked = FhirImportPreview.objects.select_for_update().filter(pk=preview.pk).first()
+        locked = (
+            FhirImportPreview.objects.select_for_update(no_key=True).filter(pk=preview.pk).first()
+        )
         if locked is None:
             raise PreviewGone
     header = data["case"]
