@@ -86,6 +86,10 @@ max_wal_senders = 5
 wal_keep_size = '256MB'
 hot_standby = on
 max_connections = 100
+# No statement text or row values in the server log (they hold patient data): an error logs
+# its message only (no STATEMENT, DETAIL or CONTEXT lines).
+log_min_error_statement = panic
+log_error_verbosity = terse
 EOF
         cat >"$PRIMARY/pg_hba.conf" <<EOF
 host all all 127.0.0.1/32 trust
@@ -132,7 +136,7 @@ start_app() {
     DATABASE_URL=$APP_URL DATABASE_REPLICA_URL=$REPLICA_URL \
         DJANGO_BEHIND_PROXY=true DJANGO_TRUSTED_PROXIES=127.0.0.1 \
         "$GUNICORN" config.wsgi --workers "$CLUSTER_WORKERS" --bind "127.0.0.1:$port" \
-        --pid "$RUN/app$n.pid" --error-logfile "$LOG/app$n.log" --capture-output --daemon \
+        --pid "$RUN/app$n.pid" --error-logfile "$LOG/app$n.log" --daemon \
         --graceful-timeout 5 --timeout 30
     for _ in $(seq 1 50); do
         [ -f "$RUN/app$n.pid" ] && curl -fsS -o /dev/null "http://127.0.0.1:$port/ping" && break

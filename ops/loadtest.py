@@ -11,6 +11,7 @@ fails (lost updates, 5xx outside an outage, a broken chain).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import csv
 import json
@@ -356,7 +357,11 @@ def editors(out: list[str], seconds: int) -> None:
         f"5. **Replica**: during that run an admin read the audit trail {trail.get('count', 0):.0f} times from the replica (median {trail.get('median', 0):.0f} ms, {trail.get('failures', 0):.0f} failures); replica lag from /healthz every 0.5 s: median {statistics.median(lags) if lags else -1:.3f} s, max {max(lags) if lags else -1:.3f} s ({len(lags)} samples)"
     )
     if lost or server_errors or not ok:
-        failures.append(f"editors: lost {lost}, 5xx {server_errors}, chain ok {ok} {detail}")
+        # Which requests failed (name and status), so that a failing CI run says where to look.
+        failed = collections.Counter(f"{e['name']} {e['status']}" for e in errors_of(lines))
+        failures.append(
+            f"editors: lost {lost}, 5xx {server_errors} {dict(failed)}, chain ok {ok} {detail}"
+        )
 
 
 def restart(out: list[str], seconds: int = 30, rate: int = 50) -> None:
