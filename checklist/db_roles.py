@@ -22,6 +22,9 @@ APP = "oncoboard_app"
 # Tables the serving role may only read: the trail (appended by the owner's functions) and the
 # copies of the signed checkpoints (written by the checkpoint job).
 READ_ONLY_TABLES = ("checklist_auditevent", "checklist_auditcheckpoint")
+# The serving role records a verification run (an admin's "verify now") but can never change
+# or remove one: a failed run stays on record.
+APPEND_ONLY_TABLES = ("checklist_auditverification",)
 
 _CREATE_ROLE = """
 DO $$ BEGIN
@@ -120,6 +123,14 @@ def grant(cursor: Any, *, owner: str = OWNER, app: str = APP) -> None:
         if cursor.fetchone()[0]:
             _run(cursor, sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), a))
             _run(cursor, sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), a))
+    for table in APPEND_ONLY_TABLES:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+        if cursor.fetchone()[0]:
+            _run(cursor, sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), a))
+            _run(
+                cursor,
+                sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(sql.Identifier(table), a),
+            )
 
 
 def apply(cursor: Any, *, owner: str = OWNER, app: str = APP) -> int:

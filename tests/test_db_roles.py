@@ -52,6 +52,10 @@ def as_app(roles, transactional_db):
         "SET session_replication_role = replica",
         "CREATE TABLE checklist_sneaky (x int)",
         "CREATE TEMP TABLE checklist_auditevent (LIKE public.checklist_auditevent)",
+        # A recorded verification run cannot be turned from failed into passed, or removed.
+        "UPDATE checklist_auditverification SET ok = true",
+        "DELETE FROM checklist_auditverification",
+        "TRUNCATE checklist_auditverification",
     ],
 )
 def test_the_serving_role_is_refused(as_app, statement):
