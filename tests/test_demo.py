@@ -1,7 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
-from checklist.models import Code, Membership, Practice
+from checklist.models import Board, BoardMeeting, Code, Membership, Practice
 
 
 def test_the_demo_loader_is_idempotent(db, capsys):
@@ -12,6 +13,10 @@ def test_the_demo_loader_is_idempotent(db, capsys):
     assert get_user_model().objects.count() == 2
     out = capsys.readouterr().out
     assert "demo.physician" in out and "demo.admin" in out and "password" in out
+    # One board with its next eight meetings, from today on, not doubled by the second run.
+    board = Board.objects.get(practice__name="Demo Practice")
+    days = list(BoardMeeting.objects.filter(board=board).values_list("date", flat=True))
+    assert len(days) == 8 and min(days) >= timezone.localdate()
 
 
 def test_the_code_list_loader_is_idempotent(db):

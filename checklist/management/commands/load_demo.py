@@ -1,5 +1,6 @@
 """Creates the demo practice and its logins; idempotent, prints the logins."""
 
+from datetime import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -8,10 +9,22 @@ from django.db import transaction
 
 from checklist import services
 from checklist.audit import audit_context
-from checklist.models import Membership, Practice
+from checklist.models import Board, Discipline, Membership, Practice, Weekday
 
 DEMO_PRACTICE = "Demo Practice"
 DEMO_PASSWORD = "demo-Passw0rd!"  # printed for the demo; never used outside `make run`
+DEMO_BOARD = {
+    "name": "Interdisciplinary tumour board",
+    "weekday": Weekday.WEDNESDAY,
+    "starts_at": time(16, 0),
+    "disciplines": [
+        Discipline.MEDICAL_ONCOLOGY,
+        Discipline.RADIOLOGY,
+        Discipline.PATHOLOGY,
+        Discipline.RADIATION_ONCOLOGY,
+        Discipline.SURGERY,
+    ],
+}
 DEMO_USERS = [
     ("demo.physician", "Dana", "Demo", Membership.PHYSICIAN),
     ("demo.admin", "Alex", "Admin", Membership.PRACTICE_ADMIN),
@@ -38,6 +51,13 @@ def load_demo() -> Practice:
             Membership.objects.get_or_create(
                 practice=practice, user=user, defaults={"role": role, "active": True}
             )
+        # A weekly board with its next meetings, so that registering a note for a meeting
+        # and the meeting mode can be tried at once; meetings already there are kept.
+        board = Board.objects.for_practice(practice).filter(name=DEMO_BOARD["name"]).first()
+        if board is None:
+            board = services.board_save(practice=practice, data=dict(DEMO_BOARD))
+        if board.active:
+            services.meetings_create_ahead(board=board, acting_user=None)
     return practice
 
 
@@ -47,6 +67,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         practice = load_demo()
         self.stdout.write(f"Demo practice: {practice.name}")
+        self.stdout.write(
+            f"  board: {DEMO_BOARD['name']}, with its next meetings (Tumour boards page)"
+        )
         for username, _first, _last, role in DEMO_USERS:
             self.stdout.write(f"  {role:15} login: {username}  password: {DEMO_PASSWORD}")
         physicians = (
