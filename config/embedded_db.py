@@ -50,7 +50,35 @@ def _start() -> dict[str, str]:
         PGDATA.parent.mkdir(parents=True, exist_ok=True)
         server = get_server(PGDATA, cleanup_mode=None)
     info = server.get_postmaster_info()
-    return {"host": str(info.socket_dir), "port": str(info.port), "user": "postgres"}
+    params = {"host": str(info.socket_dir), "port": str(info.port), "user": "postgres"}
+    _quiet_server_log(params)
+    return params
+
+
+# What the server writes to its log on an error: the message only. By default PostgreSQL adds
+# the failing statement and DETAIL lines with row values, which hold patient data.
+SERVER_LOG_SETTINGS = {"log_min_error_statement": "panic", "log_error_verbosity": "terse"}
+
+
+def _quiet_server_log(params: dict[str, str]) -> None:
+    import psycopg
+    import psycopg.conninfo
+    from psycopg import sql
+
+    conninfo = psycopg.conninfo.make_conninfo(dbname="postgres", **params)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        changed = False
+        for name, value in SERVER_LOG_SETTINGS.items():
+            current = conn.execute("SELECT current_setting(%s)", [name]).fetchone()
+            if current is None or current[0] != value:
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(name), sql.Literal(value)
+                    )
+                )
+                changed = True
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
 
 
 def _ensure_database(params: dict[str, str], database: str) -> None:

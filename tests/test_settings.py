@@ -3,6 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from django.db import connection
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PRODUCTION_ENV = {
@@ -109,3 +112,14 @@ def test_a_replica_url_adds_a_pooled_replica_that_mirrors_default_in_tests():
     replica = json.loads(_run(_DATABASES, env).stdout)["replica"]
     assert replica["mirror"] == "default"
     assert replica["age"] == 0 and replica["pool"]
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")), reason="the operator's server has its own settings"
+)
+def test_the_embedded_server_logs_no_statement_or_row_values(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('log_min_error_statement')")
+        assert cursor.fetchone()[0] == "panic"
+        cursor.execute("SELECT current_setting('log_error_verbosity')")
+        assert cursor.fetchone()[0] == "terse"
