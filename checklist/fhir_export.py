@@ -33,6 +33,7 @@ from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils import translation
 
 from checklist.fhir_codes import ROW_SYSTEM, own_extension, own_system
 from checklist.models import (
@@ -47,7 +48,6 @@ UCUM = "http://unitsofmeasure.org"
 ONCOTREE_SYSTEM = "http://oncotree.mskcc.org/fhir/CodeSystem/snapshot"
 ICD10_GM = "http://fhir.de/CodeSystem/bfarm/icd-10-gm"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 DATA_ABSENT_EXTENSION = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
@@ -61,7 +61,9 @@ KARNOFSKY_PROFILE = MCODE + "mcode-karnofsky-performance-status"
 # The kind of case row a resource holds (code: the model's name), so that the importer tells
 # our comorbidity from a primary tumour whatever its words say.
 ROW = ROW_SYSTEM
-IDENTIFIER = own_system("case.label")
+# Which part of a staging record an observation holds: T, N, M, S (the stage group) or
+# "record" (a record of another system, or none of the four).
+STAGING_PART = own_system("stagingrecord.part")
 NAMESPACE = uuid.UUID("3c5e0a8e-7d0b-4f55-9a43-0f1f6a2b9c11")
 
 # LOINC codes of what we export (from LOINC's own table; no answer list of SNOMED codes).
@@ -220,8 +222,9 @@ HOMES = {
 }
 for _lab_key in list(LABS) + list(SEROLOGY):
     HOMES[_lab_key] = "Observation.value of its own observation"
-    for _suffix in ("_lab_value", "_lab_unit"):
-        HOMES[_lab_key + _suffix] = "an extension of its own observation"
+for _lab_key in ("leukocytes", "neutrophils", "lymphocytes", "platelets", "haemoglobin"):
+    for _suffix in ("_lab_value", "_lab_unit"):  # beside the converted value
+        HOMES[f"immunefinding.{_lab_key}{_suffix}"] = "an extension of its own observation"
 
 
 class ExportInvalid(Exception):
@@ -259,8 +262,17 @@ def coding(system: str, code: str, display: str = "", version: str = "") -> dict
     return found
 
 
+_LABELS: dict[tuple[str, str, str], dict[Any, str]] = {}
+
+
 def _choice_label(model_field: Any, value: Any) -> str:
-    return str(dict(model_field.flatchoices).get(value, value)) if model_field.choices else ""
+    """A choice's label in the active language (English in a bundle), read once per field."""
+    if not model_field.choices:
+        return ""
+    key = (model_field.model._meta.label, model_field.name, translation.get_language() or "")
+    if key not in _LABELS:
+        _LABELS[key] = {code: str(label) for code, label in model_field.flatchoices}
+    return _LABELS[key].get(value, str(value))
 
 
 def own_coding(obj: models.Model, name: str, value: Any = None) -> dict[str, Any]:
@@ -391,7 +403,8 @@ def _patient(b: _Builder) -> None:
             {
                 "use": "secondary",
                 "type": {"text": "pseudonymous case label"},
-                "system": IDENTIFIER,
+                # Labels are unique within a practice: the system names the practice.
+                "system": f"urn:oncoboard:practice:{case.practice_id}:case-label",
                 "value": case.label,
             }
         ],
@@ -406,12 +419,10 @@ def _patient(b: _Builder) -> None:
 
 
 def _condition(b: _Builder, row_kind: str, code: dict[str, Any]) -> dict[str, Any]:
+    # No problem-list category: it asks for a clinical status (con-3), which we do not record.
     return {
         "resourceType": "Condition",
-        "category": [
-            {"coding": [coding(CONDITION_CATEGORY, "problem-list-item", "Problem List Item")]},
-            b.row_kind(row_kind),
-        ],
+        "category": [b.row_kind(row_kind)],
         "code": code,
         "subject": b.subject,
     }
@@ -482,12 +493,11 @@ def _staging(b: _Builder, record: Any) -> None:
         field_name = "uicc_stage" if letter == "S" else f"{letter.lower()}_category"
         loinc = TNM_LOINC.get((record.kind, letter))
         code_codings = [coding(LOINC, *loinc)] if loinc else []
-        code_codings.append(coding(own_system("stagingrecord.part"), letter))
+        code_codings.append(coding(STAGING_PART, letter))
         resource = _observation(
             b,
             {"coding": code_codings, "text": f"{record.get_kind_display()} {letter}"},
             when,
-            "survey",
         )
         resource["valueCodeableConcept"] = {
             "coding": [coding(own_system(f"stagingrecord.{field_name}"), value)],
@@ -507,11 +517,10 @@ def _staging(b: _Builder, record: Any) -> None:
         resource = _observation(
             b,
             {
-                "coding": [coding(own_system("stagingrecord.part"), "record")],
+                "coding": [coding(STAGING_PART, "record")],
                 "text": f"{record.get_kind_display()} staging",
             },
             when,
-            "survey",
         )
         observations.append(resource)
     for resource in observations:
@@ -741,7 +750,7 @@ def _immune(b: _Builder, finding: Any) -> None:
         code = {
             "coding": ([coding(LOINC, *loinc)] if loinc else [])
             + [coding(own_system("field"), key)],
-            "text": finding._meta.get_field(name).verbose_name,
+            "text": str(finding._meta.get_field(name).verbose_name),
         }
         resource = _observation(b, code, when, "laboratory")
         if value == "not_tested":
@@ -885,7 +894,13 @@ def _genomic(b: _Builder, row: Any) -> None:
 
 
 def case_bundle(record: Any) -> dict[str, Any]:
-    """The case of `record` (a loaded `CaseRecord`) as a validated FHIR R4 collection Bundle."""
+    """The case of `record` (a loaded `CaseRecord`) as a validated FHIR R4 collection Bundle,
+    the same whatever the reader's language: codes carry the meaning, displays are English."""
+    with translation.override("en"):
+        return _case_bundle(record)
+
+
+def _case_bundle(record: Any) -> dict[str, Any]:
     case = record.case
     b = _Builder(case=case, labels=record.code_labels("en"), sites=record.site_labels("en"))
     _patient(b)
@@ -942,8 +957,6 @@ def _plain(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, date):
         return value.isoformat()
-    if hasattr(value, "__str__") and type(value).__name__ == "__proxy__":
-        return str(value)
     return value
 
 
