@@ -210,6 +210,8 @@ HOMES = {
     "medication.dose": "MedicationStatement.dosage.text",
     "lifestyle.recorded_on": "Observation.effectiveDateTime",
     "lifestyle.smoking": "Observation.valueCodeableConcept",
+    "therapyline.kind": "MedicationStatement.category / Procedure.category",
+    "medication.kind": "MedicationStatement.category",
     "familyhistory.cancer_type": "FamilyMemberHistory.condition.code.text",
     "familyhistory.oncotree_code": "FamilyMemberHistory.condition.code.coding",
     "familyhistory.age_at_diagnosis": "FamilyMemberHistory.condition.onsetAge",
@@ -722,7 +724,8 @@ def _panel(b: _Builder, obj: Any, kind: str, title: str, members: list[str]) -> 
     that carries the set's other fields."""
     when = _date(obj, "assessed_on" if kind == "immune" else "measured_on")
     resource = _observation(b, {"coding": [coding(ROW, obj._meta.model_name)], "text": title}, when)
-    resource["hasMember"] = [{"reference": url} for url in members]
+    if members:
+        resource["hasMember"] = [{"reference": url} for url in members]
     b.add(_with_extensions(resource, extras(obj)), kind, obj.pk)
 
 
@@ -1109,6 +1112,17 @@ def profile_problems(resource: dict[str, Any], profile: str) -> list[str]:
     return problems
 
 
+def _empty_values(value: Any, where: str) -> list[str]:
+    """Where the JSON holds an empty array, object or string (FHIR's JSON allows none)."""
+    if value in ([], {}, ""):
+        return [where]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _empty_values(item, f"{where}.{key}")]
+    if isinstance(value, list):
+        return [p for item in value for p in _empty_values(item, where)]
+    return []
+
+
 def _references(value: Any) -> list[str]:
     if isinstance(value, dict):
         found = [value["reference"]] if isinstance(value.get("reference"), str) else []
@@ -1119,8 +1133,9 @@ def _references(value: Any) -> list[str]:
 
 
 def validate(bundle: dict[str, Any]) -> None:
-    """Raises ExportInvalid unless the bundle passes the R4B models, every reference resolves
-    inside it, every resource claiming a profile meets our table of it, and every subject of a
+    """Raises ExportInvalid unless the bundle passes the R4B models, holds no empty value,
+    every reference resolves inside it, every coded element FHIR binds required holds one of
+    its codes, every resource claiming a profile meets our table of it, and every subject of a
     profiled resource is a patient that claims the cancer patient profile."""
     from fhir.resources.R4B.bundle import Bundle
     from pydantic import ValidationError
@@ -1138,6 +1153,7 @@ def validate(bundle: dict[str, Any]) -> None:
         for reference in _references(resource):
             if reference not in by_url:
                 problems.append(f"{where}: the reference {reference} is not in the bundle")
+        problems.extend(f"{p}: empty" for p in _empty_values(resource, where))
         for (kind, element), allowed in REQUIRED_CODES.items():
             if resource.get("resourceType") == kind and resource.get(element) not in allowed:
                 problems.append(f"{where}: {element} {resource.get(element)!r} is not a FHIR code")

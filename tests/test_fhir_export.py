@@ -321,6 +321,10 @@ def test_a_bundle_the_r4_models_refuse_or_with_a_dangling_reference_is_refused(p
     ]
     with pytest.raises(fhir_export.ExportInvalid, match="not in the bundle"):
         fhir_export.validate(dangling)
+    empty_list = copy.deepcopy(bundle)  # R4B's models take it; FHIR's JSON does not
+    empty_list["entry"][0]["resource"]["name"][0]["given"] = []
+    with pytest.raises(fhir_export.ExportInvalid, match="given: empty"):
+        fhir_export.validate(empty_list)
     ecog_too_high = copy.deepcopy(bundle)
     for resource in resources(ecog_too_high, "Observation"):
         if fhir_export.ECOG_PROFILE in (resource.get("meta") or {}).get("profile", []):
