@@ -544,7 +544,11 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
         resource = bundle.resource(number)
         since = fhir_date(resource.get("onsetDateTime"), f"Condition (entry {number}).onset")
         status = _concept_text(resource.get("clinicalStatus"))
-        notes = [str(n.get("text")) for n in resource.get("note") or [] if isinstance(n, dict)]
+        notes = [
+            str(n["text"])
+            for n in resource.get("note") or []
+            if isinstance(n, dict) and n.get("text")
+        ]
         if notes and (not status or status == "active"):  # our export keeps its note there
             status = " ".join(notes)
         preview["comorbidities"].append(

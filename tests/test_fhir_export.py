@@ -361,6 +361,14 @@ def test_it_serves_fhir_json_named_by_the_label(alice_client, case):
     assert bundle["type"] == "collection" and bundle["entry"][0]["resource"]["birthDate"] == "1965"
 
 
+def test_the_bundle_is_the_same_in_every_interface_language(alice_client, case):
+    seed_rows(case, 1)
+    english = alice_client.get(url(case), HTTP_ACCEPT_LANGUAGE="en").content
+    german = alice_client.get(url(case), HTTP_ACCEPT_LANGUAGE="de")
+    assert german["Content-Language"] == "de"
+    assert german.content == english and b"former smoker" in english
+
+
 def test_the_case_page_links_to_it(alice_client, case):
     assert f'href="{url(case)}"' in alice_client.get(f"/cases/{case.pk}/").content.decode()
 
