@@ -35,6 +35,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import translation
 
+from checklist import hgvs
 from checklist.fhir_codes import ROW_SYSTEM, own_extension, own_system
 from checklist.models import (
     AE_NUMERIC_GRADES,
@@ -44,6 +45,7 @@ from checklist.models import (
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+HGVS = "http://varnomen.hgvs.org"
 # OncoTree's canonical code system as MSK's FHIR rendering of the tree names it.
 ONCOTREE_SYSTEM = "http://oncotree.mskcc.org/fhir/CodeSystem/snapshot"
 ICD10_GM = "http://fhir.de/CodeSystem/bfarm/icd-10-gm"
@@ -876,8 +878,11 @@ def _genomic(b: _Builder, row: Any) -> None:
         components.append(_component(GENE_LOINC, {"valueCodeableConcept": {"text": row.gene}}))
     for name, code in (("hgvs_c", HGVS_C_LOINC), ("hgvs_p", HGVS_P_LOINC)):
         if getattr(row, name):
-            text = getattr(row, name)
-            components.append(_component(code, {"valueCodeableConcept": {"text": text}}))
+            concept: dict[str, Any] = {"text": getattr(row, name)}
+            # A well-formed c. notation on its reference sequence is an HGVS code.
+            if name == "hgvs_c" and row.transcript and hgvs.check_coding(row.hgvs_c) is None:
+                concept["coding"] = [coding(HGVS, f"{row.transcript}:{row.hgvs_c}")]
+            components.append(_component(code, {"valueCodeableConcept": concept}))
     if row.vaf is not None:
         components.append(_component(VAF_LOINC, {"valueQuantity": _quantity(row.vaf, "%", "%")}))
     if row.origin in ORIGIN_ANSWERS:

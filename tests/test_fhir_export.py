@@ -31,6 +31,7 @@ from checklist.models import (
     Code,
     Comorbidity,
     FhirImportPreview,
+    GenomicVariant,
     Metastasis,
     PerformanceStatus,
     StagingRecord,
@@ -218,6 +219,32 @@ def test_it_names_no_person(practice_a, alice):
     text = json.dumps(bundle)
     assert alice.username not in text and alice.first_name not in text
     assert '"given"' not in text and '"family"' not in text and "telecom" not in text
+
+
+def test_a_well_formed_coding_change_on_its_reference_sequence_is_an_hgvs_code(case):
+    scope = {"practice_id": case.practice_id, "case": case}
+    GenomicVariant.objects.create(
+        **scope,
+        result_kind="variant",
+        status="result",
+        gene="EGFR",
+        transcript="NM_005228.5",
+        hgvs_c="c.2573T>G",
+        hgvs_p="p.Leu858Arg",
+    )
+    GenomicVariant.objects.create(
+        **scope, result_kind="variant", status="result", gene="KRAS", hgvs_c="c.35G>A"
+    )
+    changes = [
+        c["valueCodeableConcept"]
+        for o in resources(export(case), "Observation")
+        for c in o.get("component", [])
+        if c["code"]["coding"][0]["code"] == "48004-6"
+    ]
+    assert {"system": "http://varnomen.hgvs.org", "code": "NM_005228.5:c.2573T>G"} in [
+        coding for change in changes for coding in change.get("coding", [])
+    ]
+    assert {"text": "c.35G>A"} in changes  # no reference sequence: the text alone
 
 
 def test_dates_keep_their_precision(practice_a, alice, case):
