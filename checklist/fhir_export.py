@@ -25,6 +25,7 @@ What goes where:
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -49,6 +50,7 @@ HGVS = "http://varnomen.hgvs.org"
 # OncoTree's canonical code system as MSK's FHIR rendering of the tree names it.
 ONCOTREE_SYSTEM = "http://oncotree.mskcc.org/fhir/CodeSystem/snapshot"
 ICD10_GM = "http://fhir.de/CodeSystem/bfarm/icd-10-gm"
+ICD10_CODE = re.compile(r"^([A-Z][0-9]{2}(?:\.[0-9]{1,2})?)(?=\s|$)")
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
@@ -441,6 +443,10 @@ def _tumour(b: _Builder, tumour: Any) -> None:
             tumour.oncotree_release,
         )
     ]
+    # An ICD-10 text that starts with a code gives an ICD-10-GM coding beside (the whole text
+    # travels in our extension).
+    if found := ICD10_CODE.match(tumour.icd10_text):
+        codings.append(coding(ICD10_GM, found.group(1)))
     code = {"coding": codings, "text": tumour.oncotree_name}
     resource = _condition(b, "tumour", code)
     if tumour.diagnosed_on:

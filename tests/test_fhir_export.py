@@ -247,6 +247,26 @@ def test_a_well_formed_coding_change_on_its_reference_sequence_is_an_hgvs_code(c
     assert {"text": "c.35G>A"} in changes  # no reference sequence: the text alone
 
 
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [("C50.4 Brust, oberer äußerer Quadrant", ["C50.4"]), ("C34", ["C34"]), ("Brust C50", [])],
+)
+def test_an_icd10_text_that_starts_with_a_code_gives_an_icd10_gm_coding(case, text, codes):
+    Tumour.objects.create(
+        practice_id=case.practice_id,
+        case=case,
+        oncotree_code="IDC",
+        oncotree_name="Breast Invasive Ductal Carcinoma",
+        oncotree_release="r",
+        laterality="left",
+        icd10_text=text,
+    )
+    condition = resources(export(case), "Condition")[0]
+    found = [c["code"] for c in condition["code"]["coding"] if c["system"] == fhir_export.ICD10_GM]
+    assert found == codes
+    assert extension_values(export(case))[own_extension("tumour.icd10_text")] == [text]
+
+
 def test_dates_keep_their_precision(practice_a, alice, case):
     day = timezone.localdate() - timedelta(days=400)
     Tumour.objects.create(
