@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -351,7 +352,7 @@ CODED_TEXT_FIELDS = {
 }
 
 
-def extras(obj: models.Model, *, homed: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+def extras(obj: models.Model, *, homed: Collection[str] = ()) -> list[dict[str, Any]]:
     """Our extensions for every recorded field of `obj` not in its FHIR home."""
     found = []
     for model_field in recorded_fields(type(obj)):
