@@ -22,6 +22,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from checklist.fhir_codes import ROW_SYSTEM, own_extension_name, own_name
+
 DAY, MONTH, YEAR = "day", "month", "year"
 MAX_DEPTH = 64
 MAX_STRING = 100_000
@@ -72,6 +74,7 @@ KARNOFSKY_ANSWERS = {
     "LA29184-1": 10,
 }
 LATERALITY_CODES = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
+LATERALITIES = {"left", "right", "bilateral", "midline", "not_applicable", "unknown"}
 GENDERS = {"female": "female", "male": "male", "other": "diverse", "unknown": "unknown"}
 
 # Resource types another part of the work maps (therapies, adverse events, findings,
@@ -333,9 +336,37 @@ def _is_icd10(system: str) -> bool:
     return "icd-10" in system or "icd10" in system
 
 
+OWN_ROWS = {"tumour": "primary", "metastasis": "secondary", "comorbidity": "other"}
+
+
+def _own_values(resource: dict[str, Any]) -> dict[str, Any]:
+    """Our own extensions of a resource (our export's fields FHIR has no element for): field
+    name -> the code of a coding, else the value."""
+    found: dict[str, Any] = {}
+    for extension in resource.get("extension") or []:
+        name = (
+            own_extension_name(str(extension.get("url", "")))
+            if isinstance(extension, dict)
+            else None
+        )
+        if name is None:
+            continue
+        coded = extension.get("valueCoding")
+        value = coded.get("code") if isinstance(coded, dict) else None
+        for key, item in extension.items():
+            if value is None and key.startswith("value") and key != "valueCoding":
+                value = item
+        found[name] = value
+    return found
+
+
 def condition_kind(resource: dict[str, Any]) -> str:
     """primary | secondary | other, from the profile, else the codes, else the words."""
     profiles = _profiles(resource)
+    for concept in resource.get("category") or []:  # our own export says which row it is
+        for coding in _codings(concept):
+            if coding.get("system") == ROW_SYSTEM and coding.get("code") in OWN_ROWS:
+                return OWN_ROWS[str(coding["code"])]
     if "secondary-cancer-condition" in profiles or "secondarycancercondition" in profiles:
         return "secondary"
     if "primary-cancer-condition" in profiles or "primarycancercondition" in profiles:
@@ -513,6 +544,13 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
         resource = bundle.resource(number)
         since = fhir_date(resource.get("onsetDateTime"), f"Condition (entry {number}).onset")
         status = _concept_text(resource.get("clinicalStatus"))
+        notes = [
+            str(n["text"])
+            for n in resource.get("note") or []
+            if isinstance(n, dict) and n.get("text")
+        ]
+        if notes and (not status or status == "active"):  # our export keeps its note there
+            status = " ".join(notes)
         preview["comorbidities"].append(
             {
                 "source": source(number, resource),
@@ -605,15 +643,19 @@ def _map_tumour(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict
     histology = ""
     for extension in _extensions(resource, "histology-morphology-behavior"):
         histology = _concept_text(extension.get("valueCodeableConcept"))
+    own = _own_values(resource)
+    if str(own.get("tumour.laterality")) in LATERALITIES:
+        laterality, laterality_from = str(own["tumour.laterality"]), ""
+    icd10_text = f"{icd10.get('code')} {icd10.get('display') or ''}".strip() if icd10 else ""
+    if isinstance(own.get("tumour.icd10_text"), str):
+        icd10_text = own["tumour.icd10_text"]
     return {
         "key": f"t{number}",
         "entry": number,
         "text": scrub(text),
         "oncotree": oncotree,
         "question": question,
-        "icd10_text": scrub(
-            f"{icd10.get('code')} {icd10.get('display') or ''}".strip() if icd10 else "", 100
-        ),
+        "icd10_text": scrub(icd10_text, 100),
         "laterality": laterality,
         "laterality_from": scrub(laterality_from),
         "diagnosed_on": diagnosed[0] if diagnosed else None,
@@ -766,6 +808,15 @@ def _map_tnm(
             if match.group(3) == letter:
                 prefix, value = match.group(2), match.group(4)
                 break
+    own_code = {
+        own_name(str(c.get("system", ""))): str(c.get("code", "")) for c in _codings(concept)
+    }
+    own_field = (
+        "stagingrecord.uicc_stage" if letter == "S" else f"stagingrecord.{letter.lower()}_category"
+    )
+    if own_code.get(own_field):  # our own export: the value and its prefix as recorded
+        value = own_code[own_field]
+        prefix = str(_own_values(resource).get(f"stagingrecord.{letter.lower()}_prefix") or "")
     edition = ""
     for coding in _codings(resource.get("method")):
         edition = EDITION_CODES.get(str(coding.get("code")), edition)
@@ -865,6 +916,7 @@ def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
         question = item["question"]
         hit = learned.get((question["target"], question["system"], question["code"]))
         ours = any(part in question["system"].lower() for part in ("obds", "lokalisation"))
+        ours = ours or own_name(question["system"]) == "metastasis.site"
         if question["target"] == SITE_SYSTEM and ours and (SITE_SYSTEM, question["code"]) in codes:
             question["answer"], question["learned"] = question["code"], True
         elif hit is not None and (

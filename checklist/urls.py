@@ -92,6 +92,7 @@ urlpatterns = [
     ),
     path("oncotree/search/", case_rows.oncotree_search, name="oncotree_search"),
     path("cases/<int:pk>/history/", cases.case_history, name="case_history"),
+    path("cases/<int:pk>/fhir.json", fhir.case_fhir_export, name="case_fhir_export"),
     # checklist
     path("cases/<int:pk>/checklist/", checklist.checklist_page, name="checklist"),
     path(

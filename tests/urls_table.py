@@ -188,6 +188,7 @@ PROTECTED: dict[str, Callable[..., dict[str, Any]] | None] = {
     "note_pdf": _note_version,
     "note_text": _note_version,
     "case_history": _case,
+    "case_fhir_export": _case,
     "board_list": None,
     "board_create": None,
     "board_detail": _board,

@@ -1,11 +1,13 @@
 """FHIR import: upload or paste a Bundle, a preview the physician checks and completes, then
-one confirmation that creates the case; and the practice's learned code map (admins).
+one confirmation that creates the case; the practice's learned code map (admins); and the
+export of a case as a validated FHIR bundle.
 
 Nothing is written before the confirmation but the preview row (no practice_id, no names, no
 identifiers; it expires after a day and belongs to the user who uploaded it)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from io import BytesIO
 from typing import Any
@@ -19,13 +21,21 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.text import slugify
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from checklist import fhir_import, forms, services
-from checklist.access import PracticeRequest, get_in_practice, practice_required
+from checklist import audit, fhir_export, fhir_import, forms, services
+from checklist.access import (
+    PracticeRequest,
+    get_case_for_user,
+    get_in_practice,
+    practice_required,
+    recent_reauth_required,
+)
 from checklist.models import Code, CodeMapping, FhirImportPreview, Membership
+from checklist.record import CaseRecord
 
 
 class BoundedMemoryUploadHandler(FileUploadHandler):
@@ -316,3 +326,31 @@ def code_mapping_delete(request: PracticeRequest, pk: int) -> HttpResponse:
     services.code_mapping_delete(mapping=mapping)
     messages.success(request, _("Deleted."))
     return redirect("code_mapping_list")
+
+
+# --- the export -----------------------------------------------------------------------------
+
+
+@practice_required()
+@recent_reauth_required
+def case_fhir_export(request: PracticeRequest, pk: int) -> HttpResponse:
+    """The case as a FHIR R4 collection bundle (validated; an invalid one raises), a download
+    named by the case's pseudonymous label like the note's exports, and an access event."""
+    case = get_case_for_user(request, pk)
+    bundle = fhir_export.case_bundle(CaseRecord.load(case))
+    audit.record_access(
+        request,
+        audit.EXPORTED,
+        practice_id=case.practice_id,
+        table="checklist_case",
+        row_id=case.pk,
+        case_id=case.pk,
+        detail={"label": case.label, "format": "fhir"},
+    )
+    response = HttpResponse(
+        json.dumps(bundle, ensure_ascii=False, indent=1),
+        content_type="application/fhir+json; charset=utf-8",
+    )
+    filename = f"case-{slugify(case.label) or case.pk}-fhir.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
