@@ -47,8 +47,8 @@ def fetch_together(querysets: list[QuerySet[Any]]) -> list[list[Any]]:
     """The rows of several querysets (of one database) as model instances, read in one round
     trip: their SELECTs are sent as one multi-statement query and each result set is turned
     into instances as the queryset itself would (its converters, `select_related`, its known
-    related objects). Needs client-side binding, Django's default for psycopg; a connection
-    that binds on the server reads them one by one."""
+    related objects). Needs client-side binding, Django's default for psycopg, and one
+    database for all; otherwise they are read one by one."""
     if not querysets:
         return []
     using = querysets[0].db
@@ -56,7 +56,10 @@ def fetch_together(querysets: list[QuerySet[Any]]) -> list[list[Any]]:
     statements = [compiler.as_sql() for compiler in compilers]
     results: list[list[Any]] = []
     with connections[using].cursor() as cursor:
-        if not isinstance(cursor.cursor, psycopg.ClientCursor):
+        if not isinstance(cursor.cursor, psycopg.ClientCursor) or any(
+            qs.db != using
+            for qs in querysets  # a router split them
+        ):
             return [list(qs) for qs in querysets]
         cursor.execute(
             ";\n".join(sql for sql, _params in statements),

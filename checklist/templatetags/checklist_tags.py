@@ -2,9 +2,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django import template
+from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from checklist import models, rules
@@ -97,6 +99,31 @@ def markdown_quote(value: Any) -> str:
 
     text = value if isinstance(value, SafeData) else markdown_text(str(value))
     return mark_safe(str(text).replace(MARKDOWN_CONTINUATION, "\n> "))  # noqa: S308 - escaped
+
+
+@register.simple_tag(takes_context=True)
+def row_actions(context: Any, kind: str, row: Any) -> str:
+    """`{% row_actions "tumour" t %}`: a case row's Edit and Delete links. The links of a kind
+    are reversed once per page and the row's id put in (a long case has hundreds of rows)."""
+    case = context["case"]
+    cache = context.render_context.setdefault("row_actions", {})
+    if (case.pk, kind) not in cache:
+        # The row's id is the last "/0/" of a URL reversed with 0 for it.
+        cache[case.pk, kind] = tuple(
+            reverse(name, args=(case.pk, kind, 0)).rsplit("/0/", 1)
+            for name in ("case_row_edit", "case_row_delete")
+        )
+    (edit_head, edit_tail), (delete_head, delete_tail) = cache[case.pk, kind]
+    edit = f"{edit_head}/{row.pk}/{edit_tail}"
+    return format_html(
+        '<a class="btn btn-sm btn-link p-0" href="{}" data-hx-get="{}">{}</a> · '
+        '<a class="btn btn-sm btn-link p-0" href="{}">{}</a>',
+        edit,
+        edit,
+        gettext("Edit"),
+        f"{delete_head}/{row.pk}/{delete_tail}",
+        gettext("Delete"),
+    )
 
 
 @register.filter(name="display_name")
