@@ -3,10 +3,11 @@ handed to rules.py, and the timeline points."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from django.db import connections
@@ -43,17 +44,24 @@ SITE_SYSTEM = "obds:fm_lokalisation"
 LABEL_SYSTEMS = ("mii:therapie-typ", "mii:therapie-ende-grund", "mii:intention")
 
 
-def fetch_together(querysets: list[QuerySet[Any]]) -> list[list[Any]]:
+def fetch_together(
+    querysets: list[QuerySet[Any]], plan: Plan | None = None, value: Any = None
+) -> list[list[Any]]:
     """The rows of several querysets (of one database) as model instances, read in one round
     trip: their SELECTs are sent as one multi-statement query and each result set is turned
     into instances as the queryset itself would (its converters, `select_related`, its known
     related objects). Needs client-side binding, Django's default for psycopg, and one
-    database for all; otherwise they are read one by one."""
+    database for all; otherwise they are read one by one.
+
+    `plan`: the same querysets compiled once (`Plan.compile`) with `Plan.PLACEHOLDER` where
+    these have `value` (compiling a dozen querysets costs more than reading their rows)."""
     if not querysets:
         return []
     using = querysets[0].db
-    compilers = [qs.query.get_compiler(using=using) for qs in querysets]
-    statements = [compiler.as_sql() for compiler in compilers]
+    if plan is None or plan.using != using:
+        plan = Plan.compile(querysets)
+        value = Plan.PLACEHOLDER
+    params = [value if p == Plan.PLACEHOLDER else p for p in plan.params]
     results: list[list[Any]] = []
     with connections[using].cursor() as cursor:
         if not isinstance(cursor.cursor, psycopg.ClientCursor) or any(
@@ -61,18 +69,39 @@ def fetch_together(querysets: list[QuerySet[Any]]) -> list[list[Any]]:
             for qs in querysets  # a router split them
         ):
             return [list(qs) for qs in querysets]
-        cursor.execute(
-            ";\n".join(sql for sql, _params in statements),
-            [param for _sql, params in statements for param in params],
-        )
-        for index in range(len(statements)):
+        cursor.execute(plan.sql, params)
+        for index in range(len(plan.compilers)):
             if index:
                 cursor.nextset()
             results.append(cursor.fetchall())
     return [
         _instances(qs, compiler, rows)
-        for qs, compiler, rows in zip(querysets, compilers, results, strict=True)
+        for qs, compiler, rows in zip(querysets, plan.compilers, results, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Querysets compiled to one multi-statement query, for `fetch_together`."""
+
+    PLACEHOLDER: ClassVar[int] = -1  # an id no row has
+
+    using: str
+    sql: str
+    params: tuple[Any, ...]
+    compilers: tuple[Any, ...]
+
+    @classmethod
+    def compile(cls, querysets: list[QuerySet[Any]]) -> Plan:
+        using = querysets[0].db
+        compilers = tuple(qs.query.get_compiler(using=using) for qs in querysets)
+        statements = [compiler.as_sql() for compiler in compilers]
+        return cls(
+            using=using,
+            sql=";\n".join(sql for sql, _params in statements),
+            params=tuple(param for _sql, params in statements for param in params),
+            compilers=compilers,
+        )
 
 
 def _instances(queryset: QuerySet[Any], compiler: Any, rows: list[Any]) -> list[Any]:
@@ -97,6 +126,37 @@ def _instances(queryset: QuerySet[Any], compiler: Any, rows: list[Any]) -> list[
                 setattr(obj, related.name, objects[getattr(obj, attname)])
         instances.append(obj)
     return instances
+
+
+def _record_querysets(case: Case) -> dict[str, QuerySet[Any]]:
+    """What `CaseRecord.load` reads: one SELECT per kind of row, then the code lists."""
+    return {
+        "tumours": case.tumours.all(),
+        "staging_records": case.staging_records.select_related("tumour"),
+        "biomarkers": case.biomarkers.all(),
+        "metastases": case.metastases.all(),
+        "therapy_lines": case.therapy_lines.select_related("category"),
+        "adverse_events": case.adverse_events.order_by("onset_on", "pk"),
+        "performance": case.performance.all(),
+        "immune_findings": case.immune_findings.all(),
+        "prophylaxes": case.prophylaxes.all(),
+        "vaccinations": case.vaccinations.all(),
+        "comorbidities": case.comorbidities.all(),
+        "organ_functions": case.organ_functions.all(),
+        "medications": case.medications.all(),
+        "lifestyle": case.lifestyle.all(),
+        "family_history": case.family_history.all(),
+        "genomic_variants": case.genomic_variants.all(),
+        "codes": Code.objects.filter(system__in=[SITE_SYSTEM, *LABEL_SYSTEMS]),
+    }
+
+
+@functools.cache
+def _record_plan(using: str) -> Plan:
+    """The record's querysets compiled once per process, for a case of id Plan.PLACEHOLDER
+    (a case object of its own: the plan keeps no real case alive)."""
+    stub = Case(pk=Plan.PLACEHOLDER)
+    return Plan.compile([qs.using(using) for qs in _record_querysets(stub).values()])
 
 
 @dataclass
@@ -126,30 +186,14 @@ class CaseRecord:
         """The record of `case` as the caller fetched it (not fetched again): its rows, one
         SELECT per kind of row, and the code lists its labels come from, read in one round
         trip (`fetch_together`) and set on the case as `prefetch_related` would."""
-        readers: dict[str, Any] = {
-            "tumours": case.tumours.all(),
-            "staging_records": case.staging_records.select_related("tumour"),
-            "biomarkers": case.biomarkers.all(),
-            "metastases": case.metastases.all(),
-            "therapy_lines": case.therapy_lines.select_related("category"),
-            "adverse_events": case.adverse_events.order_by("onset_on", "pk"),
-            "performance": case.performance.all(),
-            "immune_findings": case.immune_findings.all(),
-            "prophylaxes": case.prophylaxes.all(),
-            "vaccinations": case.vaccinations.all(),
-            "comorbidities": case.comorbidities.all(),
-            "organ_functions": case.organ_functions.all(),
-            "medications": case.medications.all(),
-            "lifestyle": case.lifestyle.all(),
-            "family_history": case.family_history.all(),
-            "genomic_variants": case.genomic_variants.all(),
-        }
-        codes = Code.objects.filter(system__in=[SITE_SYSTEM, *LABEL_SYSTEMS])
-        *rows, code_rows = fetch_together([*readers.values(), codes])
+        readers = _record_querysets(case)
+        plan = _record_plan(readers["tumours"].db)
+        *rows, code_rows = fetch_together([*readers.values()], plan, case.pk)
         cache = case.__dict__.setdefault("_prefetched_objects_cache", {})
-        for (name, queryset), fetched in zip(readers.items(), rows, strict=True):
+        for name, fetched in zip(list(readers)[:-1], rows, strict=True):  # all but the codes
+            queryset = readers[name]
             queryset._result_cache = fetched
-            queryset._prefetch_done = True
+            queryset._prefetch_done = True  # type: ignore[attr-defined]
             cache[name] = queryset
         events = list(case.adverse_events.all())
         lines = sorted(
