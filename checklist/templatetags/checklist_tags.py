@@ -1,3 +1,4 @@
+import functools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -6,7 +7,8 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 from checklist import models, rules
@@ -103,27 +105,31 @@ def markdown_quote(value: Any) -> str:
 
 @register.simple_tag(takes_context=True)
 def row_actions(context: Any, kind: str, row: Any) -> str:
-    """`{% row_actions "tumour" t %}`: a case row's Edit and Delete links. The links of a kind
-    are reversed once per page and the row's id put in (a long case has hundreds of rows)."""
+    """`{% row_actions "tumour" t %}`: a case row's Edit and Delete links. Built once per
+    kind and page (a long case has hundreds of rows), the row's id put in; kept in the page's
+    root render context, which every included section shares."""
     case = context["case"]
-    cache = context.render_context.setdefault("row_actions", {})
-    if (case.pk, kind) not in cache:
+    cache = context.render_context.dicts[0].setdefault("row_actions", {})
+    parts = cache.get((case.pk, kind))
+    if parts is None:
         # The row's id is the last "/0/" of a URL reversed with 0 for it.
-        cache[case.pk, kind] = tuple(
+        (edit_head, edit_tail), (delete_head, delete_tail) = (
             reverse(name, args=(case.pk, kind, 0)).rsplit("/0/", 1)
             for name in ("case_row_edit", "case_row_delete")
         )
-    (edit_head, edit_tail), (delete_head, delete_tail) = cache[case.pk, kind]
-    edit = f"{edit_head}/{row.pk}/{edit_tail}"
-    return format_html(
-        '<a class="btn btn-sm btn-link p-0" href="{}" data-hx-get="{}">{}</a> · '
-        '<a class="btn btn-sm btn-link p-0" href="{}">{}</a>',
-        edit,
-        edit,
-        gettext("Edit"),
-        f"{delete_head}/{row.pk}/{delete_tail}",
-        gettext("Delete"),
-    )
+        parts = cache[case.pk, kind] = (
+            format_html('<a class="btn btn-sm btn-link p-0" href="{}/', edit_head),
+            format_html('/{}" data-hx-get="{}/', edit_tail, edit_head),
+            format_html(
+                '/{}">{}</a> · <a class="btn btn-sm btn-link p-0" href="{}/',
+                edit_tail,
+                gettext("Edit"),
+                delete_head,
+            ),
+            format_html('/{}">{}</a>', delete_tail, gettext("Delete")),
+        )
+    pk = int(row.pk)  # a number: nothing to escape
+    return mark_safe(f"{parts[0]}{pk}{parts[1]}{pk}{parts[2]}{pk}{parts[3]}")  # noqa: S308
 
 
 @register.filter(name="display_name")
@@ -179,11 +185,18 @@ def partial_date(value: rules.PartialDate | None) -> str:
     year for a month, the year alone for a year; never padded to a day."""
     if value is None:
         return ""
-    if value.precision == rules.YEAR:
-        return str(value.value.year)
-    if value.precision == rules.MONTH:
-        return formats.date_format(value.value, "YEAR_MONTH_FORMAT")
-    return formats.date_format(value.value, "SHORT_DATE_FORMAT")
+    return _date_text(value.value, value.precision, get_language())
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_text(value: date, precision: str, language: str | None) -> str:
+    """Formatted once per date, precision and language (the format is the language's: a long
+    case page shows hundreds of dates, many of them more than once)."""
+    if precision == rules.YEAR:
+        return str(value.year)
+    if precision == rules.MONTH:
+        return formats.date_format(value, "YEAR_MONTH_FORMAT")
+    return formats.date_format(value, "SHORT_DATE_FORMAT")
 
 
 @register.filter
