@@ -8,10 +8,10 @@ from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.utils.translation import get_language, gettext
+from django.utils.translation import get_language, gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
-from checklist import models, rules
+from checklist import models, rules, timeline
 
 register = template.Library()
 
@@ -130,6 +130,90 @@ def row_actions(context: Any, kind: str, row: Any) -> str:
         )
     pk = int(row.pk)  # a number: nothing to escape
     return mark_safe(f"{parts[0]}{pk}{parts[1]}{pk}{parts[2]}{pk}{parts[3]}")  # noqa: S308
+
+
+@register.simple_tag
+def timeline_svg(layout: timeline.Layout) -> str:
+    """The case's timeline (timeline.layout) as an SVG figure with a text equivalent. Written
+    here rather than as a template: a long case has hundreds of marks, each a dozen
+    attributes, and the template engine took a sixth of that page. Numbers are written
+    without localisation (SVG coordinates); every text is escaped."""
+    parts: list[str] = [
+        format_html(
+            '<figure class="timeline mb-0">\n<svg class="timeline-svg" viewBox="0 0 {} {}"'
+            ' width="100%" role="img" aria-labelledby="timeline-title"'
+            ' xmlns="http://www.w3.org/2000/svg">\n  <title id="timeline-title">{}</title>\n  ',
+            layout.width,
+            layout.height,
+            gettext("Timeline of the recorded facts"),
+        )
+    ]
+    for x, text in layout.ticks:
+        parts.append(
+            format_html(
+                '<line x1="{}" x2="{}" y1="16" y2="{}" stroke="#ced4da" stroke-width="1"/>'
+                '<text x="{}" y="12" font-size="11" text-anchor="middle" fill="#495057">{}'
+                "</text>",
+                x,
+                x,
+                layout.height,
+                x,
+                text,
+            )
+        )
+    parts.append("\n  ")
+    for row in layout.rows:
+        parts.append(
+            format_html(
+                '<text x="4" y="{}" font-size="12" fill="#212529">{}</text><line x1="150"'
+                ' x2="{}" y1="{}" y2="{}" stroke="#e9ecef" stroke-width="1"/>',
+                int(row.y) + 4,
+                row.title or LANE_LABELS.get(row.lane, row.lane),
+                layout.width,
+                row.y,
+                row.y,
+            )
+        )
+    parts.append("\n  ")
+    ongoing = pgettext("therapy line", "ongoing")
+    for m in layout.marks:
+        when = partial_date(m.when)
+        if m.width:
+            parts.append(
+                format_html(
+                    '\n  <g class="tl-line"><rect x="{}" y="{}" width="{}" height="14" rx="3"'
+                    ' fill="#adb5bd" fill-opacity="0.5" stroke="#495057" stroke-width="1"{}/>'
+                    '<text x="{}" y="{}" font-size="10" fill="#212529" text-anchor="{}">{}{}'
+                    "</text><title>{}: {}</title></g>\n  \n  ",
+                    m.x,
+                    int(m.y) - 7,
+                    m.width,
+                    mark_safe(' stroke-dasharray="4 2"') if m.ongoing else "",  # noqa: S308
+                    m.label_x,
+                    int(m.y) + 4,
+                    m.label_anchor,
+                    m.label,
+                    f" ({ongoing})" if m.ongoing else "",
+                    when,
+                    m.label,
+                )
+            )
+        else:
+            parts.append(
+                format_html(
+                    '\n  <g class="tl-point"><circle cx="{}" cy="{}" r="5" fill="#343a40"/>'
+                    "<title>{}: {}</title></g>\n  ",
+                    m.x,
+                    m.y,
+                    when,
+                    m.label,
+                )
+            )
+    parts.append(format_html('\n</svg>\n<figcaption class="visually-hidden-focusable small">'))
+    for m in layout.marks:
+        parts.append(format_html("{} {}; ", partial_date(m.when), m.label))
+    parts.append("</figcaption>\n</figure>\n")
+    return mark_safe("".join(parts))  # noqa: S308 - every part escaped above
 
 
 @register.filter(name="display_name")
