@@ -209,7 +209,7 @@ def timeline_svg(layout: timeline.Layout) -> str:
                     m.label,
                 )
             )
-    parts.append(format_html('\n</svg>\n<figcaption class="visually-hidden-focusable small">'))
+    parts.append('\n</svg>\n<figcaption class="visually-hidden-focusable small">')
     for m in layout.marks:
         parts.append(format_html("{} {}; ", partial_date(m.when), m.label))
     parts.append("</figcaption>\n</figure>\n")
