@@ -132,6 +132,70 @@ def row_actions(context: Any, kind: str, row: Any) -> str:
     return mark_safe(f"{parts[0]}{pk}{parts[1]}{pk}{parts[2]}{pk}{parts[3]}")  # noqa: S308
 
 
+@register.simple_tag(takes_context=True)
+def adverse_event_rows(context: Any, events: Any) -> str:
+    """`{% adverse_event_rows events %}`: the rows of the adverse-events table
+    (_adverse_events.html). Written here rather than in the template: a long case lists each
+    event twice (its episode, the immune section) and the template engine took most of that
+    page's row time. With `physician` and without `listed_only` a row has its Edit and
+    Delete links; `id_prefix` names the rows' ids ("event" unless given)."""
+    prefix = context.get("id_prefix") or "event"
+    actions = context.get("physician") and not context.get("listed_only")
+    dash = "—"
+    texts = {
+        "immune": gettext("immune-related"),
+        "steroids": gettext("Systemic steroids"),
+        "since": gettext("since"),
+        "stopped": gettext("therapy stopped"),
+        "reduced": gettext("dose reduced"),
+        "rechallenged": gettext("rechallenged"),
+    }
+    rows = []
+    for e in events:
+        term = format_html("{}", e.term)
+        if e.immune_related:
+            term += format_html(' <span class="badge text-bg-light">{}</span>', texts["immune"])
+        line = e.line
+        cause = [line.label()] if line else []
+        if e.attributed_agent:
+            cause.append(e.attributed_agent)
+        treatment = []
+        if e.steroids:
+            steroids = f"{texts['steroids']}: {e.get_steroids_display()}"
+            if e.steroid_dose:
+                steroids += f", {e.steroid_dose}"
+            if e.steroid_started_on:
+                steroids += f", {texts['since']} {precise_date(e, 'steroid_started_on')}"
+            treatment.append(steroids)
+        treatment += [t for t in (e.other_immunosuppressants, e.treatment) if t]
+        consequence = [
+            texts[k] for k, on in (("stopped", e.led_to_stop), ("reduced", e.dose_reduced)) if on
+        ]
+        if e.rechallenged:
+            consequence.append(f"{texts['rechallenged']}: {e.get_rechallenged_display()}")
+        rows.append(
+            format_html(
+                '<tr id="{}-{}" tabindex="-1" data-testid="adverse-event"><td>{} <small'
+                ' class="text-body-secondary">{}</small></td><td>{}</td><td>{}</td>\n'
+                "<td>{}</td>\n<td>{}</td>\n<td>{}</td>\n<td>{}</td>\n{}</tr>",
+                prefix,
+                e.pk,
+                term,
+                e.get_ctcae_version_display(),
+                e.grade_label,
+                precise_date(e, "onset_on") if e.onset_on else dash,
+                " · ".join(cause) or dash,
+                "; ".join(treatment) or dash,
+                ", ".join(consequence) or dash,
+                e.course_label,
+                format_html('<td class="d-print-none">{}</td>', row_actions(context, "event", e))
+                if actions
+                else "",
+            )
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - each row built by format_html
+
+
 @register.simple_tag
 def timeline_svg(layout: timeline.Layout) -> str:
     """The case's timeline (timeline.layout) as an SVG figure with a text equivalent. Written
