@@ -3,7 +3,6 @@ handed to rules.py, and the timeline points."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -151,12 +150,17 @@ def _record_querysets(case: Case) -> dict[str, QuerySet[Any]]:
     }
 
 
-@functools.cache
 def _record_plan(using: str) -> Plan:
-    """The record's querysets compiled once per process, for a case of id Plan.PLACEHOLDER
-    (a case object of its own: the plan keeps no real case alive)."""
-    stub = Case(pk=Plan.PLACEHOLDER)
-    return Plan.compile([qs.using(using) for qs in _record_querysets(stub).values()])
+    """The record's querysets compiled once per connection, for a case of id
+    Plan.PLACEHOLDER (a case object of its own: the plan keeps no real case alive). Kept on the
+    connection object, which is the thread's own: the compilers name their connection."""
+    connection = connections[using]
+    plan: Plan | None = getattr(connection, "_case_record_plan", None)
+    if plan is None:
+        stub = Case(pk=Plan.PLACEHOLDER)
+        plan = Plan.compile([qs.using(using) for qs in _record_querysets(stub).values()])
+        connection._case_record_plan = plan  # type: ignore[attr-defined]
+    return plan
 
 
 @dataclass
