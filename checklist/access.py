@@ -80,7 +80,7 @@ def second_factor_step(request: HttpRequest) -> HttpResponseBase | None:
     if user.is_verified():
         return None
     query = urlencode({"next": request.get_full_path()})
-    if second_factor.has_device(user):
+    if second_factor.request_has_device(request):
         return redirect(f"{reverse('otp_verify')}?{query}")
     if second_factor.required_for(getattr(request, "memberships", [])):
         return redirect(f"{reverse('otp_enrol')}?{query}")

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import BadRequest
+from django.db.models import OuterRef
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -17,7 +18,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext, ngettext
 from django_htmx.http import HttpResponseClientRedirect
 
-from checklist import audit, sessions
+from checklist import audit, second_factor, sessions
 from checklist.models import Membership
 
 SESSION_KEY = "active_practice_id"
@@ -42,6 +43,9 @@ class PracticeMiddleware:
             memberships = list(
                 Membership.objects.filter(user=request.user, active=True)
                 .select_related("practice")
+                # Asked on every page of a user without a code step (access.py); here
+                # without a round trip of its own.
+                .annotate(user_has_device=second_factor.device_exists(OuterRef("user_id")))
                 .order_by("practice__name")
             )
             wanted = request.session.get(SESSION_KEY)

@@ -6,15 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
-from django.db.models import Prefetch, prefetch_related_objects
+import psycopg
+from django.db import connections
+from django.db.models import QuerySet
+from django.db.models.query import get_related_populators
 from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext as _
 
 from checklist import rules, timeline
 from checklist.models import (
-    AdverseEvent,
     Case,
     CatalogueVersion,
     Category,
@@ -24,8 +26,6 @@ from checklist.models import (
     GenomicVariant,
     Lifestyle,
     ResultStatus,
-    StagingRecord,
-    TherapyLine,
 )
 
 
@@ -35,6 +35,132 @@ def catalogue_categories(practice_id: int) -> Any:
     if version is None:
         return Category.objects.none()
     return Category.objects.filter(version=version, active=True).order_by("position")
+
+
+# The code lists whose labels the record's pages show: metastasis sites, therapy types, end
+# reasons and intents.
+SITE_SYSTEM = "obds:fm_lokalisation"
+LABEL_SYSTEMS = ("mii:therapie-typ", "mii:therapie-ende-grund", "mii:intention")
+
+
+def fetch_together(
+    querysets: list[QuerySet[Any]], plan: Plan | None = None, value: Any = None
+) -> list[list[Any]]:
+    """The rows of several querysets (of one database) as model instances, read in one round
+    trip: their SELECTs are sent as one multi-statement query and each result set is turned
+    into instances as the queryset itself would (its converters, `select_related`, its known
+    related objects). Needs client-side binding, Django's default for psycopg, and one
+    database for all; otherwise they are read one by one.
+
+    `plan`: the same querysets compiled once (`Plan.compile`) with `Plan.PLACEHOLDER` where
+    these have `value` (compiling a dozen querysets costs more than reading their rows)."""
+    if not querysets:
+        return []
+    using = querysets[0].db
+    if plan is None or plan.using != using:
+        plan = Plan.compile(querysets)
+        value = Plan.PLACEHOLDER
+    params = [value if p == Plan.PLACEHOLDER else p for p in plan.params]
+    results: list[list[Any]] = []
+    with connections[using].cursor() as cursor:
+        if not isinstance(cursor.cursor, psycopg.ClientCursor) or any(
+            qs.db != using
+            for qs in querysets  # a router split them
+        ):
+            return [list(qs) for qs in querysets]
+        cursor.execute(plan.sql, params)
+        for index in range(len(plan.compilers)):
+            if index:
+                cursor.nextset()
+            results.append(cursor.fetchall())
+    return [
+        _instances(qs, compiler, rows)
+        for qs, compiler, rows in zip(querysets, plan.compilers, results, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Querysets compiled to one multi-statement query, for `fetch_together`."""
+
+    PLACEHOLDER: ClassVar[int] = -1  # an id no row has
+
+    using: str
+    sql: str
+    params: tuple[Any, ...]
+    compilers: tuple[Any, ...]
+
+    @classmethod
+    def compile(cls, querysets: list[QuerySet[Any]]) -> Plan:
+        using = querysets[0].db
+        compilers = tuple(qs.query.get_compiler(using=using) for qs in querysets)
+        statements = [compiler.as_sql() for compiler in compilers]
+        return cls(
+            using=using,
+            sql=";\n".join(sql for sql, _params in statements),
+            params=tuple(param for _sql, params in statements for param in params),
+            compilers=compilers,
+        )
+
+
+def _instances(queryset: QuerySet[Any], compiler: Any, rows: list[Any]) -> list[Any]:
+    """Model instances from a result set of `compiler` (as_sql() was called): what Django's
+    ModelIterable does with the rows it fetched itself."""
+    db = queryset.db
+    select, klass_info = compiler.select, compiler.klass_info
+    start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+    init_list = [column[0].target.attname for column in select[start:end]]
+    populators = get_related_populators(klass_info, select, db)  # type: ignore[call-arg]  # Django 5.2
+    known = [
+        (related, objects, related.attname)
+        for related, objects in queryset._known_related_objects.items()  # type: ignore[attr-defined]
+    ]
+    instances = []
+    for row in compiler.results_iter([rows]):
+        obj = klass_info["model"].from_db(db, init_list, row[start:end])
+        for populator in populators:
+            populator.populate(row, obj)
+        for related, objects, attname in known:
+            if not related.is_cached(obj) and getattr(obj, attname) in objects:
+                setattr(obj, related.name, objects[getattr(obj, attname)])
+        instances.append(obj)
+    return instances
+
+
+def _record_querysets(case: Case) -> dict[str, QuerySet[Any]]:
+    """What `CaseRecord.load` reads: one SELECT per kind of row, then the code lists."""
+    return {
+        "tumours": case.tumours.all(),
+        "staging_records": case.staging_records.select_related("tumour"),
+        "biomarkers": case.biomarkers.all(),
+        "metastases": case.metastases.all(),
+        "therapy_lines": case.therapy_lines.select_related("category"),
+        "adverse_events": case.adverse_events.order_by("onset_on", "pk"),
+        "performance": case.performance.all(),
+        "immune_findings": case.immune_findings.all(),
+        "prophylaxes": case.prophylaxes.all(),
+        "vaccinations": case.vaccinations.all(),
+        "comorbidities": case.comorbidities.all(),
+        "organ_functions": case.organ_functions.all(),
+        "medications": case.medications.all(),
+        "lifestyle": case.lifestyle.all(),
+        "family_history": case.family_history.all(),
+        "genomic_variants": case.genomic_variants.all(),
+        "codes": Code.objects.filter(system__in=[SITE_SYSTEM, *LABEL_SYSTEMS]),
+    }
+
+
+def _record_plan(using: str) -> Plan:
+    """The record's querysets compiled once per connection, for a case of id
+    Plan.PLACEHOLDER (a case object of its own: the plan keeps no real case alive). Kept on the
+    connection object, which is the thread's own: the compilers name their connection."""
+    connection = connections[using]
+    plan: Plan | None = getattr(connection, "_case_record_plan", None)
+    if plan is None:
+        stub = Case(pk=Plan.PLACEHOLDER)
+        plan = Plan.compile([qs.using(using) for qs in _record_querysets(stub).values()])
+        connection._case_record_plan = plan  # type: ignore[attr-defined]
+    return plan
 
 
 @dataclass
@@ -56,31 +182,23 @@ class CaseRecord:
     lifestyle: list[Any] = field(default_factory=list)
     family_history: list[Any] = field(default_factory=list)
     genomic_variants: list[Any] = field(default_factory=list)
+    codes: list[Code] = field(default_factory=list)  # the code lists of SITE_SYSTEM, LABEL_SYSTEMS
     _labels: dict[str | None, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, case: Case) -> CaseRecord:
-        """The record of `case` as the caller fetched it (not fetched again): its rows are
-        prefetched onto it, one query per kind of row."""
-        prefetch_related_objects(
-            [case],
-            "tumours",
-            Prefetch("staging_records", queryset=StagingRecord.objects.select_related("tumour")),
-            "biomarkers",
-            "metastases",
-            Prefetch("therapy_lines", queryset=TherapyLine.objects.select_related("category")),
-            Prefetch("adverse_events", queryset=AdverseEvent.objects.order_by("onset_on", "pk")),
-            "performance",
-            "immune_findings",
-            "prophylaxes",
-            "vaccinations",
-            "comorbidities",
-            "organ_functions",
-            "medications",
-            "lifestyle",
-            "family_history",
-            "genomic_variants",
-        )
+        """The record of `case` as the caller fetched it (not fetched again): its rows, one
+        SELECT per kind of row, and the code lists its labels come from, read in one round
+        trip (`fetch_together`) and set on the case as `prefetch_related` would."""
+        readers = _record_querysets(case)
+        plan = _record_plan(readers["tumours"].db)
+        *rows, code_rows = fetch_together([*readers.values()], plan, case.pk)
+        cache = case.__dict__.setdefault("_prefetched_objects_cache", {})
+        for name, fetched in zip(list(readers)[:-1], rows, strict=True):  # all but the codes
+            queryset = readers[name]
+            queryset._result_cache = fetched
+            queryset._prefetch_done = True  # type: ignore[attr-defined]
+            cache[name] = queryset
         events = list(case.adverse_events.all())
         lines = sorted(
             case.therapy_lines.all(),
@@ -116,6 +234,7 @@ class CaseRecord:
             genomic_variants=sorted(
                 case.genomic_variants.all(), key=lambda r: (r.reported_on or date.max, r.pk)
             ),
+            codes=code_rows,
         )
 
     @property
@@ -323,8 +442,7 @@ class CaseRecord:
         key = f"sites:{language}"
         if key not in self._labels:
             self._labels[key] = {
-                c.code: c.label(language)
-                for c in Code.objects.filter(system="obds:fm_lokalisation")
+                c.code: c.label(language) for c in self.codes if c.system == SITE_SYSTEM
             }
         labels: dict[str, str] = self._labels[key]
         return labels
@@ -332,10 +450,10 @@ class CaseRecord:
     def code_labels(self, language: str | None) -> dict[str, dict[str, str]]:
         if language in self._labels:
             return self._labels[language]
-        systems = ["mii:therapie-typ", "mii:therapie-ende-grund", "mii:intention"]
-        labels: dict[str, dict[str, str]] = {s: {} for s in systems}
-        for code in Code.objects.filter(system__in=systems):
-            labels[code.system][code.code] = code.label(language)
+        labels: dict[str, dict[str, str]] = {s: {} for s in LABEL_SYSTEMS}
+        for code in self.codes:
+            if code.system in labels:
+                labels[code.system][code.code] = code.label(language)
         self._labels[language] = labels
         return labels
 

@@ -17,7 +17,7 @@ import segno
 from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Exists
+from django.db.models import BooleanField, Exists, ExpressionWrapper, Value
 from django.http import HttpRequest
 from django_otp import device_classes, devices_for_user
 from django_otp.models import Device
@@ -41,18 +41,34 @@ def required_for(memberships: Iterable[Membership]) -> bool:
     )
 
 
-def has_device(user: Any) -> bool:
-    """Whether the user has a confirmed device of any installed kind, in one query: a user
-    without a device (a physician whose practice asks for none) is checked on every page, and
-    django-otp's own check asks each device table in turn."""
-    if user is None or user.pk is None:
-        return False
+def device_exists(user_id: Any) -> Any:
+    """Whether the user `user_id` (an id or an OuterRef) has a confirmed device of any
+    installed kind, as one boolean expression: a user without a device (a physician whose
+    practice asks for none) is checked on every page, and django-otp's own check asks each
+    device table in turn."""
     kinds = [
-        Exists(model.objects.devices_for_user(user, confirmed=True)) for model in device_classes()
+        Exists(model.objects.filter(user_id=user_id, confirmed=True)) for model in device_classes()
     ]
     if not kinds:
+        return Value(False)
+    return ExpressionWrapper(reduce(operator.or_, kinds), output_field=BooleanField())
+
+
+def has_device(user: Any) -> bool:
+    """Whether the user has a confirmed device, in one query."""
+    if user is None or user.pk is None:
         return False
-    return get_user_model().objects.filter(pk=user.pk).filter(reduce(operator.or_, kinds)).exists()
+    found = get_user_model().objects.filter(pk=user.pk).values_list(device_exists(user.pk))
+    return bool(found.get()[0])
+
+
+def request_has_device(request: HttpRequest) -> bool:
+    """`has_device` for the request's user, from the memberships the practice middleware read
+    (that query answers it: no query of its own); asked only of a user without memberships."""
+    memberships = getattr(request, "memberships", None)
+    if memberships and memberships[0].user_id == request.user.pk:  # not from before a login
+        return bool(memberships[0].user_has_device)
+    return has_device(request.user)
 
 
 def check_code(user: Any, code: str) -> Device | None:

@@ -391,6 +391,8 @@ def restart(out: list[str], seconds: int = 30, rate: int = 50) -> None:
     same = app_pids() == pids
     achieved = len(steady) / (max(line["t"] for line in steady) - min(line["t"] for line in steady))
     results["restart"] = {
+        "asked_rps": rate,
+        "achieved_rps": achieved,
         "outage_seconds": outage[1] - outage[0],
         "failed": len(errors),
         "requests": len(lines),

@@ -59,7 +59,9 @@ def test_it_loses_no_update_of_concurrent_editors(cluster, tmp_path):
 
 
 def test_a_database_restart_costs_only_the_outage_and_five_seconds(cluster, tmp_path):
-    figures = _loadtest(cluster, tmp_path, "--only", "restart", "--restart-rate", "30")["restart"]
+    # The 50 req/s asked for (50 users at one request a second); how many the machine
+    # serves is in the figures ("achieved_rps"), not asserted: it depends on the machine.
+    figures = _loadtest(cluster, tmp_path, "--only", "restart", "--restart-rate", "50")["restart"]
     assert figures["requests"] > 0
     assert figures["outside_window"] == 0
     assert figures["after_outage_seconds"] <= 5

@@ -235,13 +235,9 @@ def test_opening_an_inline_form_needs_the_same_queries_for_1_and_20_rows(
     for i in range(n):
         post_row(alice_client, case, "comorbidity", {"name": f"Condition {i}"})
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
-    # 4 the case, 5-20 the record's rows, one query per kind
-    # (tumours, staging, biomarkers, metastases, therapy episodes, adverse events (one model,
-    # immune-related ones too), performance, findings, prophylaxes, vaccinations,
-    # comorbidities, organ function, medication, and since issue 20 smoking and alcohol,
-    # family history, genomic findings). The code labels are read only by the sections that
-    # show codes.
-    with django_assert_num_queries(21):
+    # 4 the case, 5 the record in one round trip (record.fetch_together: one SELECT per kind of
+    # row, tumours to genomic findings, and the code lists the labels come from).
+    with django_assert_num_queries(6):
         response = alice_client.get(f"/cases/{case.pk}/comorbidity/new/", headers=HTMX)
     assert response.status_code == 200
 

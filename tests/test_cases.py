@@ -8,7 +8,16 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from checklist import services
-from checklist.models import AuditEvent, Case, Metastasis, Tumour
+from checklist.models import (
+    AuditEvent,
+    Case,
+    Code,
+    Metastasis,
+    StagingRecord,
+    TherapyLine,
+    Tumour,
+)
+from checklist.record import LABEL_SYSTEMS, CaseRecord
 from tests.factories import (
     LINE,
     audit_rows,
@@ -215,6 +224,58 @@ def test_the_case_list_needs_the_same_queries_for_10_and_1000_cases(
     assert response.status_code == 200
 
 
+RECORD_ROWS = [
+    "tumours",
+    "staging_records",
+    "biomarkers",
+    "metastases",
+    "therapy_lines",
+    "adverse_events",
+    "performance",
+    "immune_findings",
+    "prophylaxes",
+    "vaccinations",
+    "lifestyle",
+    "family_history",
+    "genomic_variants",
+]
+
+
+def _fields(row):
+    return {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
+
+
+def test_the_record_read_in_one_round_trip_holds_what_the_ordinary_querysets_hold(
+    case, django_assert_num_queries
+):
+    seed_rows(case, 3)
+    StagingRecord.objects.filter(case=case).update(tumour=Tumour.objects.filter(case=case)[0])
+    with django_assert_num_queries(1):  # every kind of row and the code lists together
+        record = CaseRecord.load(case)
+    for name in RECORD_ROWS:
+        manager = getattr(case, name)
+        fetched = [_fields(row) for row in manager.all()]  # the record's, no query
+        assert fetched, name
+        assert sorted(fetched, key=lambda f: f["id"]) == sorted(
+            (_fields(row) for row in manager.model.objects.filter(case=case)),
+            key=lambda f: f["id"],
+        ), name
+    with django_assert_num_queries(0):  # select_related and the case itself come along
+        tumours = {s.tumour.oncotree_code for s in record.staging if s.tumour_id}
+        categories = [line.category for line in record.lines]
+        assert all(row.case is case for row in record.tumours + record.events)
+        sites, labels = record.site_labels("de"), record.code_labels("de")
+    assert tumours == {"IDC"}
+    assert categories == [line.category for line in TherapyLine.objects.filter(case=case)]
+    assert sites == {
+        c.code: c.label("de") for c in Code.objects.filter(system="obds:fm_lokalisation")
+    }
+    assert sites and all(labels[system] for system in LABEL_SYSTEMS)
+    assert labels["mii:therapie-typ"] == {
+        c.code: c.label("de") for c in Code.objects.filter(system="mii:therapie-typ")
+    }
+
+
 @pytest.mark.parametrize("n", [1, 50])
 def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
     alice_client, case, django_assert_num_queries, n
@@ -222,15 +283,9 @@ def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
     seed_rows(case, n)
     alice_client.get("/cases/")  # the first request stores the active practice in the session
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
-    # 4 the case (access helper; the record does not fetch
-    # it again), 5 tumours, 6 staging records with their tumour, 7 biomarkers, 8 metastases,
-    # 9 therapy episodes with linked category, 10 the case's adverse events (all of them,
-    # immune-related ones too: one model since issue 15), 11 performance status, 12 immune
-    # findings, 13 prophylaxes, 14 vaccinations (rows of their own since issue 15: one
-    # prefetch each, whatever their number), 15 comorbidities, 16 organ function,
-    # 17 medication, 18 smoking and alcohol, 19 family history, 20 genomic findings (one query
-    # per kind of row: the three rows of issue 20 added three), 21 the access event,
-    # 22 metastasis site labels, 23 code labels.
-    with django_assert_num_queries(24):
+    # 4 the case (access helper; the record does not fetch it again), 5 the record in one
+    # round trip (record.fetch_together: one SELECT per kind of row, 16 kinds, and the code
+    # lists its labels come from, sent as one multi-statement query), 6 the access event.
+    with django_assert_num_queries(7):
         response = alice_client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200

@@ -295,13 +295,11 @@ def test_the_checklist_page_queries_are_constant(
     TherapyLine.objects.filter(case=case).update(category=template)
     alice_client.get(f"/cases/{case.pk}/checklist/")
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
-    # 4 the case (access helper),
-    # 5-20 its rows (as on the case page: adverse events one model since issue 15, prophylaxes
-    # and vaccinations rows of their own since issue 15, and smoking and alcohol, family
-    # history and genomic findings added by issue 20, one query each), 21 the checklist,
-    # 22 the newest published version (for the notice), 23 the categories, 24 code labels,
-    # 25 metastasis-site labels, 26 the access event.
-    with django_assert_num_queries(27):
+    # 4 the case (access helper), 5 its record in one round trip as on the case page (one
+    # SELECT per kind of row and the code lists for the labels: record.fetch_together),
+    # 6 the checklist, 7 the newest published version (for the notice), 8 the categories,
+    # 9 the access event.
+    with django_assert_num_queries(10):
         response = alice_client.get(f"/cases/{case.pk}/checklist/")
     assert len(_codes(response.content.decode())) == categories
 

@@ -294,19 +294,15 @@ def test_the_note_page_queries_are_constant(
 
 
 # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
-# 4 the note with its case, 5 the newest version, 6-21 the case's rows (tumours, staging,
-# biomarkers, metastases, therapy episodes, the case's adverse events, performance, immune
-# findings, prophylaxes, vaccinations, comorbidities, organ function, medication, smoking and
-# alcohol, family history, genomic findings: one query per kind), 22 the labels of every code
-# list the note names (one query, both languages: the snapshot stores them), 23 the checklist
-# with its version, 24 categories, 25 items with who set them, 26 versions of the note,
-# 27 the access event, 28 metastasis-site labels (the signing check's facts), 29 deviation
-# labels, 30 outcomes, 31 the board meetings the note is on (issue 17). The signing check
-# reads the record already loaded. (27 before the note's labels came from one query instead
-# of three; issue 15 made the adverse events one model (one query less) and added the
-# prophylaxis and vaccination prefetches, issue 20 three kinds of rows, issue 17 the
-# meetings: each one query whatever the number of rows.)
-QUERIES_NOTE_PAGE = 32
+# 4 the note with its case, 5 the newest version, 6 the case's record in one round trip (one
+# SELECT per kind of row, tumours to genomic findings, and the record's code lists, with the
+# metastasis sites the signing check's facts name: record.fetch_together), 7 the labels of
+# every code list the note names (one query, both languages: the snapshot stores them), 8 the
+# checklist with its version, 9 categories, 10 items with who set them, 11 versions of the
+# note, 12 the access event, 13 deviation labels, 14 outcomes, 15 the board meetings the note
+# is on (issue 17). The signing check reads the record already loaded. (32 while the record's
+# 16 kinds of rows and its two code reads were a query each.)
+QUERIES_NOTE_PAGE = 16
 
 
 def test_a_stale_sign_or_edit_is_refused(alice_client, signable):
