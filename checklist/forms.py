@@ -49,6 +49,7 @@ from checklist.models import (
     ItemStatus,
     Laterality,
     Lifestyle,
+    LinePosition,
     Medication,
     Membership,
     Metastasis,
@@ -2662,6 +2663,19 @@ class FhirPreviewForm(Form):
                 )
                 if question.get("answer_text"):
                     self.initial[name] = question["answer_text"]
+            elif question["target"] == "mii:therapie-typ":
+                field = forms.ChoiceField(
+                    label=_("Therapy type of “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    choices=[("", "—"), *_code_choices("mii:therapie-typ", get_language())],
+                )
+            elif question["target"] == "adverseevent.term":
+                field = forms.CharField(
+                    label=_("Adverse-event term for the code “%(code)s”")
+                    % {"code": question["code"]},
+                    max_length=40,
+                    help_text=_("As the term reads in the record, e.g. “diarrhoea”."),
+                )
             else:
                 if sites is None:
                     sites = _code_choices("obds:fm_lokalisation", get_language())
@@ -2672,6 +2686,7 @@ class FhirPreviewForm(Form):
                 )
                 self.initial[name] = question.get("answer") or ""
             self.fields[name] = field
+        self._add_therapy_fields(preview)
         for tumour in preview["tumours"]:
             name = f"laterality_{tumour['key']}"
             self.fields[name] = forms.ChoiceField(
@@ -2692,9 +2707,98 @@ class FhirPreviewForm(Form):
         self.initial.setdefault("year_of_birth", preview["patient"]["year_of_birth"])
         self.initial.setdefault("sex", preview["patient"]["sex"])
 
+    def _add_therapy_fields(self, preview: dict[str, Any]) -> None:
+        """Per systemic episode its line number (typed, never guessed) and position; per
+        therapy resource the episode it goes into (or its own, or none); per adverse event
+        its grade (grade 5 only with the bundle's date of death)."""
+        items = {i["key"]: i for i in preview.get("therapy_items", [])}
+        systemic = [e for e in preview.get("episodes", []) if e["kind"] == EpisodeKind.SYSTEMIC]
+        names = {
+            e["key"]: _("systemic episode %(n)s (%(agents)s)")
+            % {
+                "n": number,
+                "agents": ", ".join(items[k]["text"] for k in e["items"] if k in items),
+            }
+            for number, e in enumerate(systemic, start=1)
+        }
+        for episode in systemic:
+            self.fields[f"line_{episode['key']}"] = forms.IntegerField(
+                label=_("Line number of %(episode)s") % {"episode": names[episode["key"]]},
+                min_value=1,
+                max_value=99,
+                required=False,
+            )
+            self.fields[f"position_{episode['key']}"] = forms.ChoiceField(
+                label=_("Position in the course of therapy"),
+                choices=[("", "—"), *LinePosition.choices],
+                required=False,
+            )
+            self.initial[f"position_{episode['key']}"] = episode.get("position") or ""
+        for item in preview.get("therapy_items", []):
+            name = f"episode_{item['key']}"
+            if item["kind"] == EpisodeKind.SYSTEMIC:
+                choices = [
+                    *names.items(),
+                    ("own", _("an episode of its own")),
+                    ("skip", _("not imported")),
+                ]
+                self.fields[f"ownline_{item['key']}"] = forms.IntegerField(
+                    label=_("Line number of its own episode"),
+                    min_value=1,
+                    max_value=99,
+                    required=False,
+                )
+            else:
+                choices = [(item["episode"], _("imported")), ("skip", _("not imported"))]
+            self.fields[name] = forms.ChoiceField(
+                label=_("Episode of “%(text)s”") % {"text": item["text"]}, choices=choices
+            )
+            self.initial[name] = item["episode"]
+        died = preview.get("patient", {}).get("deceased_on")
+        for event in preview.get("adverse_events", []):
+            name = f"grade_{event['key']}"
+            self.fields[name] = forms.ChoiceField(
+                label=_("Grade of “%(term)s”") % {"term": event["term"] or event["source"]},
+                choices=[("", "—"), *AeGrade.choices],
+            )
+            # A grade 5 (death) without a date of death is asked, never taken.
+            self.initial[name] = "" if event["grade"] == "5" and not died else event["grade"]
+
+    def _clean_therapy(self, cleaned: dict[str, Any]) -> None:
+        """The episodes as the physician grouped them: `self.episodes` maps each episode key
+        (a proposed one, or "own:<item>") to its item keys; every systemic one has a line
+        number."""
+        self.episodes: dict[str, list[str]] = {}
+        for item in self.preview.get("therapy_items", []):
+            choice = cleaned.get(f"episode_{item['key']}")
+            if not choice or choice == "skip":
+                continue
+            key = f"own:{item['key']}" if choice == "own" else choice
+            self.episodes.setdefault(key, []).append(item["key"])
+            if choice == "own" and cleaned.get(f"ownline_{item['key']}") is None:
+                self.add_error(
+                    f"ownline_{item['key']}", _("A systemic line needs its line number.")
+                )
+        for episode in self.preview.get("episodes", []):
+            name = f"line_{episode['key']}"
+            if name in self.fields and episode["key"] in self.episodes and not cleaned.get(name):
+                self.add_error(name, _("A systemic line needs its line number."))
+        died = self.preview.get("patient", {}).get("deceased_on")
+        for event in self.preview.get("adverse_events", []):
+            name = f"grade_{event['key']}"
+            if cleaned.get(name) == AeGrade.G5 and not died:
+                self.add_error(
+                    name,
+                    _(
+                        "Grade 5 means death, and the bundle gives no date of death"
+                        " (Patient.deceasedDateTime). Choose the grade the record supports."
+                    ),
+                )
+
     def clean(self) -> dict[str, Any]:
         """Every OncoTree answer and direct OncoTree code found in one query."""
         cleaned = super().clean() or {}
+        self._clean_therapy(cleaned)
         wanted: dict[str, str] = {}
         for question in self.questions:
             name = f"oq_{question['key']}"
@@ -2761,8 +2865,14 @@ class FhirPreviewForm(Form):
             ("metastases", "detected_on"),
             ("performance", "assessed_on"),
             ("comorbidities", "since"),
+            ("therapy_items", "start"),
+            ("therapy_items", "end"),
+            ("adverse_events", "onset_on"),
+            ("biomarkers", "sampled_on"),
+            ("genomic_variants", "reported_on"),
+            ("findings", "assessed_on"),
         ):
-            for row in self.preview[group]:
+            for row in self.preview.get(group, []):
                 if not row.get(name):
                     continue
                 value = rules.PartialDate(
