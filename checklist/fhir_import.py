@@ -30,9 +30,12 @@ from checklist.models import (
     BiomarkerKind,
     CtcaeVersion,
     EpisodeKind,
+    Laterality,
     LinePosition,
+    MetastasisTiming,
     Response,
     ResultStatus,
+    Situation,
     VariantOrigin,
 )
 
@@ -68,6 +71,13 @@ TNM_CODES = {
     (SNOMED, "371497001"): ("p", "M"),
     (SNOMED, "399537006"): ("c", "S"),
     (SNOMED, "399588009"): ("p", "S"),
+}
+# Our own code systems of the staging record's values -> the TNM letter (S: stage group).
+OWN_TNM = {
+    "stagingrecord.t_category": "T",
+    "stagingrecord.n_category": "N",
+    "stagingrecord.m_category": "M",
+    "stagingrecord.uicc_stage": "S",
 }
 EDITION_CODES = {"443830009": "7", "897275008": "8"}
 ECOG_LOINC = "89247-1"
@@ -348,8 +358,13 @@ def _is_icd10(system: str) -> bool:
 def condition_kind(resource: dict[str, Any]) -> str:
     """primary | secondary | other, from the profile, else the codes, else the words."""
     profiles = _profiles(resource)
+    named = own_codes(resource)
     if "secondary-cancer-condition" in profiles or "secondarycancercondition" in profiles:
         return "secondary"
+    if any(name.startswith("metastasis.") for name in named):
+        return "secondary"
+    if any(name.startswith("tumour.") for name in named):
+        return "primary"
     if "primary-cancer-condition" in profiles or "primarycancercondition" in profiles:
         return "primary"
     for coding in _codings(resource.get("code")):
@@ -529,6 +544,7 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
             }
         )
 
+    preview["situation"] = own_choice(own_codes(data), "case.situation", Situation.values)
     clinical = _Clinical(bundle, preview, scrub)
     conditions: dict[int, str] = {}  # entry number -> tumour key
     staging_parts: list[dict[str, Any]] = []
@@ -683,6 +699,9 @@ def _map_tumour(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict
                     if str(coding.get("code")) in LATERALITY_CODES:
                         laterality = LATERALITY_CODES[str(coding.get("code"))]
                         laterality_from = _concept_text(extension.get("valueCodeableConcept"))
+    own = own_choice(own_codes(resource), "tumour.laterality", Laterality.values)
+    if own:
+        laterality, laterality_from = own, ""
     if laterality == "unknown":
         words = re.findall(r"[a-z]+", text.lower())
         for word, value in (("left", "left"), ("right", "right"), ("bilateral", "bilateral")):
@@ -711,6 +730,7 @@ def _map_tumour(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict
 def _map_metastasis(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict[str, Any]:
     sites = [s for s in resource.get("bodySite") or [] if isinstance(s, dict)]
     codings = [c for s in sites for c in _codings(s) if c.get("code")]
+    codings.sort(key=lambda c: own_name(str(c.get("system") or "")) != "metastasis.site")
     if not codings:  # "Secondary malignant neoplasm of brain": the code names the site
         codings = [c for c in _codings(resource.get("code")) if c.get("code")]
     site_text = _concept_text(sites[0]) if sites else ""
@@ -738,6 +758,7 @@ def _map_metastasis(number: int, resource: dict[str, Any], scrub: _Scrubber) -> 
         "question": question,
         "detected_on": detected[0] if detected else None,
         "detected_on_precision": detected[1] if detected else DAY,
+        "timing": own_choice(own_codes(resource), "metastasis.timing", MetastasisTiming.values),
     }
 
 
@@ -758,14 +779,27 @@ def _map_observation(
     a TNM observation; None for one not mapped."""
     codes = _observation_code(resource)
     where = f"Observation (entry {number})"
-    if any(key in TNM_CODES for key in codes):
+    named = {own_name(system) for system, _code in codes}
+    if any(key in TNM_CODES for key in codes) or named & set(OWN_TNM):
         return "staging"
-    if (LOINC, ECOG_LOINC) in codes or (LOINC, KARNOFSKY_LOINC) in codes:
-        ecog = (LOINC, ECOG_LOINC) in codes
+    own_ecog = "performancestatus.ecog" in named
+    own_karnofsky = "performancestatus.karnofsky" in named
+    if (
+        (LOINC, ECOG_LOINC) in codes
+        or (LOINC, KARNOFSKY_LOINC) in codes
+        or own_ecog
+        or own_karnofsky
+    ):
+        ecog = (LOINC, ECOG_LOINC) in codes or own_ecog
         answers = ECOG_ANSWERS if ecog else KARNOFSKY_ANSWERS
         value = resource.get("valueInteger")
         for coding in _codings(resource.get("valueCodeableConcept")):
             value = answers.get(str(coding.get("code")), value)
+            if (
+                own_name(str(coding.get("system") or "")) in named
+                and str(coding.get("code")).isdigit()
+            ):
+                value = int(str(coding["code"]))
         allowed = range(0, 5) if ecog else range(0, 101, 10)
         if not isinstance(value, int) or value not in allowed:
             return None
@@ -833,12 +867,35 @@ ROMAN = {"0": "0", "1": "I", "2": "II", "3": "III", "4": "IV"}
 def _map_tnm(
     number: int, resource: dict[str, Any], bundle: _Bundle, scrub: _Scrubber
 ) -> dict[str, Any]:
-    kind, letter = next(TNM_CODES[key] for key in _observation_code(resource) if key in TNM_CODES)
+    codes = _observation_code(resource)
+    kind, letter = next(
+        (TNM_CODES[key] for key in codes if key in TNM_CODES),
+        next(("", OWN_TNM[n]) for n in (own_name(s) for s, _c in codes) if n in OWN_TNM),
+    )
+    own = own_codes(resource)
+    kind = {"clinical": "c", "pathological": "p"}.get(own.get("stagingrecord.kind", ""), kind)
     concept = resource.get("valueCodeableConcept")
     raw = ""
     for coding in _codings(concept):
         if "cancerstaging.org" in str(coding.get("system", "")):
             raw = str(coding.get("code", ""))
+    valued = own_codes(concept)
+    ours = next((n for n, letter_of in OWN_TNM.items() if letter_of == letter and n in valued), "")
+    if ours:  # our own code: the value as our lists spell it, no parsing
+        prefix = own.get(f"stagingrecord.{letter.lower()}_prefix", "")
+        when = fhir_date(resource.get("effectiveDateTime"), f"Observation (entry {number})")
+        focus = [bundle.resolve(f) for f in resource.get("focus") or []]
+        return {
+            "entry": number,
+            "kind": kind or prefix or "c",
+            "letter": letter,
+            "prefix": prefix or kind or "c",
+            "value": valued[ours],
+            "text": scrub(_concept_text(concept) or valued[ours]),
+            "edition": own.get("stagingrecord.tnm_edition", ""),
+            "date": when,
+            "focus": [f for f in focus if f is not None],
+        }
     text = raw or _concept_text(concept)
     value = prefix = ""
     if letter == "S":

@@ -2700,12 +2700,14 @@ class FhirPreviewForm(Form):
                 label=_("Timing of “%(text)s”") % {"text": metastasis["text"]},
                 choices=[("", "—"), *MetastasisTiming.choices],
             )
+            self.initial[name] = metastasis.get("timing") or ""
             if not metastasis["detected_on"]:
                 self.fields[f"detected_{metastasis['key']}"] = PartialDateField(
                     label=_("Detected on (“%(text)s”)") % {"text": metastasis["text"]}
                 )
         self.initial.setdefault("year_of_birth", preview["patient"]["year_of_birth"])
         self.initial.setdefault("sex", preview["patient"]["sex"])
+        self.initial.setdefault("situation", preview.get("situation") or "")
 
     def _add_therapy_fields(self, preview: dict[str, Any]) -> None:
         """Per systemic episode its line number (typed, never guessed) and position; per

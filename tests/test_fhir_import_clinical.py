@@ -768,3 +768,103 @@ def test_the_confirmation_needs_the_same_queries_for_1_and_6_rows_of_each_new_ki
     assert AdverseEvent.objects.filter(line__kind="systemic").count() == n
     assert Biomarker.objects.count() == n and GenomicVariant.objects.count() == n
     assert ImmuneFinding.objects.count() == n
+
+
+def test_our_own_codes_of_the_case_tumour_metastasis_staging_and_ecog_map_directly(
+    alice_client,
+):
+    def own(name: str, code: str) -> dict[str, Any]:
+        return {"coding": [{"system": own_system(name), "code": code}]}
+
+    primary = fhir_primary(coding=ONCOTREE) | {
+        "bodySite": [
+            {
+                "extension": [
+                    {
+                        "url": "urn:oncoboard:laterality",
+                        "valueCodeableConcept": own("tumour.laterality", "right"),
+                    }
+                ],
+                "text": "lung",
+            }
+        ]
+    }
+    metastasis = {
+        "resourceType": "Condition",
+        "id": "met",
+        "code": {"text": "a metastasis"},
+        "bodySite": [
+            {
+                "coding": [
+                    {"system": "http://snomed.info/sct", "code": "12738006"},
+                    {"system": own_system("metastasis.site"), "code": "BRA"},
+                ]
+            }
+        ],
+        "extension": [
+            {
+                "url": "urn:oncoboard:timing",
+                "valueCodeableConcept": own("metastasis.timing", "metachronous"),
+            }
+        ],
+        "subject": SUBJECT,
+        "onsetDateTime": "2020-01-05",
+    }
+    t_category = {
+        "resourceType": "Observation",
+        "id": "t",
+        "status": "final",
+        "code": own("stagingrecord.t_category", "T"),
+        "subject": SUBJECT,
+        "effectiveDateTime": "2019-03-20",
+        "valueCodeableConcept": own("stagingrecord.t_category", "1a"),
+        "extension": [
+            {
+                "url": "urn:oncoboard:kind",
+                "valueCodeableConcept": own("stagingrecord.kind", "pathological"),
+            }
+        ],
+    }
+    ecog = {
+        "resourceType": "Observation",
+        "id": "e",
+        "status": "final",
+        "code": own("performancestatus.ecog", "ECOG"),
+        "subject": SUBJECT,
+        "effectiveDateTime": "2019-03-21",
+        "valueInteger": 2,
+    }
+    patient = fhir_patient() | {
+        "extension": [
+            {
+                "url": "urn:oncoboard:situation",
+                "valueCodeableConcept": own("case.situation", "metastatic_progression"),
+            }
+        ]
+    }
+    bundle = fhir_bundle(patient, primary, metastasis, t_category, ecog)
+    response = alice_client.post(IMPORT_URL, {"bundle_text": json.dumps(bundle)})
+    preview = FhirImportPreview.objects.get(pk=response.url.rstrip("/").rsplit("/", 1)[1])
+    page = alice_client.get(reverse("fhir_preview", kwargs={"pk": preview.pk}))
+    form = page.context["form"]
+    assert [name for name in form.fields if name.startswith("oq_")] == []
+    assert (
+        form.initial["situation"] == "metastatic_progression"
+        and form.initial["timing_m3"] == "metachronous"
+    )
+    assert preview.data["tumours"][0]["laterality"] == "right"
+    url = reverse("fhir_preview", kwargs={"pk": preview.pk})
+    answers = {
+        **header(),
+        **defaults(preview),
+        "timing_m3": "metachronous",
+        "situation": "metastatic_progression",
+    }
+    assert alice_client.post(url, answers).status_code == 302
+    case = Case.objects.get()
+    assert case.situation == "metastatic_progression"
+    assert case.tumours.get().laterality == "right"
+    assert case.metastases.get().site == "BRA"
+    staging = case.staging_records.get()
+    assert (staging.kind, staging.t_prefix, staging.t_category) == ("pathological", "p", "1a")
+    assert case.performance.get().ecog == 2
