@@ -868,10 +868,9 @@ def _map_tnm(
     number: int, resource: dict[str, Any], bundle: _Bundle, scrub: _Scrubber
 ) -> dict[str, Any]:
     codes = _observation_code(resource)
-    kind, letter = next(
-        (TNM_CODES[key] for key in codes if key in TNM_CODES),
-        next(("", OWN_TNM[n]) for n in (own_name(s) for s, _c in codes) if n in OWN_TNM),
-    )
+    found = [TNM_CODES[key] for key in codes if key in TNM_CODES]
+    found += [("", OWN_TNM[n]) for n in (own_name(s) for s, _c in codes) if n in OWN_TNM]
+    kind, letter = found[0]  # _map_observation found one of the two
     own = own_codes(resource)
     kind = {"clinical": "c", "pathological": "p"}.get(own.get("stagingrecord.kind", ""), kind)
     concept = resource.get("valueCodeableConcept")
@@ -1921,6 +1920,7 @@ class _Clinical:
         row["values"].append(
             {
                 "field": field,
+                "label": _lab_name(field),
                 "value": values[field],
                 "text": self.scrub(shown, 200),
                 "source": where,

@@ -2899,6 +2899,10 @@ class FhirPreviewForm(Form):
 class CodeMappingForm(Form):
     target_code = forms.ChoiceField(label=_("Our code"))
 
-    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, choices: list[tuple[str, str]] | None, **kwargs: Any) -> None:
+        """`choices` None: a free-text answer (an adverse-event term), typed as in the import."""
         super().__init__(*args, **kwargs)
-        self.fields["target_code"].choices = choices  # type: ignore[attr-defined]
+        if choices is None:
+            self.fields["target_code"] = forms.CharField(label=_("Our text"), max_length=40)
+        else:
+            self.fields["target_code"].choices = choices  # type: ignore[attr-defined]

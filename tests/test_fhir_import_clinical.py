@@ -868,3 +868,19 @@ def test_our_own_codes_of_the_case_tumour_metastasis_staging_and_ecog_map_direct
     staging = case.staging_records.get()
     assert (staging.kind, staging.t_prefix, staging.t_category) == ("pathological", "p", "1a")
     assert case.performance.get().ecog == 2
+
+
+def test_admins_edit_a_learned_adverse_event_term_as_text(alice_client, adam_client):
+    coded = adverse_event("ae", None) | {
+        "event": {"coding": [{"system": "http://terminology.hl7.org/meddra", "code": "10012735"}]}
+    }
+    preview = preview_of(alice_client, coded)
+    answer = {question_key(preview, "10012735"): "Colitis"}
+    assert confirm(alice_client, preview, **answer).status_code == 302
+    mapping = CodeMapping.objects.get(target_system="adverseevent.term")
+    page = adam_client.get(f"/code-map/{mapping.pk}/")
+    assert page.status_code == 200 and 'value="Colitis"' in page.content.decode()
+    edited = adam_client.post(f"/code-map/{mapping.pk}/", {"target_code": "Enterocolitis"})
+    assert edited.status_code == 302
+    mapping.refresh_from_db()
+    assert mapping.target_code == "Enterocolitis"

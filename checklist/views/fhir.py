@@ -402,6 +402,9 @@ def _therapy(
 
 # --- the learned code map (practice admins) -------------------------------------------------
 
+# Questions answered with text, not with a code of our lists.
+FREE_TEXT_TARGETS = {fhir_import.AE_TERM}
+
 
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def code_mapping_list(request: PracticeRequest) -> HttpResponse:
@@ -416,12 +419,14 @@ def code_mapping_list(request: PracticeRequest) -> HttpResponse:
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def code_mapping_edit(request: PracticeRequest, pk: int) -> HttpResponse:
     mapping: CodeMapping = get_in_practice(request, CodeMapping.objects.all(), pk)
-    choices = [
-        (c.code, f"{c.label(get_language())} ({c.code})")
-        for c in Code.objects.filter(system=mapping.target_system, selectable=True).order_by(
-            "display"
-        )
-    ]
+    choices: list[tuple[str, str]] | None = None
+    if mapping.target_system not in FREE_TEXT_TARGETS:
+        choices = [
+            (c.code, f"{c.label(get_language())} ({c.code})")
+            for c in Code.objects.filter(system=mapping.target_system, selectable=True).order_by(
+                "display"
+            )
+        ]
     form = forms.CodeMappingForm(
         request.POST or None, choices=choices, initial={"target_code": mapping.target_code}
     )
