@@ -868,9 +868,9 @@ def _map_tnm(
     number: int, resource: dict[str, Any], bundle: _Bundle, scrub: _Scrubber
 ) -> dict[str, Any]:
     codes = _observation_code(resource)
-    found = [TNM_CODES[key] for key in codes if key in TNM_CODES]
-    found += [("", OWN_TNM[n]) for n in (own_name(s) for s, _c in codes) if n in OWN_TNM]
-    kind, letter = found[0]  # _map_observation found one of the two
+    letters = [TNM_CODES[key] for key in codes if key in TNM_CODES]
+    letters += [("", OWN_TNM[n]) for n in (own_name(s) for s, _c in codes) if n in OWN_TNM]
+    kind, letter = letters[0]  # _map_observation found one of the two
     own = own_codes(resource)
     kind = {"clinical": "c", "pathological": "p"}.get(own.get("stagingrecord.kind", ""), kind)
     concept = resource.get("valueCodeableConcept")
@@ -1933,7 +1933,7 @@ def _lab_name(field: str) -> str:
     """The finding field's label with its unit ("lymphocytes (10⁹/L)")."""
     from checklist.models import ImmuneFinding
 
-    return str(ImmuneFinding._meta.get_field(field).verbose_name)
+    return str(getattr(ImmuneFinding._meta.get_field(field), "verbose_name", field))
 
 
 def _grade_value(holder: dict[str, Any]) -> tuple[str, str, str]:
