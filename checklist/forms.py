@@ -2610,6 +2610,9 @@ class FhirUploadForm(Form):
 ONCOTREE_ANSWER = re.compile(r"\(([A-Z0-9_]+)\)\s*$")
 
 
+NEAR_EPISODES = 5  # the systemic episodes offered on either side of a resource's own
+
+
 class FhirPreviewForm(Form):
     """What the physician completes in an import preview: the case header, one answer per code
     without a mapping, each primary's laterality and each metastasis's timing (and date when
@@ -2736,11 +2739,18 @@ class FhirPreviewForm(Form):
                 required=False,
             )
             self.initial[f"position_{episode['key']}"] = episode.get("position") or ""
+        # A resource may move into an episode near it in time: its own and the systemic
+        # episodes proposed just before and after it (a long bundle would otherwise offer
+        # every episode to every resource).
+        order = [e["key"] for e in systemic]
+        places = {key: number for number, key in enumerate(order)}
         for item in preview.get("therapy_items", []):
             name = f"episode_{item['key']}"
             if item["kind"] == EpisodeKind.SYSTEMIC:
+                at = places.get(item["episode"], 0)
+                near = order[max(0, at - NEAR_EPISODES) : at + NEAR_EPISODES + 1]
                 choices = [
-                    *names.items(),
+                    *((key, names[key]) for key in near),
                     ("own", _("an episode of its own")),
                     ("skip", _("not imported")),
                 ]
@@ -2765,6 +2775,10 @@ class FhirPreviewForm(Form):
             )
             # A grade 5 (death) without a date of death is asked, never taken.
             self.initial[name] = "" if event["grade"] == "5" and not died else event["grade"]
+        for name, field in self.fields.items():
+            if name.startswith(("line_", "ownline_", "position_", "episode_", "grade_")):
+                select = isinstance(field, forms.ChoiceField)
+                field.widget.attrs["class"] = "form-select" if select else "form-control"
 
     def _clean_therapy(self, cleaned: dict[str, Any]) -> None:
         """The episodes as the physician grouped them: `self.episodes` maps each episode key
