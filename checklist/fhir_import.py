@@ -7,9 +7,12 @@ name or an identifier (every text taken from the bundle is scrubbed of the patie
 identifiers and id). `resolve` (database reads) fills in what OncoTree, the oBDS lists and the
 practice's learned code map already answer; what is left are the physician's questions.
 
-Mapped in this version: patient (year of birth, sex), primary cancer conditions (tumours),
+Mapped: patient (year of birth, sex, date of death), primary cancer conditions (tumours),
 secondary cancer conditions (metastases), TNM observations (staging records), ECOG/Karnofsky,
-comorbid conditions. Everything else is listed with its quoted text as not imported.
+comorbid conditions, therapies (medications given or ordered, surgery and radiotherapy
+procedures) grouped into episodes (`_Clinical.group`), adverse events, tumour markers,
+genomic variants and laboratory findings. Our own code systems (`fhir_codes`) are taken
+directly wherever they occur. Everything else is listed with its quoted text and the reason.
 """
 
 from __future__ import annotations
@@ -1436,7 +1439,14 @@ class _Clinical:
         for reference in _linked(resource):
             target = self.bundle.resolve(reference)
             raw = str(reference.get("reference") or "")
-            keys.append(f"entry:{target}" if target is not None else f"ref:{raw}")
+            ident = reference.get("identifier")
+            if target is not None:
+                keys.append(f"entry:{target}")
+            elif raw and not raw.startswith("#"):  # a contained id is the resource's own
+                keys.append(f"ref:{raw}")
+            elif not raw and isinstance(ident, dict) and ident.get("value"):
+                # Shared like any reference, but shown without the identifier.
+                keys.append(f"ident:{ident.get('system') or ''}|{ident['value']}")
         self.links[item["key"]] = keys
         return item
 
@@ -1462,7 +1472,6 @@ class _Clinical:
                 parent[rb] = ra
 
         owner: dict[str, str] = {}
-        by_key = {i["key"]: i for i in systemic}
         for item in systemic:
             for ref in self.links[item["key"]]:
                 if ref in owner:
@@ -1506,12 +1515,13 @@ class _Clinical:
                 episode["grouped_by"] = [_("one resource")]
         self.preview["therapy_items"] = self.items
         self.preview["episodes"] = list(episodes.values())
-        del by_key
 
     def _ref_text(self, ref: str) -> str:
         kind, _sep, value = ref.partition(":")
         if kind == "entry" and value.isdigit():
             return self.source(self.bundle.resource(int(value)))
+        if kind == "ident":
+            return _("(a reference by identifier, not in the bundle)")
         return self.scrub(value, 80)
 
     # adverse events

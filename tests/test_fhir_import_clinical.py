@@ -884,3 +884,24 @@ def test_admins_edit_a_learned_adverse_event_term_as_text(alice_client, adam_cli
     assert edited.status_code == 302
     mapping.refresh_from_db()
     assert mapping.target_code == "Enterocolitis"
+
+
+def test_unresolved_identifier_references_group_without_showing_the_identifier(alice_client):
+    order = {"identifier": {"system": "urn:orders", "value": "ORD-77"}}
+    other = {"identifier": {"system": "urn:orders", "value": "ORD-78"}}
+    preview = preview_of(
+        alice_client,
+        medication("MedicationAdministration", "a", "3639", "doxorubicin", "2019-05-02")
+        | {"request": order},
+        medication("MedicationAdministration", "b", "3639", "doxorubicin", "2019-06-02")
+        | {"request": order},
+        medication("MedicationAdministration", "c", "3639", "doxorubicin", "2019-07-02")
+        | {"request": other},
+    )
+    shared = episode_of(preview, "MedicationAdministration/a")
+    assert shared == episode_of(preview, "MedicationAdministration/b")
+    assert shared != episode_of(preview, "MedicationAdministration/c")
+    assert shared["grouped_by"] == [
+        "shared reference (a reference by identifier, not in the bundle)"
+    ]
+    assert "ORD-7" not in json.dumps(preview.data)
