@@ -471,6 +471,7 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
         "episodes": [],
         "therapy_items": [],
         "adverse_events": [],
+        "responses": [],
         "biomarkers": [],
         "genomic_variants": [],
         "findings": [],
@@ -577,6 +578,8 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
                 staging_parts.append(part)
             elif mapped is None:
                 if clinical.grade_observation(number, resource):
+                    continue
+                if clinical.response(number, resource):
                     continue
                 if clinical.is_variant(resource):
                     clinical.variant(number, resource)
@@ -967,6 +970,7 @@ def _group_staging(parts: list[dict[str, Any]], conditions: dict[int, str]) -> l
 # --- therapies, adverse events, biomarkers, genomic variants, laboratory findings ----------
 
 THERAPY_TYPE = "mii:therapie-typ"  # the question target of a medication's code
+RESPONSE = "therapyline.response"  # the question target of a response observation's value
 AE_TERM = "adverseevent.term"  # the question target of an adverse event's code (free text)
 MEDICATIONS = {"MedicationRequest", "MedicationAdministration", "MedicationStatement"}
 NEVER_THERAPY = {"CarePlan", "ServiceRequest"}
@@ -1613,6 +1617,44 @@ class _Clinical:
                 return found
         return "U", _concept_text(resource.get("severity")), "not_recorded"
 
+    def response(self, number: int, resource: dict[str, Any]) -> bool:
+        """An Observation that is part of a therapy resource (Observation.partOf), e.g. an
+        mCODE disease status: the response of that resource's episode, asked with the
+        response picker unless our own code gives it."""
+        therapies = []
+        for part in resource.get("partOf") or []:
+            entry = self.bundle.resolve(part)
+            kind = self.bundle.resource(entry)["resourceType"] if entry is not None else ""
+            if kind in MEDICATIONS or kind == "Procedure":
+                therapies.append(f"i{entry}")
+        concept = resource.get("valueCodeableConcept")
+        if not therapies or not isinstance(concept, dict):
+            return False
+        own = own_choice(own_codes(concept), "therapyline.response", RESPONSES)
+        codings = [c for c in _codings(concept) if c.get("code")]
+        text = _concept_text(concept)
+        question = None
+        if not own:
+            first = codings[0] if codings else {"system": TEXT_SYSTEM, "code": text.lower()}
+            question = _question(
+                str(first.get("system", "")),
+                self.scrub(first.get("code"), 100),
+                str(first.get("version") or ""),
+                self.scrub(first.get("display") or text),
+                RESPONSE,
+            )
+        self.preview["responses"].append(
+            {
+                "key": f"r{number}",
+                "source": self.source(resource),
+                "items": therapies,
+                "text": self.scrub(text, 200),
+                "response": own,
+                "question": question,
+            }
+        )
+        return True
+
     def grade_observation(self, number: int, resource: dict[str, Any]) -> bool:
         """An Observation of an adverse event's grade (focus: the event): kept for the event."""
         words = (_concept_text(resource.get("code")) + " " + _profiles(resource)).lower()
@@ -2022,7 +2064,11 @@ def questions(preview: dict[str, Any]) -> list[dict[str, Any]]:
             found.setdefault(item["question"]["key"], item["question"])
     for item in preview["metastases"]:
         found.setdefault(item["question"]["key"], item["question"])
-    for item in preview.get("therapy_items", []) + preview.get("adverse_events", []):
+    for item in (
+        preview.get("therapy_items", [])
+        + preview.get("adverse_events", [])
+        + preview.get("responses", [])
+    ):
         if item.get("question"):
             found.setdefault(item["question"]["key"], item["question"])
     return list(found.values())
@@ -2032,7 +2078,7 @@ def _asked(preview: dict[str, Any]) -> list[dict[str, Any]]:
     """Every item that carries a code question (one question may be shared by several)."""
     return [
         item
-        for group in ("tumours", "metastases", "therapy_items", "adverse_events")
+        for group in ("tumours", "metastases", "therapy_items", "adverse_events", "responses")
         for item in preview.get(group, [])
         if item.get("question")
     ]
@@ -2077,8 +2123,9 @@ def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
         if question["target"] == SITE_SYSTEM and ours and (SITE_SYSTEM, question["code"]) in codes:
             question["answer"], question["learned"] = question["code"], True
         elif hit is not None and (
-            question["target"] not in (SITE_SYSTEM, THERAPY_TYPE)
+            question["target"] not in (SITE_SYSTEM, THERAPY_TYPE, RESPONSE)
             or (question["target"], hit["code"]) in codes
+            or (question["target"] == RESPONSE and hit["code"] in RESPONSES)
         ):
             question["answer"], question["learned"] = hit["code"], True
     for record in preview["staging"]:

@@ -63,6 +63,7 @@ from checklist.models import (
     Prophylaxis,
     Relation,
     RelativeDegree,
+    Response,
     ResultStatus,
     Sex,
     Situation,
@@ -2671,6 +2672,12 @@ class FhirPreviewForm(Form):
                     label=_("Therapy type of “%(text)s”")
                     % {"text": question["display"] or question["code"]},
                     choices=[("", "—"), *_code_choices("mii:therapie-typ", get_language())],
+                )
+            elif question["target"] == "therapyline.response":
+                field = forms.ChoiceField(
+                    label=_("Best response for “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    choices=[("", "—"), *Response.choices],
                 )
             elif question["target"] == "adverseevent.term":
                 field = forms.CharField(

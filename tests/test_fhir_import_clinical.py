@@ -905,3 +905,48 @@ def test_unresolved_identifier_references_group_without_showing_the_identifier(a
         "shared reference (a reference by identifier, not in the bundle)"
     ]
     assert "ORD-7" not in json.dumps(preview.data)
+
+
+def test_an_observation_part_of_a_therapy_gives_its_episode_response(alice_client, adam_client):
+    given = medication("MedicationAdministration", "pem", "68446", "pemetrexed", "2019-05-02")
+    status = {
+        "resourceType": "Observation",
+        "id": "ds",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "97509-4"}]},
+        "subject": SUBJECT,
+        "partOf": [{"reference": "MedicationAdministration/pem"}],
+        "valueCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "268910001",
+                    "display": "Patient's condition improved (finding)",
+                }
+            ]
+        },
+    }
+    preview = preview_of(alice_client, given, status)
+    assert [(r["source"], r["items"]) for r in preview.data["responses"]] == [
+        ("Observation/ds", ["i3"])
+    ]
+    episode = episode_of(preview, "MedicationAdministration/pem")
+    answers = {
+        question_key(preview, "68446"): "CH",
+        question_key(preview, "268910001"): "PR",
+        f"line_{episode['key']}": "1",
+    }
+    assert confirm(alice_client, preview, **answers).status_code == 302
+    assert TherapyLine.objects.get().response == "PR"
+    learned = CodeMapping.objects.get(target_system="therapyline.response")
+    assert (learned.source_code, learned.target_code) == ("268910001", "PR")
+    # Admins change it with the response picker.
+    assert 'value="CR"' in adam_client.get(f"/code-map/{learned.pk}/").content.decode()
+    assert adam_client.post(f"/code-map/{learned.pk}/", {"target_code": "SD"}).status_code == 302
+    # Our own response code needs no question.
+    status["valueCodeableConcept"] = {
+        "coding": [{"system": own_system("therapyline.response"), "code": "SD"}]
+    }
+    again = preview_of(alice_client, given, status)
+    assert [r["response"] for r in again.data["responses"]] == ["SD"]
+    assert all(q["target"] != "therapyline.response" for q in fhir_import.questions(again.data))

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 
 from checklist import fhir_import, forms, services
 from checklist.access import PracticeRequest, get_in_practice, practice_required
-from checklist.models import Code, CodeMapping, FhirImportPreview, Membership
+from checklist.models import Code, CodeMapping, FhirImportPreview, Membership, Response
 
 
 class BoundedMemoryUploadHandler(FileUploadHandler):
@@ -379,6 +379,13 @@ def _therapy(
             "response": next((r["response"] for r in rows if r["response"]), ""),
         }
         episodes.append({"key": key, "fields": fields})
+    by_episode = {e["key"]: e for e in episodes}
+    for row in mapped.get("responses", []):
+        response = row["response"] or answers.get((row.get("question") or {}).get("key", ""), "")
+        for item in row["items"]:
+            episode = by_episode.get(episode_of.get(item, ""))
+            if episode is not None and response and not episode["fields"]["response"]:
+                episode["fields"]["response"] = response
     adverse_events = []
     for event in mapped.get("adverse_events", []):
         term = event["term"] or answers.get((event.get("question") or {}).get("key", ""), "")
@@ -420,7 +427,9 @@ def code_mapping_list(request: PracticeRequest) -> HttpResponse:
 def code_mapping_edit(request: PracticeRequest, pk: int) -> HttpResponse:
     mapping: CodeMapping = get_in_practice(request, CodeMapping.objects.all(), pk)
     choices: list[tuple[str, str]] | None = None
-    if mapping.target_system not in FREE_TEXT_TARGETS:
+    if mapping.target_system == fhir_import.RESPONSE:
+        choices = [(code, str(label)) for code, label in Response.choices]
+    elif mapping.target_system not in FREE_TEXT_TARGETS:
         choices = [
             (c.code, f"{c.label(get_language())} ({c.code})")
             for c in Code.objects.filter(system=mapping.target_system, selectable=True).order_by(
