@@ -336,7 +336,7 @@ def _therapy(
     cleaned = form.cleaned_data
     items = {i["key"]: i for i in mapped.get("therapy_items", [])}
     kinds = {e["key"]: e["kind"] for e in mapped.get("episodes", [])}
-    episodes = []
+    episodes: list[dict[str, Any]] = []
     episode_of: dict[str, str] = {}
     for key, members in form.episodes.items():
         rows = sorted((items[k] for k in members), key=lambda i: (i["start"], i["entry"]))
@@ -360,7 +360,7 @@ def _therapy(
         systemic = kind == "systemic"
         number = cleaned.get(f"ownline_{key[4:]}" if own else f"line_{key}")
         position = "" if own else cleaned.get(f"position_{key}") or ""
-        fields = {
+        fields: dict[str, Any] = {
             "kind": kind,
             "number": number if systemic else None,
             "position": position if systemic else next((r["position"] for r in rows), ""),
