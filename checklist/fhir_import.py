@@ -1416,6 +1416,15 @@ class _Clinical:
         end_reason_text = ""
         if not end_reason and resource.get("statusReason"):
             end_reason, end_reason_text = _coded(resource.get("statusReason"), END_REASON_CODES)
+        if period["end"] and period["end"] < period["start"]:
+            self.skip(
+                number,
+                resource,
+                _("%(where)s: the period ends before it starts; the end is not imported")
+                % {"where": self.source(resource)},
+                text,
+            )
+            period = period | {"end": None, "end_precision": DAY}
         status = str(resource.get("status") or "")
         ongoing = status in ONGOING_STATUSES and not period["end"]
         item = {

@@ -950,3 +950,16 @@ def test_an_observation_part_of_a_therapy_gives_its_episode_response(alice_clien
     again = preview_of(alice_client, given, status)
     assert [r["response"] for r in again.data["responses"]] == ["SD"]
     assert all(q["target"] != "therapyline.response" for q in fhir_import.questions(again.data))
+
+
+def test_a_period_ending_before_it_starts_keeps_its_start_only(alice_client):
+    backwards = period(
+        medication("MedicationStatement", "b", "40048", "carboplatin", ""),
+        "2019-06-01",
+        "2019-05-01",
+    )
+    preview = preview_of(alice_client, backwards)
+    item = items_of(preview)["MedicationStatement/b"]
+    assert (item["start"], item["end"]) == ("2019-06-01", None)
+    skipped = {row["source"]: row for row in preview.data["not_imported"]}
+    assert "the period ends before it starts" in skipped["MedicationStatement/b"]["reason"]
