@@ -7,9 +7,12 @@ name or an identifier (every text taken from the bundle is scrubbed of the patie
 identifiers and id). `resolve` (database reads) fills in what OncoTree, the oBDS lists and the
 practice's learned code map already answer; what is left are the physician's questions.
 
-Mapped in this version: patient (year of birth, sex), primary cancer conditions (tumours),
+Mapped: patient (year of birth, sex, date of death), primary cancer conditions (tumours),
 secondary cancer conditions (metastases), TNM observations (staging records), ECOG/Karnofsky,
-comorbid conditions. Everything else is listed with its quoted text as not imported.
+comorbid conditions, therapies (medications given or ordered, surgery and radiotherapy
+procedures) grouped into episodes (`_Clinical.group`), adverse events, tumour markers,
+genomic variants and laboratory findings. Our own code systems (`fhir_codes`) are taken
+directly wherever they occur. Everything else is listed with its quoted text and the reason.
 """
 
 from __future__ import annotations
@@ -18,11 +21,26 @@ import hashlib
 import json
 import re
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext as _
 
 from checklist.fhir_codes import ROW_SYSTEM, own_extension_name, own_name
+from checklist.models import (
+    AeGrade,
+    AssayMethod,
+    BiomarkerKind,
+    CtcaeVersion,
+    EpisodeKind,
+    Laterality,
+    LinePosition,
+    MetastasisTiming,
+    Response,
+    ResultStatus,
+    Situation,
+    VariantOrigin,
+)
 
 DAY, MONTH, YEAR = "day", "month", "year"
 MAX_DEPTH = 64
@@ -57,6 +75,13 @@ TNM_CODES = {
     (SNOMED, "399537006"): ("c", "S"),
     (SNOMED, "399588009"): ("p", "S"),
 }
+# Our own code systems of the staging record's values -> the TNM letter (S: stage group).
+OWN_TNM = {
+    "stagingrecord.t_category": "T",
+    "stagingrecord.n_category": "N",
+    "stagingrecord.m_category": "M",
+    "stagingrecord.uicc_stage": "S",
+}
 EDITION_CODES = {"443830009": "7", "897275008": "8"}
 ECOG_LOINC = "89247-1"
 KARNOFSKY_LOINC = "89243-0"
@@ -74,20 +99,17 @@ KARNOFSKY_ANSWERS = {
     "LA29184-1": 10,
 }
 LATERALITY_CODES = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
-LATERALITIES = {"left", "right", "bilateral", "midline", "not_applicable", "unknown"}
 GENDERS = {"female": "female", "male": "male", "other": "diverse", "unknown": "unknown"}
+EPISODE_KINDS = EpisodeKind.values
+RESPONSES = Response.values
+POSITIONS = LinePosition.values
+AE_GRADES = AeGrade.values
+CTCAE_CHOICES = CtcaeVersion.values
+RESULT_STATUSES = ResultStatus.values
+ASSAY_METHODS = AssayMethod.values
+BIOMARKER_KINDS = BiomarkerKind.values
+ORIGIN_CHOICES = VariantOrigin.values
 
-# Resource types another part of the work maps (therapies, adverse events, findings,
-# biomarkers): listed with their text as not imported in this version.
-LATER = {
-    "MedicationRequest",
-    "MedicationAdministration",
-    "MedicationStatement",
-    "Procedure",
-    "AdverseEvent",
-    "CarePlan",
-    "ServiceRequest",
-}
 REPORTS = {"DiagnosticReport", "Specimen", "MolecularSequence"}
 PEOPLE = {
     "Practitioner",
@@ -367,8 +389,13 @@ def condition_kind(resource: dict[str, Any]) -> str:
         for coding in _codings(concept):
             if coding.get("system") == ROW_SYSTEM and coding.get("code") in OWN_ROWS:
                 return OWN_ROWS[str(coding["code"])]
+    named = own_codes(resource)
     if "secondary-cancer-condition" in profiles or "secondarycancercondition" in profiles:
         return "secondary"
+    if any(name.startswith("metastasis.") for name in named):
+        return "secondary"
+    if any(name.startswith("tumour.") for name in named):
+        return "primary"
     if "primary-cancer-condition" in profiles or "primarycancercondition" in profiles:
         return "primary"
     for coding in _codings(resource.get("code")):
@@ -389,11 +416,14 @@ def condition_kind(resource: dict[str, Any]) -> str:
 
 
 class _Bundle:
-    """Entries indexed for reference resolution (fullUrl, Type/id, urn:uuid)."""
+    """Entries indexed for reference resolution: fullUrl (urn:uuid too), Type/id, and the
+    identifiers a resource carries (a Reference by identifier; the identifier is used for the
+    lookup only, never kept)."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.entries: list[tuple[int, dict[str, Any]]] = []
         self.index: dict[str, int] = {}
+        self.identifiers: dict[tuple[str, str], int] = {}
         for number, entry in enumerate(data.get("entry") or [], start=1):
             resource = entry["resource"]
             self.entries.append((number, resource))
@@ -402,9 +432,13 @@ class _Bundle:
                 self.index[str(entry["fullUrl"])] = number
             if rid:
                 self.index[f"{kind}/{rid}"] = number
+            for ident in resource.get("identifier") or []:
+                if isinstance(ident, dict) and ident.get("value"):
+                    key = (str(ident.get("system") or ""), str(ident["value"]))
+                    self.identifiers.setdefault(key, number)
 
     def resolve(self, reference: Any) -> int | None:
-        """The entry number a Reference points to, or None."""
+        """The entry number a Reference points to (by reference or by identifier), or None."""
         if not isinstance(reference, dict):
             return None
         ref = str(reference.get("reference") or "")
@@ -413,7 +447,28 @@ class _Bundle:
         match = re.search(r"([A-Za-z]+/[A-Za-z0-9\-.]{1,64})(/_history/.*)?$", ref)
         if match and match.group(1) in self.index:
             return self.index[match.group(1)]
+        ident = reference.get("identifier")
+        if not ref and isinstance(ident, dict) and ident.get("value"):
+            return self.identifiers.get((str(ident.get("system") or ""), str(ident["value"])))
         return None
+
+    def target(
+        self, container: dict[str, Any], reference: Any
+    ) -> tuple[str, dict[str, Any] | None]:
+        """What a Reference of `container` points to: ("entry"|"contained", the resource),
+        ("none", None) for an empty reference, ("dangling", None) for one pointing nowhere."""
+        if not isinstance(reference, dict) or not (
+            reference.get("reference") or reference.get("identifier")
+        ):
+            return "none", None
+        ref = str(reference.get("reference") or "")
+        if ref.startswith("#"):
+            for inner in container.get("contained") or []:
+                if isinstance(inner, dict) and str(inner.get("id")) == ref[1:]:
+                    return "contained", inner
+            return "dangling", None
+        number = self.resolve(reference)
+        return ("entry", self.resource(number)) if number is not None else ("dangling", None)
 
     def resource(self, number: int) -> dict[str, Any]:
         return self.entries[number - 1][1]
@@ -435,22 +490,43 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
     patient_number, patient = patients[0] if patients else (None, None)
     scrub = _Scrubber(patient)
     preview: dict[str, Any] = {
-        "patient": {"year_of_birth": None, "sex": "unknown", "source": ""},
+        "patient": {"year_of_birth": None, "sex": "unknown", "source": "", "deceased_on": None},
         "tumours": [],
         "metastases": [],
         "staging": [],
         "performance": [],
         "comorbidities": [],
+        "episodes": [],
+        "therapy_items": [],
+        "adverse_events": [],
+        "responses": [],
+        "biomarkers": [],
+        "genomic_variants": [],
+        "findings": [],
         "not_imported": [],
         "people": 0,
     }
     if patient is not None:
         birth = fhir_date(patient.get("birthDate"), "Patient.birthDate")
+        died = fhir_date(patient.get("deceasedDateTime"), "Patient.deceasedDateTime")
         preview["patient"] = {
             "year_of_birth": int(birth[0][:4]) if birth else None,
             "sex": GENDERS.get(str(patient.get("gender")), "unknown"),
             "source": f"Patient (entry {patient_number})",
+            "deceased_on": died[0] if died and died[1] == DAY else None,
         }
+        if died and died[1] != DAY:
+            preview["not_imported"].append(
+                {
+                    "source": f"Patient (entry {patient_number})",
+                    "entry": patient_number,
+                    "reason": _(
+                        "Patient.deceasedDateTime: the date of death is not known to the day;"
+                        " not imported (the case keeps a day)"
+                    ),
+                    "text": died[0][: 4 if died[1] == YEAR else 7],
+                }
+            )
 
     def source(number: int, resource: dict[str, Any]) -> str:
         rid = scrub(resource.get("id") or "", 80)
@@ -500,6 +576,8 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
             }
         )
 
+    preview["situation"] = own_choice(own_codes(data), "case.situation", Situation.values)
+    clinical = _Clinical(bundle, preview, scrub)
     conditions: dict[int, str] = {}  # entry number -> tumour key
     staging_parts: list[dict[str, Any]] = []
     comorbidity_entries: set[int] = set()
@@ -527,14 +605,39 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
                 part["source"] = source(number, resource)
                 staging_parts.append(part)
             elif mapped is None:
-                not_imported(number, resource, _observation_reason(resource))
+                if clinical.grade_observation(number, resource):
+                    continue
+                if clinical.response(number, resource):
+                    continue
+                if clinical.is_variant(resource):
+                    clinical.variant(number, resource)
+                elif clinical.is_marker(resource):
+                    clinical.marker(number, resource)
+                elif clinical.is_lab(resource):
+                    clinical.lab(number, resource)
+                else:
+                    not_imported(number, resource, _observation_reason(resource))
         elif kind in PEOPLE:
             preview["people"] += 1
-        elif kind in LATER:
-            not_imported(number, resource, _("not imported in this version (therapy)"))
+        elif kind in MEDICATIONS:
+            clinical.medication(number, resource)
+        elif kind == "Procedure":
+            clinical.procedure(number, resource)
+        elif kind == "AdverseEvent":
+            clinical.adverse_event(number, resource)
+        elif kind in NEVER_THERAPY:
+            not_imported(number, resource, _("a plan or order, not a therapy given; not imported"))
+        elif kind == "Medication":
+            not_imported(
+                number,
+                resource,
+                _("a medication's definition: the therapy naming it shows it as its agent"),
+            )
         elif kind in REPORTS:
             not_imported(
-                number, resource, _("not imported in this version (findings and biomarkers)")
+                number,
+                resource,
+                _("a report or specimen: its observations are mapped one by one"),
             )
         elif kind == "Patient":
             continue
@@ -569,6 +672,8 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
             )
         )
     preview["staging"] = _group_staging(staging_parts, conditions)
+    clinical.group()
+    clinical.apply_grades()
     if preview["metastases"]:
         preview["metastasis_status"] = "present"
     return preview
@@ -580,7 +685,7 @@ def _observation_reason(resource: dict[str, Any]) -> str:
         [profiles] + [str(c.get("code", "")) for c in _codings(resource.get("category"))]
     ).lower()
     if re.search(r"tumor-marker|genomic|laboratory|lab|biomarker|variant", text):
-        return _("not imported in this version (findings and biomarkers)")
+        return _("a laboratory or pathology result the case record has no field for")
     return _("not mapped")
 
 
@@ -635,6 +740,9 @@ def _map_tumour(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict
                     if str(coding.get("code")) in LATERALITY_CODES:
                         laterality = LATERALITY_CODES[str(coding.get("code"))]
                         laterality_from = _concept_text(extension.get("valueCodeableConcept"))
+    own = own_choice(own_codes(resource), "tumour.laterality", Laterality.values)
+    if own:
+        laterality, laterality_from = own, ""
     if laterality == "unknown":
         words = re.findall(r"[a-z]+", text.lower())
         for word, value in (("left", "left"), ("right", "right"), ("bilateral", "bilateral")):
@@ -643,12 +751,10 @@ def _map_tumour(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict
     histology = ""
     for extension in _extensions(resource, "histology-morphology-behavior"):
         histology = _concept_text(extension.get("valueCodeableConcept"))
-    own = _own_values(resource)
-    if str(own.get("tumour.laterality")) in LATERALITIES:
-        laterality, laterality_from = str(own["tumour.laterality"]), ""
+    extended = _own_values(resource)
     icd10_text = f"{icd10.get('code')} {icd10.get('display') or ''}".strip() if icd10 else ""
-    if isinstance(own.get("tumour.icd10_text"), str):
-        icd10_text = own["tumour.icd10_text"]
+    if isinstance(extended.get("tumour.icd10_text"), str):
+        icd10_text = extended["tumour.icd10_text"]
     return {
         "key": f"t{number}",
         "entry": number,
@@ -667,6 +773,7 @@ def _map_tumour(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict
 def _map_metastasis(number: int, resource: dict[str, Any], scrub: _Scrubber) -> dict[str, Any]:
     sites = [s for s in resource.get("bodySite") or [] if isinstance(s, dict)]
     codings = [c for s in sites for c in _codings(s) if c.get("code")]
+    codings.sort(key=lambda c: own_name(str(c.get("system") or "")) != "metastasis.site")
     if not codings:  # "Secondary malignant neoplasm of brain": the code names the site
         codings = [c for c in _codings(resource.get("code")) if c.get("code")]
     site_text = _concept_text(sites[0]) if sites else ""
@@ -694,6 +801,7 @@ def _map_metastasis(number: int, resource: dict[str, Any], scrub: _Scrubber) -> 
         "question": question,
         "detected_on": detected[0] if detected else None,
         "detected_on_precision": detected[1] if detected else DAY,
+        "timing": own_choice(own_codes(resource), "metastasis.timing", MetastasisTiming.values),
     }
 
 
@@ -714,14 +822,27 @@ def _map_observation(
     a TNM observation; None for one not mapped."""
     codes = _observation_code(resource)
     where = f"Observation (entry {number})"
-    if any(key in TNM_CODES for key in codes):
+    named = {own_name(system) for system, _code in codes}
+    if any(key in TNM_CODES for key in codes) or named & set(OWN_TNM):
         return "staging"
-    if (LOINC, ECOG_LOINC) in codes or (LOINC, KARNOFSKY_LOINC) in codes:
-        ecog = (LOINC, ECOG_LOINC) in codes
+    own_ecog = "performancestatus.ecog" in named
+    own_karnofsky = "performancestatus.karnofsky" in named
+    if (
+        (LOINC, ECOG_LOINC) in codes
+        or (LOINC, KARNOFSKY_LOINC) in codes
+        or own_ecog
+        or own_karnofsky
+    ):
+        ecog = (LOINC, ECOG_LOINC) in codes or own_ecog
         answers = ECOG_ANSWERS if ecog else KARNOFSKY_ANSWERS
         value = resource.get("valueInteger")
         for coding in _codings(resource.get("valueCodeableConcept")):
             value = answers.get(str(coding.get("code")), value)
+            if (
+                own_name(str(coding.get("system") or "")) in named
+                and str(coding.get("code")).isdigit()
+            ):
+                value = int(str(coding["code"]))
         allowed = range(0, 5) if ecog else range(0, 101, 10)
         if not isinstance(value, int) or value not in allowed:
             return None
@@ -789,12 +910,34 @@ ROMAN = {"0": "0", "1": "I", "2": "II", "3": "III", "4": "IV"}
 def _map_tnm(
     number: int, resource: dict[str, Any], bundle: _Bundle, scrub: _Scrubber
 ) -> dict[str, Any]:
-    kind, letter = next(TNM_CODES[key] for key in _observation_code(resource) if key in TNM_CODES)
+    codes = _observation_code(resource)
+    letters = [TNM_CODES[key] for key in codes if key in TNM_CODES]
+    letters += [("", OWN_TNM[n]) for n in (own_name(s) for s, _c in codes) if n in OWN_TNM]
+    kind, letter = letters[0]  # _map_observation found one of the two
+    own = own_codes(resource)
+    kind = {"clinical": "c", "pathological": "p"}.get(own.get("stagingrecord.kind", ""), kind)
     concept = resource.get("valueCodeableConcept")
     raw = ""
     for coding in _codings(concept):
         if "cancerstaging.org" in str(coding.get("system", "")):
             raw = str(coding.get("code", ""))
+    valued = own_codes(concept)
+    ours = next((n for n, letter_of in OWN_TNM.items() if letter_of == letter and n in valued), "")
+    if ours:  # our own code: the value as our lists spell it, no parsing
+        prefix = own.get(f"stagingrecord.{letter.lower()}_prefix", "")
+        when = fhir_date(resource.get("effectiveDateTime"), f"Observation (entry {number})")
+        focus = [bundle.resolve(f) for f in resource.get("focus") or []]
+        return {
+            "entry": number,
+            "kind": kind or prefix or "c",
+            "letter": letter,
+            "prefix": prefix or kind or "c",
+            "value": valued[ours],
+            "text": scrub(_concept_text(concept) or valued[ours]),
+            "edition": own.get("stagingrecord.tnm_edition", ""),
+            "date": when,
+            "focus": [f for f in focus if f is not None],
+        }
     text = raw or _concept_text(concept)
     value = prefix = ""
     if letter == "S":
@@ -808,15 +951,6 @@ def _map_tnm(
             if match.group(3) == letter:
                 prefix, value = match.group(2), match.group(4)
                 break
-    own_code = {
-        own_name(str(c.get("system", ""))): str(c.get("code", "")) for c in _codings(concept)
-    }
-    own_field = (
-        "stagingrecord.uicc_stage" if letter == "S" else f"stagingrecord.{letter.lower()}_category"
-    )
-    if own_code.get(own_field):  # our own export: the value and its prefix as recorded
-        value = own_code[own_field]
-        prefix = str(_own_values(resource).get(f"stagingrecord.{letter.lower()}_prefix") or "")
     edition = ""
     for coding in _codings(resource.get("method")):
         edition = EDITION_CODES.get(str(coding.get("code")), edition)
@@ -870,6 +1004,1101 @@ def _group_staging(parts: list[dict[str, Any]], conditions: dict[int, str]) -> l
     return list(records.values())
 
 
+# --- therapies, adverse events, biomarkers, genomic variants, laboratory findings ----------
+
+THERAPY_TYPE = "mii:therapie-typ"  # the question target of a medication's code
+RESPONSE = "therapyline.response"  # the question target of a response observation's value
+AE_TERM = "adverseevent.term"  # the question target of an adverse event's code (free text)
+MEDICATIONS = {"MedicationRequest", "MedicationAdministration", "MedicationStatement"}
+NEVER_THERAPY = {"CarePlan", "ServiceRequest"}
+# What happened (or is happening), per resource type; anything else is not imported.
+HAPPENED = {
+    "MedicationAdministration": {"completed", "in-progress", "stopped", "on-hold"},
+    "MedicationStatement": {"active", "completed", "stopped", "on-hold"},
+    "MedicationRequest": {"active", "completed", "stopped", "on-hold"},
+    "Procedure": {"completed", "in-progress", "stopped"},
+}
+ONGOING_STATUSES = {"active", "in-progress", "on-hold"}
+ORDER_INTENTS = {"order", "original-order", "instance-order"}
+# SNOMED CT concepts of mCODE's procedure-intent value set and of common treatment-stop
+# reasons, to the MII codes of our intent and end-reason lists.
+INTENT_CODES = {"373808002": "K", "363676003": "P", "261004008": "D"}
+END_REASON_CODES = {
+    "182992009": "E",  # treatment completed
+    "407563006": "A",  # treatment not tolerated
+    "266721009": "P",  # absent response to treatment
+    "105480006": "V",  # refusal of treatment by patient
+    "419620001": "T",  # death
+}
+SURGERY_CATEGORY = "387713003"
+RADIOTHERAPY_CATEGORY = "108290001"
+RADIOTHERAPY_COURSE = "1217123003"
+EPISODE_TYPES = {"surgery": ["OP"], "radiotherapy": ["ST"], "radiosurgery": ["ST"]}
+# NCI thesaurus codes of the CTCAE grades (as the CodeX adverse-event grade extension uses).
+NCI_GRADES = {"C41338": "1", "C41339": "2", "C41340": "3", "C41337": "4", "C48275": "5"}
+CTCAE_VERSIONS = ("4.03", "5.0", "6.0")
+
+# Tumour markers: LOINC code -> our marker name (the biomarker form's common names).
+MARKER_NAMES = {
+    "85337-4": "ER",
+    "16112-5": "ER",
+    "85339-0": "PR",
+    "16113-3": "PR",
+    "48676-1": "HER2",
+    "85319-2": "HER2",
+    "85318-4": "HER2",
+    "29593-1": "Ki-67",
+    "2857-1": "PSA",
+    "2039-6": "CEA",
+    "6875-9": "CA 15-3",
+    "24108-3": "CA 19-9",
+}
+CIRCULATING = {"PSA", "CEA", "CA 15-3", "CA 19-9"}
+GENOMIC_VARIANT_CODE = "69548-6"
+GENE_STUDIED = "48018-6"
+CODING_CHANGE = "48004-6"
+PROTEIN_CHANGE = "48005-3"
+GENOMIC_CHANGE = "81290-9"
+DISCRETE_VARIANT = "81252-9"
+SOURCE_CLASS = "48002-0"
+ALLELE_FREQUENCY = "81258-6"
+ORIGINS = {"LA6684-0": "somatic", "LA6683-2": "germline", "LA18198-4": "germline"}
+VARIANT_NAME_RE = re.compile(
+    r"^(?P<transcript>[NX][MR]_\d+(?:\.\d+)?)?(?:\((?P<gene>[A-Za-z0-9\-]+)\))?:?"
+    r"(?P<c>c\.\S+)?(?:\s*\((?P<p>p\.[^)]*\)?)\))?"
+)
+
+# Laboratory findings by LOINC: code -> the finding's field.
+LAB_FIELDS = {
+    "6690-2": "leukocytes",
+    "26464-8": "leukocytes",
+    "751-8": "neutrophils",
+    "753-4": "neutrophils",
+    "26499-4": "neutrophils",
+    "731-0": "lymphocytes",
+    "732-8": "lymphocytes",
+    "26474-7": "lymphocytes",
+    "777-3": "platelets",
+    "26515-7": "platelets",
+    "718-7": "haemoglobin",
+    "2465-3": "igg",
+    "2458-8": "iga",
+    "2472-4": "igm",
+    "5196-1": "hbsag",
+    "5195-3": "hbsag",
+    "16933-4": "anti_hbc",
+    "13952-7": "anti_hbc",
+    "22322-2": "anti_hbs",
+    "10900-9": "anti_hbs",
+    "29615-2": "hbv_dna",
+}
+COUNTS = {"leukocytes", "neutrophils", "lymphocytes", "platelets"}
+SEROLOGY = {"hbsag", "anti_hbc", "anti_hbs"}
+IMMUNOGLOBULINS = {"igg", "iga", "igm"}
+# UCUM unit -> (factor to the stored unit, the laboratory unit kept beside the value).
+COUNT_UNITS = {
+    "10*9/L": ("1", "1e9/L"),
+    "10^9/L": ("1", "1e9/L"),
+    "10*3/uL": ("1", "1e9/L"),
+    "10^3/uL": ("1", "1e9/L"),
+    "10*3/mm3": ("1", "1e9/L"),
+    "Gpt/L": ("1", "Gpt/L"),
+    "/uL": ("0.001", "/uL"),
+    "{cells}/uL": ("0.001", "/uL"),
+    "/mm3": ("0.001", "/uL"),
+}
+HAEMOGLOBIN_UNITS = {
+    "g/dL": ("1", "g/dL"),
+    "g/L": ("0.1", "g/L"),
+    "mmol/L": ("1.6114", "mmol/L"),
+}
+IG_UNITS = {"g/L": "1", "mg/dL": "0.01", "g/dL": "10", "mg/L": "0.001"}
+HBV_DNA_UNITS = {"[IU]/mL", "IU/mL"}
+LAB_LIMITS = {
+    "leukocytes": 1000,
+    "neutrophils": 100,
+    "lymphocytes": 500,
+    "platelets": 5000,
+    "haemoglobin": 30,
+    "igg": 100,
+    "iga": 100,
+    "igm": 100,
+}
+POSITIVE = {"LA6576-8", "10828004", "POS", "DET", "LA11882-0", "positive", "reactive", "detected"}
+NEGATIVE = {
+    "LA6577-6",
+    "260385009",
+    "NEG",
+    "ND",
+    "LA11883-8",
+    "negative",
+    "non-reactive",
+    "nonreactive",
+    "not detected",
+}
+
+
+def own_codes(resource: Any) -> dict[str, str]:
+    """The codes of our own code systems anywhere in a resource (codings, extensions,
+    contained resources): field name -> code, the first of each field."""
+    found: dict[str, str] = {}
+    stack = [resource]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            name = own_name(str(value.get("system") or ""))
+            if name and value.get("code") is not None:
+                found.setdefault(name, str(value["code"]))
+            stack.extend(reversed(list(value.values())))
+        elif isinstance(value, list):
+            stack.extend(reversed(value))
+    return found
+
+
+def own_choice(found: dict[str, str], name: str, choices: Any) -> str:
+    """Our code for field `name` when it is one of the field's choices, else ""."""
+    code = found.get(name, "")
+    return code if code in {str(c) for c in choices} else ""
+
+
+def _date_of(resource: dict[str, Any], where: str, *names: str) -> dict[str, Any]:
+    """start/end with precision from the first of `names` present (a dateTime or a Period)."""
+    for name in names:
+        value = resource.get(name)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            start = fhir_date(value.get("start"), f"{where}.{name}.start")
+            end = fhir_date(value.get("end"), f"{where}.{name}.end")
+        else:
+            start, end = fhir_date(value, f"{where}.{name}"), None
+        if start is None and end is None:
+            continue
+        return {
+            "start": start[0] if start else None,
+            "start_precision": start[1] if start else DAY,
+            "end": end[0] if end else None,
+            "end_precision": end[1] if end else DAY,
+        }
+    return {"start": None, "start_precision": DAY, "end": None, "end_precision": DAY}
+
+
+def _request_period(resource: dict[str, Any], where: str) -> dict[str, Any]:
+    """A MedicationRequest's period: its dosage's bounds, else the dispense validity, else
+    the day it was authored."""
+    for number, dosage in enumerate(resource.get("dosageInstruction") or []):
+        bounds = (((dosage or {}).get("timing") or {}).get("repeat") or {}).get("boundsPeriod")
+        if isinstance(bounds, dict):
+            found = _date_of(
+                {"boundsPeriod": bounds},
+                f"{where}.dosageInstruction[{number}].timing.repeat",
+                "boundsPeriod",
+            )
+            if found["start"]:
+                return found
+    validity = (resource.get("dispenseRequest") or {}).get("validityPeriod")
+    if isinstance(validity, dict):
+        found = _date_of({"validityPeriod": validity}, f"{where}.dispenseRequest", "validityPeriod")
+        if found["start"]:
+            return found
+    return _date_of(resource, where, "authoredOn")
+
+
+def _coded(concepts: Any, table: dict[str, str]) -> tuple[str, str]:
+    """(our code, the quoted text) of the first coding in `table` among one or several
+    CodeableConcepts; ("", text) when none is."""
+    items = concepts if isinstance(concepts, list) else [concepts]
+    text = ""
+    for concept in items:
+        text = text or _concept_text(concept)
+        for coding in _codings(concept):
+            if str(coding.get("code")) in table:
+                return table[str(coding.get("code"))], _concept_text(concept)
+    return "", text
+
+
+def _linked(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The references that tie one therapy resource to another: basedOn, partOf, request,
+    priorPrescription and any reference to a CarePlan (not reasonReference: every therapy
+    of the case names the same cancer)."""
+    found: list[dict[str, Any]] = []
+    for name in ("basedOn", "partOf", "request", "priorPrescription"):
+        value = resource.get(name)
+        found.extend(v for v in (value if isinstance(value, list) else [value]) if v)
+    stack: list[Any] = list(resource.get("extension") or [])
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if "CarePlan/" in str(value.get("reference") or ""):
+                found.append(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return [r for r in found if isinstance(r, dict)]
+
+
+class _Clinical:
+    """Maps therapies, adverse events, tumour markers, genomic variants and laboratory
+    findings of one bundle into the preview; whatever it cannot map goes to `not_imported`
+    with the reason (naming the resource and field)."""
+
+    def __init__(self, bundle: _Bundle, preview: dict[str, Any], scrub: _Scrubber) -> None:
+        self.bundle = bundle
+        self.preview = preview
+        self.scrub = scrub
+        self.items: list[dict[str, Any]] = []
+        self.links: dict[str, list[str]] = {}  # item key -> the reference keys it names
+        self.grades: dict[int, tuple[str, str, str]] = {}  # AdverseEvent entry -> grade
+
+    def source(self, resource: dict[str, Any]) -> str:
+        rid = self.scrub(resource.get("id") or "", 80)
+        return f"{resource['resourceType']}/{rid}" if rid else resource["resourceType"]
+
+    def skip(self, number: int, resource: dict[str, Any], reason: str, text: str = "") -> None:
+        for name in ("effectiveDateTime", "performedDateTime", "authoredOn", "date"):
+            if isinstance(resource.get(name), str):
+                text = " · ".join(p for p in (text, resource[name][:10]) if p)
+                break
+        self.preview["not_imported"].append(
+            {
+                "source": self.source(resource),
+                "entry": number,
+                "reason": reason,
+                "text": self.scrub(text, 500),
+            }
+        )
+
+    # therapies
+
+    def medication(self, number: int, resource: dict[str, Any]) -> None:
+        kind = resource["resourceType"]
+        where = f"{self.source(resource)} (entry {number})"
+        concept = resource.get("medicationCodeableConcept")
+        if concept is None and resource.get("medicationReference") is not None:
+            how, medication = self.bundle.target(resource, resource["medicationReference"])
+            if medication is None:
+                self.skip(
+                    number,
+                    resource,
+                    _(
+                        "%(where)s, field medicationReference: the reference points to no"
+                        " resource in the bundle; not imported."
+                    )
+                    % {"where": where},
+                    str(resource["medicationReference"].get("display") or ""),
+                )
+                return
+            concept = medication.get("code")
+        text = _concept_text(concept)
+        status = str(resource.get("status") or "")
+        if kind == "MedicationRequest" and resource.get("intent") not in ORDER_INTENTS:
+            self.skip(
+                number,
+                resource,
+                _("a plan or proposal (intent “%(intent)s”), not a therapy given; not imported")
+                % {"intent": self.scrub(resource.get("intent"), 40)},
+                text,
+            )
+            return
+        if status not in HAPPENED[kind]:
+            self.skip(
+                number,
+                resource,
+                _("status “%(status)s”: not a therapy given; not imported")
+                % {"status": self.scrub(status, 40)},
+                text,
+            )
+            return
+        if kind == "MedicationRequest":
+            period = _request_period(resource, where)
+        else:
+            period = _date_of(resource, where, "effectivePeriod", "effectiveDateTime")
+        if not period["start"]:
+            self.skip(number, resource, _("no start date; not imported"), text)
+            return
+        own = own_codes(resource)
+        codings = [
+            c
+            for c in _codings(concept)
+            if c.get("code") and not own_name(str(c.get("system") or ""))
+        ]
+        question = None
+        types = [own["therapyline.types"]] if "therapyline.types" in own else []
+        if codings:
+            first = codings[0]
+            question = _question(
+                str(first.get("system", "")),
+                str(first.get("code")),
+                str(first.get("version") or ""),
+                self.scrub(first.get("display") or text),
+                THERAPY_TYPE,
+            )
+        else:
+            question = _question(
+                TEXT_SYSTEM, self.scrub(text, 100).lower(), "", self.scrub(text), THERAPY_TYPE
+            )
+        if types:  # our own code answers; the question is kept should the code be wrong
+            item = self._item(number, resource, "systemic", text, period, own, None, types)
+            item["fallback"] = question
+        else:
+            self._item(number, resource, "systemic", text, period, own, question, types)
+
+    def procedure(self, number: int, resource: dict[str, Any]) -> None:
+        where = f"{self.source(resource)} (entry {number})"
+        text = _concept_text(resource.get("code"))
+        own = own_codes(resource)
+        profiles = _profiles(resource)
+        category = {str(c.get("code")) for c in _codings(resource.get("category"))}
+        codes = {str(c.get("code")) for c in _codings(resource.get("code"))}
+        kind = own_choice(own, "therapyline.kind", EPISODE_KINDS)
+        if not kind:
+            if (
+                "radiotherapy" in profiles
+                or RADIOTHERAPY_CATEGORY in category
+                or RADIOTHERAPY_COURSE in codes
+            ):
+                kind = "radiotherapy"
+            elif "surgical-procedure" in profiles or SURGERY_CATEGORY in category:
+                kind = "surgery"
+        if kind == "radiotherapy" and "radiosurgery" in text.lower():
+            kind = "radiosurgery"
+        if not kind:
+            self.skip(
+                number,
+                resource,
+                _(
+                    "a procedure that no profile or category marks as surgery or radiotherapy;"
+                    " not imported as a therapy"
+                ),
+                text,
+            )
+            return
+        status = str(resource.get("status") or "")
+        if status not in HAPPENED["Procedure"]:
+            self.skip(
+                number,
+                resource,
+                _("status “%(status)s”: not a therapy given; not imported")
+                % {"status": self.scrub(status, 40)},
+                text,
+            )
+            return
+        period = _date_of(resource, where, "performedPeriod", "performedDateTime")
+        if not period["start"]:
+            self.skip(number, resource, _("no start date; not imported"), text)
+            return
+        if kind == "radiotherapy" and not text.strip(" 0123456789"):
+            text = _("radiotherapy course")
+        types = EPISODE_TYPES.get(kind, [])
+        if "therapyline.types" in own:
+            types = [own["therapyline.types"]]
+        item = self._item(number, resource, kind, text, period, own, None, list(types))
+        item["regimen"] = self.scrub(self._doses(number, resource, text), 300)
+
+    def _doses(self, number: int, resource: dict[str, Any], text: str) -> str:
+        """The procedure's text with the doses delivered ("60 Gy in 30 fractions")."""
+        parts = []
+        for extension in resource.get("extension") or []:
+            if not isinstance(extension, dict) or "dose-delivered" not in str(extension.get("url")):
+                continue
+            dose, fractions = None, None
+            for inner in extension.get("extension") or []:
+                if not isinstance(inner, dict):
+                    continue
+                if inner.get("url") == "totalDoseDelivered":
+                    quantity = inner.get("valueQuantity") or {}
+                    unit = str(quantity.get("code") or quantity.get("unit") or "")
+                    value = _decimal(quantity.get("value"))
+                    if value is not None and unit in ("cGy", "Gy"):
+                        gray = value / 100 if unit == "cGy" else value
+                        dose = f"{gray.normalize():f} Gy"
+                    else:
+                        self.skip(
+                            number,
+                            resource,
+                            _(
+                                "%(where)s, field extension.totalDoseDelivered: the unit"
+                                " “%(unit)s” is not known (Gy or cGy); the dose is not imported"
+                            )
+                            % {"where": self.source(resource), "unit": self.scrub(unit, 30)},
+                            str(quantity.get("value")),
+                        )
+                elif inner.get("url") == "fractionsDelivered":
+                    fractions = inner.get("valueUnsignedInt")
+            if dose:
+                parts.append(
+                    _("%(dose)s in %(n)s fractions") % {"dose": dose, "n": fractions}
+                    if isinstance(fractions, int)
+                    else dose
+                )
+        return "; ".join([text, *parts]) if parts else text
+
+    def _item(
+        self,
+        number: int,
+        resource: dict[str, Any],
+        kind: str,
+        text: str,
+        period: dict[str, Any],
+        own: dict[str, str],
+        question: dict[str, Any] | None,
+        types: list[str],
+    ) -> dict[str, Any]:
+        intent = own.get("therapyline.intent", "")
+        intent_text = ""
+        if not intent:
+            intents = [e.get("valueCodeableConcept") for e in _extensions(resource, "intent")]
+            intent, intent_text = _coded(intents, INTENT_CODES) if intents else ("", "")
+        end_reason = own.get("therapyline.end_reason", "")
+        end_reason_text = ""
+        if not end_reason and resource.get("statusReason"):
+            end_reason, end_reason_text = _coded(resource.get("statusReason"), END_REASON_CODES)
+        if period["end"] and period["end"] < period["start"]:
+            self.skip(
+                number,
+                resource,
+                _("%(where)s: the period ends before it starts; the end is not imported")
+                % {"where": self.source(resource)},
+                text,
+            )
+            period = period | {"end": None, "end_precision": DAY}
+        status = str(resource.get("status") or "")
+        ongoing = status in ONGOING_STATUSES and not period["end"]
+        item = {
+            "key": f"i{number}",
+            "entry": number,
+            "source": self.source(resource),
+            "kind": kind,
+            "text": self.scrub(text, 200),
+            "question": question,
+            "types": types,
+            "status": self.scrub(status, 40),
+            **period,
+            "ongoing": ongoing,
+            "intent": intent,
+            "intent_text": self.scrub(intent_text, 200),
+            "end_reason": "" if ongoing else end_reason,
+            "end_reason_text": self.scrub(end_reason_text, 200),
+            "response": own_choice(own, "therapyline.response", RESPONSES),
+            "position": own_choice(own, "therapyline.position", POSITIONS),
+            "regimen": "",
+            "episode": "",
+        }
+        self.items.append(item)
+        keys = [f"entry:{number}"]
+        for reference in _linked(resource):
+            target = self.bundle.resolve(reference)
+            raw = str(reference.get("reference") or "")
+            ident = reference.get("identifier")
+            if target is not None:
+                keys.append(f"entry:{target}")
+            elif raw and not raw.startswith("#"):  # a contained id is the resource's own
+                keys.append(f"ref:{raw}")
+            elif not raw and isinstance(ident, dict) and ident.get("value"):
+                # Shared like any reference, but shown without the identifier.
+                keys.append(f"ident:{ident.get('system') or ''}|{ident['value']}")
+        self.links[item["key"]] = keys
+        return item
+
+    def group(self) -> None:
+        """Systemic items become episodes: items naming a shared reference (basedOn, partOf,
+        request, a CarePlan) or with overlapping periods are one episode; each procedure is
+        an episode of its own. Every episode says how it was grouped."""
+        systemic = [i for i in self.items if i["kind"] == "systemic"]
+        parent = {i["key"]: i["key"] for i in systemic}
+        why: dict[str, set[str]] = {i["key"]: set() for i in systemic}
+
+        def root(key: str) -> str:
+            while parent[key] != key:
+                parent[key] = parent[parent[key]]
+                key = parent[key]
+            return key
+
+        def join(a: str, b: str, reason: str) -> None:
+            ra, rb = root(a), root(b)
+            why[a].add(reason)
+            why[b].add(reason)
+            if ra != rb:
+                parent[rb] = ra
+
+        owner: dict[str, str] = {}
+        for item in systemic:
+            for ref in self.links[item["key"]]:
+                if ref in owner:
+                    shown = self._ref_text(ref)
+                    join(owner[ref], item["key"], _("shared reference %(ref)s") % {"ref": shown})
+                else:
+                    owner[ref] = item["key"]
+        # Overlapping periods: a sweep over the items by start (an item without an end
+        # covers its start day only).
+        spans = sorted(
+            (i["start"], i["end"] or i["start"], i["key"]) for i in systemic if i["start"]
+        )
+        current_end, current_key = "", ""
+        for start, end, key in spans:
+            if current_key and start <= current_end:
+                join(current_key, key, _("overlapping period"))
+                current_end = max(current_end, end)
+            else:
+                current_end, current_key = end, key
+        episodes: dict[str, dict[str, Any]] = {}
+        number = 0
+        for item in sorted(self.items, key=lambda i: (i["start"] or "", i["entry"])):
+            group = root(item["key"]) if item["kind"] == "systemic" else item["key"]
+            if group not in episodes:
+                number += 1
+                episodes[group] = {
+                    "key": f"e{number}",
+                    "kind": item["kind"],
+                    "items": [],
+                    "grouped_by": [],
+                    "position": item["position"],
+                }
+            episode = episodes[group]
+            episode["items"].append(item["key"])
+            item["episode"] = episode["key"]
+            for reason in sorted(why.get(item["key"], ())):
+                if reason not in episode["grouped_by"]:
+                    episode["grouped_by"].append(reason)
+        for episode in episodes.values():
+            if not episode["grouped_by"]:
+                episode["grouped_by"] = [_("one resource")]
+        self.preview["therapy_items"] = self.items
+        self.preview["episodes"] = list(episodes.values())
+
+    def _ref_text(self, ref: str) -> str:
+        kind, _sep, value = ref.partition(":")
+        if kind == "entry" and value.isdigit():
+            return self.source(self.bundle.resource(int(value)))
+        if kind == "ident":
+            return _("(a reference by identifier, not in the bundle)")
+        return self.scrub(value, 80)
+
+    # adverse events
+
+    def adverse_event(self, number: int, resource: dict[str, Any]) -> None:
+        where = self.source(resource)
+        text = _concept_text(resource.get("event"))
+        if resource.get("actuality") == "potential":
+            self.skip(number, resource, _("a potential adverse event; not imported"), text)
+            return
+        own = own_codes(resource)
+        grade, grade_text, version = self._grade(resource)
+        grade = own_choice(own, "adverseevent.grade", AE_GRADES) or grade
+        onset = _date_of(resource, f"{where} (entry {number})", "date", "detected", "recordedDate")
+        question = None
+        term = ""
+        codings = [c for c in _codings(resource.get("event")) if c.get("code")]
+        plain = (resource.get("event") or {}).get("text") or next(
+            (c.get("display") for c in codings if c.get("display")), ""
+        )
+        if plain:
+            term = self.scrub(plain, 200)
+        elif codings:
+            first = codings[0]
+            question = _question(
+                str(first.get("system", "")),
+                str(first.get("code")),
+                str(first.get("version") or ""),
+                self.scrub(first.get("code")),
+                AE_TERM,
+            )
+        else:
+            self.skip(
+                number,
+                resource,
+                _("%(where)s, field event: no term given; not imported") % {"where": where},
+            )
+            return
+        causes = []
+        agent = ""
+        for suspect in resource.get("suspectEntity") or []:
+            instance = (suspect or {}).get("instance") if isinstance(suspect, dict) else None
+            how, target = self.bundle.target(resource, instance)
+            if target is None:
+                if how == "dangling":
+                    self.skip(
+                        number,
+                        resource,
+                        _(
+                            "%(where)s, field suspectEntity.instance: the reference points to"
+                            " no resource in the bundle; the event is imported without it"
+                        )
+                        % {"where": where},
+                        str((instance or {}).get("display") or ""),
+                    )
+                continue
+            entry = self.bundle.resolve(instance) if how == "entry" else None
+            if entry is not None and target["resourceType"] in MEDICATIONS | {"Procedure"}:
+                causes.append(f"i{entry}")
+            if target["resourceType"] == "Medication" or target["resourceType"] in MEDICATIONS:
+                concept = target.get("code") or target.get("medicationCodeableConcept")
+                agent = agent or _concept_text(concept)
+        self.preview["adverse_events"].append(
+            {
+                "key": f"a{number}",
+                "entry": number,
+                "source": where,
+                "term": term,
+                "question": question,
+                "grade": grade,
+                "grade_text": self.scrub(grade_text, 200),
+                "ctcae_version": own_choice(own, "adverseevent.ctcae_version", CTCAE_CHOICES)
+                or version,
+                "onset_on": onset["start"],
+                "onset_on_precision": onset["start_precision"],
+                "causes": causes,
+                "attributed_agent": self.scrub(agent, 200),
+                "immune_related": own.get("adverseevent.immune_related") == "true",
+            }
+        )
+
+    def _grade(self, resource: dict[str, Any]) -> tuple[str, str, str]:
+        """(grade 1-5 or "U", the quoted text it was read from, CTCAE version)."""
+        for extension in resource.get("extension") or []:
+            if not isinstance(extension, dict) or "grade" not in str(extension.get("url")).lower():
+                continue
+            found = _grade_value(extension)
+            if found[0] != "U":
+                return found
+        return "U", _concept_text(resource.get("severity")), "not_recorded"
+
+    def response(self, number: int, resource: dict[str, Any]) -> bool:
+        """An Observation that is part of a therapy resource (Observation.partOf), e.g. an
+        mCODE disease status: the response of that resource's episode, asked with the
+        response picker unless our own code gives it."""
+        therapies = []
+        for part in resource.get("partOf") or []:
+            entry = self.bundle.resolve(part)
+            kind = self.bundle.resource(entry)["resourceType"] if entry is not None else ""
+            if kind in MEDICATIONS or kind == "Procedure":
+                therapies.append(f"i{entry}")
+        concept = resource.get("valueCodeableConcept")
+        if not therapies or not isinstance(concept, dict):
+            return False
+        own = own_choice(own_codes(concept), "therapyline.response", RESPONSES)
+        codings = [c for c in _codings(concept) if c.get("code")]
+        text = _concept_text(concept)
+        question = None
+        if not own:
+            first = codings[0] if codings else {"system": TEXT_SYSTEM, "code": text.lower()}
+            question = _question(
+                str(first.get("system", "")),
+                self.scrub(first.get("code"), 100),
+                str(first.get("version") or ""),
+                self.scrub(first.get("display") or text),
+                RESPONSE,
+            )
+        self.preview["responses"].append(
+            {
+                "key": f"r{number}",
+                "source": self.source(resource),
+                "items": therapies,
+                "text": self.scrub(text, 200),
+                "response": own,
+                "question": question,
+            }
+        )
+        return True
+
+    def grade_observation(self, number: int, resource: dict[str, Any]) -> bool:
+        """An Observation of an adverse event's grade (focus: the event): kept for the event."""
+        words = (_concept_text(resource.get("code")) + " " + _profiles(resource)).lower()
+        if "grade" not in words and "ctcae" not in words:
+            return False
+        for focus in resource.get("focus") or []:
+            entry = self.bundle.resolve(focus)
+            if entry is not None and self.bundle.resource(entry)["resourceType"] == "AdverseEvent":
+                found = _grade_value(resource)
+                if found[0] != "U":
+                    self.grades[entry] = found
+                    return True
+        return False
+
+    def apply_grades(self) -> None:
+        for event in self.preview["adverse_events"]:
+            if event["grade"] == "U" and event["entry"] in self.grades:
+                event["grade"], event["grade_text"], event["ctcae_version"] = self.grades[
+                    event["entry"]
+                ]
+
+    # tumour markers and genomic variants
+
+    def is_marker(self, resource: dict[str, Any]) -> bool:
+        codes = _observation_code(resource)
+        return (
+            "tumor-marker" in _profiles(resource)
+            or any(system == LOINC and code in MARKER_NAMES for system, code in codes)
+            or "biomarker.name" in own_codes(resource.get("code"))
+        )
+
+    def is_variant(self, resource: dict[str, Any]) -> bool:
+        return "genomic-variant" in _profiles(resource) or (
+            LOINC,
+            GENOMIC_VARIANT_CODE,
+        ) in _observation_code(resource)
+
+    def marker(self, number: int, resource: dict[str, Any]) -> None:
+        where = f"{self.source(resource)} (entry {number})"
+        own = own_codes(resource)
+        codes = _observation_code(resource)
+        text = _concept_text(resource.get("code"))
+        name = own.get("biomarker.name") or next(
+            (MARKER_NAMES[c] for s, c in codes if s == LOINC and c in MARKER_NAMES), ""
+        )
+        name = self.scrub(name or text, 60)
+        when = _date_of(resource, where, "effectiveDateTime", "effectivePeriod")
+        value, unit, categorical = None, "", ""
+        quantity = resource.get("valueQuantity")
+        if isinstance(quantity, dict):
+            value = _decimal(quantity.get("value"))
+            unit = self.scrub(quantity.get("unit") or quantity.get("code") or "", 30)
+            comparator = quantity.get("comparator")
+            if comparator:
+                categorical = self.scrub(f"{comparator} {quantity.get('value')} {unit}", 100)
+                value = None
+        elif resource.get("valueCodeableConcept") is not None:
+            categorical = self.scrub(_concept_text(resource["valueCodeableConcept"]), 100)
+        elif resource.get("valueString") is not None:
+            categorical = self.scrub(resource["valueString"], 100)
+        elif resource.get("valueInteger") is not None:
+            value = _decimal(resource.get("valueInteger"))
+        status = own_choice(own, "biomarker.status", RESULT_STATUSES)
+        if not status:
+            absent = _concept_text(resource.get("dataAbsentReason")).lower()
+            if resource.get("status") in ("registered", "preliminary"):
+                status = "pending"
+            elif value is None and not categorical:
+                status = "not_tested" if "not" in absent and "perform" in absent else "failed"
+            else:
+                status = "result"
+        if value is not None and abs(value) >= 10**8:
+            self.skip(
+                number,
+                resource,
+                _("%(where)s, field valueQuantity.value: the value is too large to store")
+                % {"where": where},
+                str(quantity),
+            )
+            return
+        method_text = _concept_text(resource.get("method"))
+        lowered = (method_text + " " + text).lower()
+        method = own_choice(own, "biomarker.method", ASSAY_METHODS)
+        if not method:
+            if "immune stain" in lowered or "immunohisto" in lowered:
+                method = "ihc"
+            elif "fish" in lowered or "in situ" in lowered:
+                method = "fish"
+            elif "sequenc" in lowered:
+                method = "sequencing"
+        kind = own_choice(own, "biomarker.kind", BIOMARKER_KINDS) or (
+            "circulating"
+            if name in CIRCULATING or "serum" in lowered or "plasma" in lowered
+            else "somatic"
+        )
+        self.preview["biomarkers"].append(
+            {
+                "key": f"b{number}",
+                "source": self.source(resource),
+                "name": name,
+                "text": self.scrub(text, 200),
+                "kind": kind,
+                "sampled_on": when["start"],
+                "sampled_on_precision": when["start_precision"],
+                "method": method,
+                "assay": self.scrub(method_text, 200),
+                "value": None if value is None else str(value),
+                "unit": unit if value is not None else "",
+                "categorical_result": categorical,
+                "status": status,
+            }
+        )
+
+    def variant(self, number: int, resource: dict[str, Any]) -> None:
+        from checklist import genes, hgvs
+
+        where = f"{self.source(resource)} (entry {number})"
+        own = own_codes(resource)
+        gene = transcript = coding = protein = origin = ""
+        quoted: list[str] = []
+        vaf = None
+        for component in resource.get("component") or []:
+            if not isinstance(component, dict):
+                continue
+            codes = {c for s, c in _observation_code(component) if s == LOINC}
+            concept = component.get("valueCodeableConcept")
+            value_text = _concept_text(concept)
+            if GENE_STUDIED in codes:
+                for candidate in [c.get("display") for c in _codings(concept)] + [value_text]:
+                    if candidate and genes.lookup(str(candidate)).state != genes.UNKNOWN:
+                        gene = genes.lookup(str(candidate)).symbol
+                        break
+                if not gene and value_text:
+                    quoted.append(_("gene “%(text)s” (not an HGNC symbol)") % {"text": value_text})
+            elif DISCRETE_VARIANT in codes:
+                match = VARIANT_NAME_RE.match(value_text)
+                if match:
+                    transcript = transcript or (match.group("transcript") or "")
+                    coding = coding or (match.group("c") or "")
+                    protein = protein or (match.group("p") or "")
+                quoted.append(value_text)
+            elif CODING_CHANGE in codes:
+                coding = value_text or str(component.get("valueString") or "")
+            elif PROTEIN_CHANGE in codes:
+                protein = value_text or str(component.get("valueString") or "")
+            elif GENOMIC_CHANGE in codes and value_text:
+                quoted.append(value_text)
+            elif SOURCE_CLASS in codes:
+                origin = next(
+                    (
+                        ORIGINS[str(c.get("code"))]
+                        for c in _codings(concept)
+                        if str(c.get("code")) in ORIGINS
+                    ),
+                    "",
+                )
+            elif ALLELE_FREQUENCY in codes:
+                quantity = component.get("valueQuantity") or {}
+                number_value = _decimal(quantity.get("value"))
+                unit = str(quantity.get("code") or quantity.get("unit") or "")
+                if number_value is not None and unit == "%":
+                    vaf = number_value
+                elif number_value is not None and unit in ("", "1") and number_value <= 1:
+                    vaf = number_value * 100
+        if coding and hgvs.check_coding(coding) is not None:
+            quoted.append(_("“%(text)s” (not read as HGVS c.)") % {"text": coding})
+            coding = ""
+        if protein and hgvs.check_protein(protein) is not None:
+            quoted.append(_("“%(text)s” (not read as HGVS p.)") % {"text": protein})
+            protein = ""
+        if vaf is not None and not 0 <= vaf <= 100:
+            quoted.append(_("allele frequency %(value)s out of range") % {"value": vaf})
+            vaf = None
+        presence = _concept_text(resource.get("valueCodeableConcept"))
+        if presence:
+            quoted.insert(0, _("reported: %(text)s") % {"text": presence})
+        when = _date_of(resource, where, "effectiveDateTime", "effectivePeriod", "issued")
+        self.preview["genomic_variants"].append(
+            {
+                "key": f"g{number}",
+                "source": self.source(resource),
+                "gene": gene[:40],
+                "transcript": self.scrub(transcript, 40),
+                "hgvs_c": self.scrub(coding, 200),
+                "hgvs_p": self.scrub(protein, 200),
+                "origin": own_choice(own, "genomicvariant.origin", ORIGIN_CHOICES) or origin,
+                "vaf": None if vaf is None else str(vaf.quantize(Decimal("0.01"))),
+                "assay": self.scrub(_concept_text(resource.get("method")), 200),
+                "reported_on": when["start"],
+                "reported_on_precision": when["start_precision"],
+                "status": own_choice(own, "genomicvariant.status", RESULT_STATUSES) or "result",
+                "comment": self.scrub("; ".join(quoted), 1000),
+            }
+        )
+
+    # laboratory findings
+
+    def is_lab(self, resource: dict[str, Any]) -> bool:
+        return any(s == LOINC and c in LAB_FIELDS for s, c in _observation_code(resource))
+
+    def lab(self, number: int, resource: dict[str, Any]) -> None:
+        where = self.source(resource)
+        field = next(
+            LAB_FIELDS[c] for s, c in _observation_code(resource) if s == LOINC and c in LAB_FIELDS
+        )
+        text = _concept_text(resource.get("code"))
+        when = _date_of(
+            resource, f"{where} (entry {number})", "effectiveDateTime", "effectivePeriod"
+        )
+        if not when["start"]:
+            self.skip(number, resource, _("no date; not imported"), text)
+            return
+        values: dict[str, Any] = {}
+        quantity = resource.get("valueQuantity")
+        shown = text
+        if field in SEROLOGY:
+            result = _serology(resource)
+            if not result:
+                self.skip(
+                    number,
+                    resource,
+                    _("%(where)s, field value: not read as positive or negative; not imported")
+                    % {"where": where},
+                    text + " · " + _concept_text(resource.get("valueCodeableConcept")),
+                )
+                return
+            values[field] = result
+        elif not isinstance(quantity, dict) or _decimal(quantity.get("value")) is None:
+            self.skip(
+                number,
+                resource,
+                _("%(where)s, field valueQuantity: no number; not imported") % {"where": where},
+                text,
+            )
+            return
+        else:
+            value = _decimal(quantity.get("value"))
+            assert value is not None
+            unit = str(quantity.get("code") or quantity.get("unit") or "")
+            shown = f"{text} · {quantity.get('value')} {unit}"
+            converted = _convert_lab(field, value, unit)
+            if converted is None:
+                self.skip(
+                    number,
+                    resource,
+                    _(
+                        "%(where)s, field valueQuantity.code: the unit “%(unit)s” is not known"
+                        " for %(field)s; not imported"
+                    )
+                    % {"where": where, "unit": self.scrub(unit, 30), "field": _lab_name(field)},
+                    shown,
+                )
+                return
+            stored, lab_unit = converted
+            limit = LAB_LIMITS.get(field)
+            if limit is not None and stored > limit:
+                self.skip(
+                    number,
+                    resource,
+                    _(
+                        "%(where)s, field valueQuantity: %(value)s %(unit)s is %(stored)s in"
+                        " our unit, which is not plausible for %(field)s; not imported"
+                    )
+                    % {
+                        "where": where,
+                        "value": quantity.get("value"),
+                        "unit": self.scrub(unit, 30),
+                        "stored": f"{stored.normalize():f}",
+                        "field": _lab_name(field),
+                    },
+                    shown,
+                )
+                return
+            places = Decimal("0.001")
+            if field in IMMUNOGLOBULINS | {"haemoglobin"}:
+                places = Decimal("0.01")
+            if field == "hbv_dna":
+                places = Decimal("0.1")
+                if quantity.get("comparator") in ("<", "<="):
+                    values["hbv_dna_qualifier"] = "<"
+                elif quantity.get("comparator") in (">", ">="):
+                    values["hbv_dna_qualifier"] = ">"
+            if field == "hbv_dna" and abs(stored) >= 10**13:
+                self.skip(
+                    number,
+                    resource,
+                    _("%(where)s, field valueQuantity: the value is too large to store")
+                    % {"where": where},
+                    shown,
+                )
+                return
+            values[field] = str(stored.quantize(places))
+            if lab_unit:
+                values[f"{field}_lab_value"] = str(value)
+                values[f"{field}_lab_unit"] = lab_unit
+        row = next(
+            (
+                r
+                for r in self.preview["findings"]
+                if r["assessed_on"] == when["start"] and field not in r["fields"]
+            ),
+            None,
+        )
+        if row is None:
+            row = {
+                "key": f"f{number}",
+                "assessed_on": when["start"],
+                "assessed_on_precision": when["start_precision"],
+                "fields": {},
+                "values": [],
+                "sources": [],
+            }
+            self.preview["findings"].append(row)
+        row["fields"].update(values)
+        row["values"].append(
+            {
+                "field": field,
+                "label": _lab_name(field),
+                "value": values[field],
+                "text": self.scrub(shown, 200),
+                "source": where,
+            }
+        )
+        row["sources"].append(where)
+
+
+def _lab_name(field: str) -> str:
+    """The finding field's label with its unit ("lymphocytes (10⁹/L)")."""
+    from checklist.models import ImmuneFinding
+
+    return str(getattr(ImmuneFinding._meta.get_field(field), "verbose_name", field))
+
+
+def _grade_value(holder: dict[str, Any]) -> tuple[str, str, str]:
+    """A CTCAE grade from an extension's or observation's value: (grade or "U", text,
+    version)."""
+    concept = holder.get("valueCodeableConcept")
+    for coding in _codings(concept):
+        code, version = str(coding.get("code") or ""), str(coding.get("version") or "")
+        grade = NCI_GRADES.get(code, "")
+        if own_name(str(coding.get("system") or "")) == "adverseevent.grade" and code in AE_GRADES:
+            grade = code
+        match = re.search(r"grade\s*([1-5])\b", str(coding.get("display") or ""), re.IGNORECASE)
+        grade = grade or (match.group(1) if match else "")
+        if grade:
+            found = next((v for v in CTCAE_VERSIONS if version.startswith(v)), "not_recorded")
+            return grade, _concept_text(concept), found
+    match = re.search(r"grade\s*([1-5])\b", _concept_text(concept), re.IGNORECASE)
+    if match:
+        return match.group(1), _concept_text(concept), "not_recorded"
+    for name in ("valueInteger", "valuePositiveInt"):
+        value = holder.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5:
+            return str(value), f"{value}", "not_recorded"
+    return "U", "", "not_recorded"
+
+
+def _serology(resource: dict[str, Any]) -> str:
+    candidates = [str(resource.get("valueString") or "").strip().lower()]
+    for concept in [resource.get("valueCodeableConcept"), *(resource.get("interpretation") or [])]:
+        candidates.append(_concept_text(concept).strip().lower())
+        candidates.extend(str(c.get("code") or "") for c in _codings(concept))
+    for candidate in candidates:
+        if candidate in POSITIVE:
+            return "positive"
+        if candidate in NEGATIVE:
+            return "negative"
+    return ""
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() and abs(number) < 10**15 else None
+
+
+def _convert_lab(field: str, value: Decimal, unit: str) -> tuple[Decimal, str] | None:
+    """The value in the unit the finding stores, and the laboratory unit kept beside it
+    ("" when the stored unit has no such column); None for a unit we do not know. UCUM
+    writes the litre "l" or "L": both are read."""
+    unit = re.sub(r"(^|/)([dmu]?)l$", r"\1\2L", unit.strip())
+    if field in COUNTS and unit in COUNT_UNITS:
+        factor, lab_unit = COUNT_UNITS[unit]
+        return value * Decimal(factor), lab_unit
+    if field == "haemoglobin" and unit in HAEMOGLOBIN_UNITS:
+        factor, lab_unit = HAEMOGLOBIN_UNITS[unit]
+        return value * Decimal(factor), lab_unit
+    if field in IMMUNOGLOBULINS and unit in IG_UNITS:
+        return value * Decimal(IG_UNITS[unit]), ""
+    if field == "hbv_dna" and unit in HBV_DNA_UNITS:
+        return value, ""
+    return None
+
+
 # --- what the practice's lists and learned map already answer (database reads) ---------------
 
 
@@ -881,7 +2110,24 @@ def questions(preview: dict[str, Any]) -> list[dict[str, Any]]:
             found.setdefault(item["question"]["key"], item["question"])
     for item in preview["metastases"]:
         found.setdefault(item["question"]["key"], item["question"])
+    for item in (
+        preview.get("therapy_items", [])
+        + preview.get("adverse_events", [])
+        + preview.get("responses", [])
+    ):
+        if item.get("question"):
+            found.setdefault(item["question"]["key"], item["question"])
     return list(found.values())
+
+
+def _asked(preview: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item that carries a code question (one question may be shared by several)."""
+    return [
+        item
+        for group in ("tumours", "metastases", "therapy_items", "adverse_events", "responses")
+        for item in preview.get(group, [])
+        if item.get("question")
+    ]
 
 
 def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
@@ -893,12 +2139,15 @@ def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
 
     tnm_lists = {"T": "obds:tnm_t", "N": "obds:tnm_n", "M": "obds:tnm_m", "S": "obds:tnm_uicc"}
     direct = {t["oncotree"] for t in preview["tumours"] if t["oncotree"]}
+    therapy_lists = [THERAPY_TYPE, INTENTS, END_REASONS]
     codes = {
         (c.system, c.code): c
         for c in Code.objects.filter(
-            Q(system__in=[SITE_SYSTEM, *tnm_lists.values()]) | Q(system=ONCOTREE, code__in=direct)
+            Q(system__in=[SITE_SYSTEM, *tnm_lists.values(), *therapy_lists])
+            | Q(system=ONCOTREE, code__in=direct)
         )
     }
+    _check_own_therapy_codes(preview, codes)
     for tumour in preview["tumours"]:
         node = codes.get((ONCOTREE, tumour["oncotree"]))
         tumour["oncotree_node"] = node.code if node is not None and node.selectable else ""
@@ -912,7 +2161,7 @@ def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
             exact = (row.target_system, row.source_system, row.source_code)
             if exact not in learned or row.source_version == "":
                 learned[exact] = {"code": row.target_code, "version": row.source_version}
-    for item in preview["tumours"] + preview["metastases"]:
+    for item in _asked(preview):
         question = item["question"]
         hit = learned.get((question["target"], question["system"], question["code"]))
         ours = any(part in question["system"].lower() for part in ("obds", "lokalisation"))
@@ -920,7 +2169,9 @@ def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
         if question["target"] == SITE_SYSTEM and ours and (SITE_SYSTEM, question["code"]) in codes:
             question["answer"], question["learned"] = question["code"], True
         elif hit is not None and (
-            question["target"] != SITE_SYSTEM or (SITE_SYSTEM, hit["code"]) in codes
+            question["target"] not in (SITE_SYSTEM, THERAPY_TYPE, RESPONSE)
+            or (question["target"], hit["code"]) in codes
+            or (question["target"] == RESPONSE and hit["code"] in RESPONSES)
         ):
             question["answer"], question["learned"] = hit["code"], True
     for record in preview["staging"]:
@@ -928,3 +2179,22 @@ def resolve(preview: dict[str, Any], *, practice_id: int) -> dict[str, Any]:
             listed = (tnm_lists[value["letter"]], value["value"]) in codes
             value["valid"] = bool(value["value"]) and listed
     return preview
+
+
+INTENTS = "mii:intention"
+END_REASONS = "mii:therapie-ende-grund"
+
+
+def _check_own_therapy_codes(preview: dict[str, Any], codes: dict[tuple[str, str], Any]) -> None:
+    """Our own therapy codes (types, intent, end reason) are taken only when they are in our
+    lists; anything else is kept as quoted text (and a type is asked for)."""
+    for item in preview.get("therapy_items", []):
+        wrong = [t for t in item["types"] if (THERAPY_TYPE, t) not in codes]
+        if wrong:
+            item["types"] = [t for t in item["types"] if t not in wrong]
+            if not item["types"] and item["kind"] == "systemic" and not item.get("question"):
+                item["question"] = item.get("fallback")
+        for name, system in (("intent", INTENTS), ("end_reason", END_REASONS)):
+            if item[name] and (system, item[name]) not in codes:
+                item[f"{name}_text"] = item[f"{name}_text"] or item[name]
+                item[name] = ""

@@ -49,6 +49,7 @@ from checklist.models import (
     ItemStatus,
     Laterality,
     Lifestyle,
+    LinePosition,
     Medication,
     Membership,
     Metastasis,
@@ -62,6 +63,7 @@ from checklist.models import (
     Prophylaxis,
     Relation,
     RelativeDegree,
+    Response,
     ResultStatus,
     Sex,
     Situation,
@@ -2609,6 +2611,9 @@ class FhirUploadForm(Form):
 ONCOTREE_ANSWER = re.compile(r"\(([A-Z0-9_]+)\)\s*$")
 
 
+NEAR_EPISODES = 5  # the systemic episodes offered on either side of a resource's own
+
+
 class FhirPreviewForm(Form):
     """What the physician completes in an import preview: the case header, one answer per code
     without a mapping, each primary's laterality and each metastasis's timing (and date when
@@ -2662,6 +2667,25 @@ class FhirPreviewForm(Form):
                 )
                 if question.get("answer_text"):
                     self.initial[name] = question["answer_text"]
+            elif question["target"] == "mii:therapie-typ":
+                field = forms.ChoiceField(
+                    label=_("Therapy type of “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    choices=[("", "—"), *_code_choices("mii:therapie-typ", get_language())],
+                )
+            elif question["target"] == "therapyline.response":
+                field = forms.ChoiceField(
+                    label=_("Best response for “%(text)s”")
+                    % {"text": question["display"] or question["code"]},
+                    choices=[("", "—"), *Response.choices],
+                )
+            elif question["target"] == "adverseevent.term":
+                field = forms.CharField(
+                    label=_("Adverse-event term for the code “%(code)s”")
+                    % {"code": question["code"]},
+                    max_length=40,
+                    help_text=_("As the term reads in the record, e.g. “diarrhoea”."),
+                )
             else:
                 if sites is None:
                     sites = _code_choices("obds:fm_lokalisation", get_language())
@@ -2672,6 +2696,7 @@ class FhirPreviewForm(Form):
                 )
                 self.initial[name] = question.get("answer") or ""
             self.fields[name] = field
+        self._add_therapy_fields(preview)
         for tumour in preview["tumours"]:
             name = f"laterality_{tumour['key']}"
             self.fields[name] = forms.ChoiceField(
@@ -2685,16 +2710,118 @@ class FhirPreviewForm(Form):
                 label=_("Timing of “%(text)s”") % {"text": metastasis["text"]},
                 choices=[("", "—"), *MetastasisTiming.choices],
             )
+            self.initial[name] = metastasis.get("timing") or ""
             if not metastasis["detected_on"]:
                 self.fields[f"detected_{metastasis['key']}"] = PartialDateField(
                     label=_("Detected on (“%(text)s”)") % {"text": metastasis["text"]}
                 )
         self.initial.setdefault("year_of_birth", preview["patient"]["year_of_birth"])
         self.initial.setdefault("sex", preview["patient"]["sex"])
+        self.initial.setdefault("situation", preview.get("situation") or "")
+
+    def _add_therapy_fields(self, preview: dict[str, Any]) -> None:
+        """Per systemic episode its line number (typed, never guessed) and position; per
+        therapy resource the episode it goes into (or its own, or none); per adverse event
+        its grade (grade 5 only with the bundle's date of death)."""
+        items = {i["key"]: i for i in preview.get("therapy_items", [])}
+        systemic = [e for e in preview.get("episodes", []) if e["kind"] == EpisodeKind.SYSTEMIC]
+        names = {
+            e["key"]: _("systemic episode %(n)s (%(agents)s)")
+            % {
+                "n": number,
+                "agents": ", ".join(items[k]["text"] for k in e["items"] if k in items),
+            }
+            for number, e in enumerate(systemic, start=1)
+        }
+        for episode in systemic:
+            self.fields[f"line_{episode['key']}"] = forms.IntegerField(
+                label=_("Line number of %(episode)s") % {"episode": names[episode["key"]]},
+                min_value=1,
+                max_value=99,
+                required=False,
+            )
+            self.fields[f"position_{episode['key']}"] = forms.ChoiceField(
+                label=_("Position in the course of therapy"),
+                choices=[("", "—"), *LinePosition.choices],
+                required=False,
+            )
+            self.initial[f"position_{episode['key']}"] = episode.get("position") or ""
+        # A resource may move into an episode near it in time: its own and the systemic
+        # episodes proposed just before and after it (a long bundle would otherwise offer
+        # every episode to every resource).
+        order = [e["key"] for e in systemic]
+        places = {key: number for number, key in enumerate(order)}
+        for item in preview.get("therapy_items", []):
+            name = f"episode_{item['key']}"
+            if item["kind"] == EpisodeKind.SYSTEMIC:
+                at = places.get(item["episode"], 0)
+                near = order[max(0, at - NEAR_EPISODES) : at + NEAR_EPISODES + 1]
+                choices = [
+                    *((key, names[key]) for key in near),
+                    ("own", _("an episode of its own")),
+                    ("skip", _("not imported")),
+                ]
+                self.fields[f"ownline_{item['key']}"] = forms.IntegerField(
+                    label=_("Line number of its own episode"),
+                    min_value=1,
+                    max_value=99,
+                    required=False,
+                )
+            else:
+                choices = [(item["episode"], _("imported")), ("skip", _("not imported"))]
+            self.fields[name] = forms.ChoiceField(
+                label=_("Episode of “%(text)s”") % {"text": item["text"]}, choices=choices
+            )
+            self.initial[name] = item["episode"]
+        died = preview.get("patient", {}).get("deceased_on")
+        for event in preview.get("adverse_events", []):
+            name = f"grade_{event['key']}"
+            self.fields[name] = forms.ChoiceField(
+                label=_("Grade of “%(term)s”") % {"term": event["term"] or event["source"]},
+                choices=[("", "—"), *AeGrade.choices],
+            )
+            # A grade 5 (death) without a date of death is asked, never taken.
+            self.initial[name] = "" if event["grade"] == "5" and not died else event["grade"]
+        for name, field in self.fields.items():
+            if name.startswith(("line_", "ownline_", "position_", "episode_", "grade_")):
+                select = isinstance(field, forms.ChoiceField)
+                field.widget.attrs["class"] = "form-select" if select else "form-control"
+
+    def _clean_therapy(self, cleaned: dict[str, Any]) -> None:
+        """The episodes as the physician grouped them: `self.episodes` maps each episode key
+        (a proposed one, or "own:<item>") to its item keys; every systemic one has a line
+        number."""
+        self.episodes: dict[str, list[str]] = {}
+        for item in self.preview.get("therapy_items", []):
+            choice = cleaned.get(f"episode_{item['key']}")
+            if not choice or choice == "skip":
+                continue
+            key = f"own:{item['key']}" if choice == "own" else choice
+            self.episodes.setdefault(key, []).append(item["key"])
+            if choice == "own" and cleaned.get(f"ownline_{item['key']}") is None:
+                self.add_error(
+                    f"ownline_{item['key']}", _("A systemic line needs its line number.")
+                )
+        for episode in self.preview.get("episodes", []):
+            name = f"line_{episode['key']}"
+            if name in self.fields and episode["key"] in self.episodes and not cleaned.get(name):
+                self.add_error(name, _("A systemic line needs its line number."))
+        died = self.preview.get("patient", {}).get("deceased_on")
+        for event in self.preview.get("adverse_events", []):
+            name = f"grade_{event['key']}"
+            if cleaned.get(name) == AeGrade.G5 and not died:
+                self.add_error(
+                    name,
+                    _(
+                        "Grade 5 means death, and the bundle gives no date of death"
+                        " (Patient.deceasedDateTime). Choose the grade the record supports."
+                    ),
+                )
 
     def clean(self) -> dict[str, Any]:
         """Every OncoTree answer and direct OncoTree code found in one query."""
         cleaned = super().clean() or {}
+        self._clean_therapy(cleaned)
         wanted: dict[str, str] = {}
         for question in self.questions:
             name = f"oq_{question['key']}"
@@ -2761,8 +2888,14 @@ class FhirPreviewForm(Form):
             ("metastases", "detected_on"),
             ("performance", "assessed_on"),
             ("comorbidities", "since"),
+            ("therapy_items", "start"),
+            ("therapy_items", "end"),
+            ("adverse_events", "onset_on"),
+            ("biomarkers", "sampled_on"),
+            ("genomic_variants", "reported_on"),
+            ("findings", "assessed_on"),
         ):
-            for row in self.preview[group]:
+            for row in self.preview.get(group, []):
                 if not row.get(name):
                     continue
                 value = rules.PartialDate(
@@ -2787,6 +2920,10 @@ class FhirPreviewForm(Form):
 class CodeMappingForm(Form):
     target_code = forms.ChoiceField(label=_("Our code"))
 
-    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, choices: list[tuple[str, str]] | None, **kwargs: Any) -> None:
+        """`choices` None: a free-text answer (an adverse-event term), typed as in the import."""
         super().__init__(*args, **kwargs)
-        self.fields["target_code"].choices = choices  # type: ignore[attr-defined]
+        if choices is None:
+            self.fields["target_code"] = forms.CharField(label=_("Our text"), max_length=40)
+        else:
+            self.fields["target_code"].choices = choices  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ from checklist.models import (
     AgendaStatus,
     Attendance,
     AuditVerification,
+    Biomarker,
     Board,
     BoardMeeting,
     BoardNote,
@@ -46,6 +47,8 @@ from checklist.models import (
     CodeMapping,
     Comorbidity,
     FhirImportPreview,
+    GenomicVariant,
+    ImmuneFinding,
     ItemStatus,
     Membership,
     Metastasis,
@@ -1538,6 +1541,27 @@ def case_import(
     )
     Comorbidity.objects.bulk_create(
         [Comorbidity(**scope, **f) for f in data.get("comorbidities", [])]
+    )
+    episodes = TherapyLine.objects.bulk_create(
+        [TherapyLine(**scope, **row["fields"]) for row in data.get("episodes", [])]
+    )
+    episode_by_key = {
+        row["key"]: line for row, line in zip(data.get("episodes", []), episodes, strict=True)
+    }
+    AdverseEvent.objects.bulk_create(
+        [
+            AdverseEvent(
+                **scope, line=episode_by_key.get(row.get("episode") or ""), **row["fields"]
+            )
+            for row in data.get("adverse_events", [])
+        ]
+    )
+    Biomarker.objects.bulk_create([Biomarker(**scope, **f) for f in data.get("biomarkers", [])])
+    GenomicVariant.objects.bulk_create(
+        [GenomicVariant(**scope, **f) for f in data.get("genomic_variants", [])]
+    )
+    ImmuneFinding.objects.bulk_create(
+        [ImmuneFinding(**scope, **f) for f in data.get("findings", [])]
     )
     now = timezone.now()
     CodeMapping.objects.bulk_create(

@@ -522,6 +522,57 @@ def fhir_ecog(oid: str, value: int, when: str = "2019-04-01", patient: str = "p1
 
 
 def fhir_minimal_preview() -> dict[str, Any]:
+    """A preview with a row of each section: a primary, a systemic therapy and a surgery, an
+    adverse event of grade 5 (without a date of death: asked), a tumour marker, a finding."""
     from checklist.fhir_import import map_bundle
 
-    return map_bundle(fhir_bundle(fhir_patient(), fhir_primary()))
+    subject = {"reference": "urn:uuid:p1"}
+    loinc = "http://loinc.org"
+    given = {
+        "resourceType": "MedicationStatement",
+        "id": "ms",
+        "status": "active",
+        "medicationCodeableConcept": {"text": "osimertinib"},
+        "subject": subject,
+        "effectiveDateTime": "2019-05-02",
+    }
+    surgery = {
+        "resourceType": "Procedure",
+        "id": "op",
+        "status": "completed",
+        "category": {"coding": [{"system": "http://snomed.info/sct", "code": "387713003"}]},
+        "code": {"text": "lobectomy"},
+        "subject": subject,
+        "performedDateTime": "2019-04-02",
+    }
+    event = {
+        "resourceType": "AdverseEvent",
+        "id": "ae",
+        "actuality": "actual",
+        "subject": subject,
+        "event": {"text": "pneumonitis"},
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/us/ctcae/StructureDefinition/ctcae-grade",
+                "valueCodeableConcept": {"coding": [{"code": "C48275"}]},
+            }
+        ],
+        "suspectEntity": [{"instance": {"reference": "MedicationStatement/ms"}}],
+    }
+    marker = {
+        "resourceType": "Observation",
+        "id": "cea",
+        "status": "final",
+        "code": {"coding": [{"system": loinc, "code": "2039-6"}]},
+        "subject": subject,
+        "effectiveDateTime": "2019-05-02",
+        "valueQuantity": {"value": 4.1, "code": "ng/mL"},
+    }
+    leukocytes = marker | {
+        "id": "leu",
+        "code": {"coding": [{"system": loinc, "code": "6690-2"}]},
+        "valueQuantity": {"value": 5100, "code": "/uL"},
+    }
+    return map_bundle(
+        fhir_bundle(fhir_patient(), fhir_primary(), given, surgery, event, marker, leukocytes)
+    )

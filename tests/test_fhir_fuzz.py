@@ -14,7 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checklist import fhir_import
-from checklist.models import Case, Comorbidity, Metastasis, PerformanceStatus, StagingRecord, Tumour
+from checklist.models import (
+    AdverseEvent,
+    Biomarker,
+    Case,
+    Comorbidity,
+    GenomicVariant,
+    ImmuneFinding,
+    Metastasis,
+    PerformanceStatus,
+    StagingRecord,
+    TherapyLine,
+    Tumour,
+)
 from tests.factories import JENNY_M_COLLECTION, MCODE_EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("codelists")
@@ -29,15 +41,56 @@ def _base() -> dict[str, Any]:
     )
     brain["subject"] = {"reference": "Patient/cancer-patient-jenny-m"}
     bundle["entry"].append({"fullUrl": "urn:uuid:brain", "resource": brain})
+    subject = {"reference": "Patient/cancer-patient-jenny-m"}
+    bundle["entry"] += [
+        {
+            "fullUrl": "urn:uuid:ae",
+            "resource": {
+                "resourceType": "AdverseEvent",
+                "id": "ae",
+                "actuality": "actual",
+                "subject": subject,
+                "event": {"text": "Neutropenia"},
+                "date": "2018-05-01",
+                "extension": [
+                    {
+                        "url": "http://hl7.org/fhir/us/ctcae/StructureDefinition/ctcae-grade",
+                        "valueCodeableConcept": {"coding": [{"code": "C41340"}]},
+                    }
+                ],
+                "suspectEntity": [
+                    {
+                        "instance": {
+                            "reference": "MedicationRequest/"
+                            "cancer-related-medication-request-doxorubicin-jenny-m"
+                        }
+                    }
+                ],
+            },
+        },
+        {
+            "fullUrl": "urn:uuid:leu",
+            "resource": {
+                "resourceType": "Observation",
+                "id": "leu",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2"}]},
+                "subject": subject,
+                "effectiveDateTime": "2018-05-01",
+                "valueQuantity": {"value": 3900, "code": "/uL"},
+            },
+        },
+    ]
     # Only the resources the import maps or checks, to keep each example quick.
-    kinds = {"Patient", "Condition"}
+    kinds = {"Patient", "Condition", "MedicationRequest", "Procedure", "AdverseEvent"}
     bundle["entry"] = [
         e
         for e in bundle["entry"]
         if e["resource"]["resourceType"] in kinds
-        or "tnm" in e["resource"].get("id", "")
-        or "ecog" in e["resource"].get("id", "")
-        or "comorbid" in e["resource"].get("id", "")
+        or any(
+            part in e["resource"].get("id", "")
+            for part in ("tnm", "ecog", "comorbid", "tumor-marker", "genomic-variant", "leu")
+        )
     ]
     return bundle
 
@@ -83,7 +136,18 @@ def mutated(draw: Any) -> dict[str, Any]:
     return bundle
 
 
-ROWS = (Tumour, StagingRecord, Metastasis, PerformanceStatus, Comorbidity)
+ROWS = (
+    Tumour,
+    StagingRecord,
+    Metastasis,
+    PerformanceStatus,
+    Comorbidity,
+    TherapyLine,
+    AdverseEvent,
+    Biomarker,
+    GenomicVariant,
+    ImmuneFinding,
+)
 
 
 def _answers(form: Any) -> dict[str, str]:
@@ -91,7 +155,22 @@ def _answers(form: Any) -> dict[str, str]:
     answers["situation"] = "first_diagnosis"
     for name, field in form.fields.items():
         if name.startswith("oq_"):
-            answers[name] = "IDC" if "OncoTree" in str(field.label) else "BRA"
+            label = str(field.label)
+            answers[name] = (
+                "IDC"
+                if "OncoTree" in label
+                else "CH"
+                if "Therapy type" in label
+                else "Colitis"
+                if "Adverse-event term" in label
+                else "BRA"
+            )
+        elif name.startswith(("line_", "ownline_")):
+            answers[name] = "1"
+        elif name.startswith("episode_"):
+            answers[name] = form.initial.get(name) or "skip"
+        elif name.startswith("grade_"):
+            answers[name] = form.initial.get(name) or "U"
         elif name.startswith("laterality_"):
             answers[name] = "left"
         elif name.startswith("timing_"):
@@ -132,6 +211,13 @@ def test_mutated_bundles_never_give_a_500_or_a_partial_case(alice_client, bundle
     assert Metastasis.objects.filter(case=case).count() == len(mapped["metastases"])
     assert PerformanceStatus.objects.filter(case=case).count() == len(mapped["performance"])
     assert Comorbidity.objects.filter(case=case).count() == len(mapped["comorbidities"])
+    assert AdverseEvent.objects.filter(case=case).count() == len(mapped["adverse_events"])
+    assert Biomarker.objects.filter(case=case).count() == len(mapped["biomarkers"])
+    assert GenomicVariant.objects.filter(case=case).count() == len(mapped["genomic_variants"])
+    assert ImmuneFinding.objects.filter(case=case).count() == len(mapped["findings"])
+    systemic = {e["key"] for e in mapped["episodes"] if e["kind"] == "systemic"}
+    assert TherapyLine.objects.filter(case=case).count() == len(mapped["episodes"])
+    assert TherapyLine.objects.filter(case=case, kind="systemic").count() == len(systemic)
 
 
 @settings(max_examples=300, deadline=None)

@@ -18,13 +18,17 @@ from django.utils import timezone
 from checklist import audit, fhir_import
 from checklist.models import (
     AuditEvent,
+    Biomarker,
     Case,
     CodeMapping,
     Comorbidity,
     FhirImportPreview,
+    GenomicVariant,
+    ImmuneFinding,
     Metastasis,
     PerformanceStatus,
     StagingRecord,
+    TherapyLine,
     Tumour,
 )
 from tests.factories import (
@@ -65,6 +69,37 @@ def header(label: str = "BC-FHIR-1") -> dict[str, str]:
     return {"label": label, "year_of_birth": "1965", "sex": "female", "situation": "recurrence"}
 
 
+# The therapy answers of the Jenny M transaction bundle: the four RxNorm codes' therapy types,
+# paclitaxel moved into the doxorubicin/cyclophosphamide episode (AC-T, one line), each
+# resource's episode as proposed otherwise, and the line numbers typed.
+JENNY_THERAPY = {
+    "oq_0140dda0a81e": "CH",
+    "oq_d1d328ed8bb6": "CH",
+    "oq_5c67f0c11713": "CH",
+    "oq_ca50856d2561": "HO",
+    "episode_i3": "e4",
+    "episode_i8": "e1",
+    "episode_i9": "e5",
+    "episode_i18": "e2",
+    "episode_i23": "e1",
+    "episode_i42": "e1",
+    "line_e1": "1",
+    "line_e5": "2",
+}
+# The same for the collection bundle (learned types: no question; the episodes as proposed).
+JENNY_COLLECTION_THERAPY = {
+    "episode_i3": "e1",
+    "episode_i4": "e1",
+    "episode_i5": "e3",
+    "episode_i6": "e5",
+    "episode_i10": "e2",
+    "episode_i12": "e4",
+    "line_e1": "1",
+    "line_e3": "2",
+    "line_e5": "3",
+}
+
+
 def jenny_preview(client) -> FhirImportPreview:
     return preview_of(upload(client, JENNY_M_TRANSACTION.read_bytes()))
 
@@ -77,13 +112,23 @@ def test_it_imports_jenny_m_after_one_mapping_question(alice_client, alice, prac
     page = alice_client.get(reverse("fhir_preview", kwargs={"pk": preview.pk}))
     assert page.status_code == 200
     text = page.content.decode()
-    # One question: the SNOMED code of the primary; the staging and ECOG are mapped directly.
-    assert question_fields(page) == ["oq_de1ee726b495"]
+    # Questions: the SNOMED code of the primary and the therapy type of each RxNorm code;
+    # the staging and ECOG are mapped directly.
+    assert question_fields(page) == [
+        "oq_de1ee726b495",
+        "oq_0140dda0a81e",
+        "oq_ca50856d2561",
+        "oq_5c67f0c11713",
+        "oq_d1d328ed8bb6",
+    ]
     assert "353431000119107" in text
     assert "cT3" in text and "stage IIB" in text and "ECOG 0" in text
-    # Nothing silently dropped: therapies, findings and biomarkers listed with their text.
+    # Each mapped value with its source; nothing silently dropped.
     assert "DOXOrubicin" in text and "Estrogen receptor" in text
-    assert "not imported in this version (therapy)" in text
+    assert "MedicationRequest/cancer-related-medication-request-doxorubicin-[…]-m" in text
+    assert "Observation/tumor-marker-test-er-[…]-m" in text
+    assert "a procedure that no profile or category marks as surgery or radiotherapy" in text
+    assert "not imported in this version" not in text
     assert "Jenny" not in text and "MRN1234" not in text
 
     response = alice_client.post(
@@ -92,6 +137,7 @@ def test_it_imports_jenny_m_after_one_mapping_question(alice_client, alice, prac
             **header(),
             "oq_de1ee726b495": "Breast Invasive Ductal Carcinoma (IDC)",
             "laterality_t26": "left",
+            **JENNY_THERAPY,
         },
     )
     case = Case.objects.get(label="BC-FHIR-1")
@@ -107,7 +153,49 @@ def test_it_imports_jenny_m_after_one_mapping_question(alice_client, alice, prac
     # "pM Not Applicable" is no oBDS category: left out (and listed in the preview).
     assert pathological.tnm_text == "pT3 pN0" and pathological.kind == "pathological"
     assert PerformanceStatus.objects.get(case=case).ecog == 0
-    mapping = CodeMapping.objects.get(practice=practice_a)
+    # Therapies: AC-T as line 1 (paclitaxel moved into it), the surgery, the radiotherapy
+    # course with its doses, anastrozole as line 2 (an active order: ongoing).
+    lines = list(TherapyLine.objects.filter(case=case).order_by("started_on", "kind"))
+    assert [(t.kind, t.number) for t in lines] == [
+        ("surgery", None),
+        ("systemic", 1),
+        ("radiotherapy", None),
+        ("systemic", 2),
+    ]
+    surgery, act, radiotherapy, anastrozole = lines
+    assert act.agents == ["DOXOrubicin", "cyclophosphamide", "PACLitaxel"]
+    assert (act.types, act.intent, act.started_on, act.ongoing) == (
+        ["CH"],
+        "K",
+        date(2018, 4, 1),
+        True,
+    )
+    assert (surgery.types, surgery.regimen) == (["OP"], "Excision of part of breast (procedure)")
+    assert radiotherapy.types == ["ST"] and "60 Gy in 30 fractions" in radiotherapy.regimen
+    assert (radiotherapy.started_on, radiotherapy.ended_on) == (
+        date(2018, 8, 15),
+        date(2018, 10, 25),
+    )
+    assert (anastrozole.types, anastrozole.agents) == (["HO"], ["anastrozole"])
+    # Tumour markers and the genomic variant.
+    markers = {b.name: b for b in Biomarker.objects.filter(case=case)}
+    assert (markers["ER"].categorical_result, markers["ER"].method) == ("Positive", "ihc")
+    assert markers["HER2"].categorical_result == "Negative"
+    assert markers["ER"].sampled_on == date(2018, 3, 10) and markers["ER"].status == "result"
+    oncotype = markers["Oncotype DX Breast Recurrence Score Assay"]
+    assert (oncotype.value, oncotype.unit) == (47, "Recurrence score")
+    variant = GenomicVariant.objects.get(case=case)
+    assert (variant.gene, variant.transcript, variant.hgvs_c, variant.hgvs_p) == (
+        "PALB2",
+        "NM_024675.3",
+        "c.3549C>A",
+        "p.Tyr1183Ter",
+    )
+    assert variant.origin == "somatic" and "NC_000016.10:g.23603471G>T" in variant.comment
+    # The neutrophil count (3000 × 10³/µL) is not plausible: listed, not stored.
+    assert not ImmuneFinding.objects.filter(case=case).exists()
+    assert "not plausible for neutrophils" in text
+    mapping = CodeMapping.objects.get(practice=practice_a, target_system="oncotree")
     assert (mapping.source_code, mapping.target_code, mapping.mapped_by) == (
         "353431000119107",
         "IDC",
@@ -132,14 +220,14 @@ def test_a_second_import_of_a_similar_bundle_asks_no_mapping_question(alice_clie
     preview = jenny_preview(alice_client)
     alice_client.post(
         reverse("fhir_preview", kwargs={"pk": preview.pk}),
-        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left"},
+        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left", **JENNY_THERAPY},
     )
     second = preview_of(upload(alice_client, JENNY_M_COLLECTION.read_bytes()))
     page = alice_client.get(reverse("fhir_preview", kwargs={"pk": second.pk}))
     assert question_fields(page) == []
     response = alice_client.post(
         reverse("fhir_preview", kwargs={"pk": second.pk}),
-        {**header("BC-FHIR-2"), "laterality_t2": "left"},
+        {**header("BC-FHIR-2"), "laterality_t2": "left", **JENNY_COLLECTION_THERAPY},
     )
     assert response.status_code == 302
     assert Tumour.objects.get(case__label="BC-FHIR-2").oncotree_code == "IDC"
@@ -164,7 +252,7 @@ def test_nothing_is_written_before_the_confirmation(alice_client, practice_a):
 def test_the_confirmation_is_applied_once(alice_client):
     preview = jenny_preview(alice_client)
     url = reverse("fhir_preview", kwargs={"pk": preview.pk})
-    answers = {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left"}
+    answers = {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left", **JENNY_THERAPY}
     assert alice_client.post(url, answers).status_code == 302
     assert alice_client.post(url, answers).status_code == 404
     assert Case.objects.count() == 1
@@ -175,7 +263,7 @@ def test_the_label_must_be_free(alice_client, practice_a):
     preview = jenny_preview(alice_client)
     response = alice_client.post(
         reverse("fhir_preview", kwargs={"pk": preview.pk}),
-        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left"},
+        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left", **JENNY_THERAPY},
     )
     assert response.status_code == 400
     assert "already used" in response.content.decode()
@@ -408,9 +496,9 @@ def test_admins_edit_and_delete_the_learned_code_map(alice_client, adam_client, 
     preview = jenny_preview(alice_client)
     alice_client.post(
         reverse("fhir_preview", kwargs={"pk": preview.pk}),
-        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left"},
+        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left", **JENNY_THERAPY},
     )
-    mapping = CodeMapping.objects.get()
+    mapping = CodeMapping.objects.get(target_system="oncotree")
     page = adam_client.get("/code-map/")
     assert page.status_code == 200 and "353431000119107" in page.content.decode()
     assert "Alice" in page.content.decode()  # who mapped it
@@ -424,7 +512,7 @@ def test_admins_edit_and_delete_the_learned_code_map(alice_client, adam_client, 
     )
     assert set(changes.values_list("op", flat=True)) >= {"INSERT", "UPDATE"}
     assert adam_client.post(f"/code-map/{mapping.pk}/delete/").status_code == 302
-    assert not CodeMapping.objects.exists()
+    assert not CodeMapping.objects.filter(pk=mapping.pk).exists()
     assert changes.filter(op="DELETE").exists()
     # Deleted: the next import asks again.
     second = jenny_preview(alice_client)
@@ -445,7 +533,7 @@ def test_the_import_event_is_an_access_event(alice_client, adam_client, practice
     preview = jenny_preview(alice_client)
     alice_client.post(
         reverse("fhir_preview", kwargs={"pk": preview.pk}),
-        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left"},
+        {**header(), "oq_de1ee726b495": "IDC", "laterality_t26": "left", **JENNY_THERAPY},
     )
     event = AuditEvent.objects.get(op="fhir_imported")
     assert event.kind == "access" and event.actor_name == "alice"
@@ -537,7 +625,7 @@ def test_a_learned_answer_that_is_no_tumour_type_is_refused(alice_client, alice,
     preview = jenny_preview(alice_client)
     response = alice_client.post(
         reverse("fhir_preview", kwargs={"pk": preview.pk}),
-        {**header(), "laterality_t26": "left"},
+        {**header(), "laterality_t26": "left", **JENNY_THERAPY},
     )
     assert response.status_code == 400
     assert "Change it on the code map page" in response.content.decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 from io import BytesIO
 from typing import Any
 from uuid import UUID
@@ -34,7 +35,7 @@ from checklist.access import (
     practice_required,
     recent_reauth_required,
 )
-from checklist.models import Code, CodeMapping, FhirImportPreview, Membership
+from checklist.models import Code, CodeMapping, FhirImportPreview, Membership, Response
 from checklist.record import CaseRecord
 
 
@@ -164,6 +165,8 @@ def fhir_preview(request: PracticeRequest, pk: UUID) -> HttpResponse:
         "mapped": mapped,
         "form": form,
         "questions": questions,
+        "fields": {field.name: field for field in form},
+        "items": {item["key"]: item for item in mapped.get("therapy_items", [])},
         "site_names": {
             c.code: c.label(get_language()) for c in Code.objects.of("obds:fm_lokalisation")
         },
@@ -257,6 +260,7 @@ def _confirmed(
                 "timing": cleaned[f"timing_{metastasis['key']}"],
             }
         )
+    episodes, adverse_events = _therapy(mapped, answers, form)
     header = {
         "label": cleaned["label"],
         "year_of_birth": cleaned["year_of_birth"],
@@ -265,6 +269,8 @@ def _confirmed(
     }
     if metastases:
         header["metastasis_status"] = "present"
+    if mapped["patient"].get("deceased_on"):
+        header["deceased_on"] = _day(mapped["patient"]["deceased_on"])
     return {
         "case": header,
         "tumours": tumours,
@@ -279,11 +285,142 @@ def _confirmed(
             {k: v for k, v in row.items() if k != "source"} | {"since": _day(row["since"])}
             for row in mapped["comorbidities"]
         ],
+        "episodes": episodes,
+        "adverse_events": adverse_events,
+        "biomarkers": [
+            {
+                k: v
+                for k, v in row.items()
+                if k not in ("key", "source", "text", "value", "sampled_on")
+            }
+            | {
+                "value": Decimal(row["value"]) if row["value"] is not None else None,
+                "sampled_on": _day(row["sampled_on"]),
+            }
+            for row in mapped.get("biomarkers", [])
+        ],
+        "genomic_variants": [
+            {k: v for k, v in row.items() if k not in ("key", "source", "vaf", "reported_on")}
+            | {
+                "result_kind": "variant",
+                "vaf": Decimal(row["vaf"]) if row["vaf"] is not None else None,
+                "reported_on": _day(row["reported_on"]),
+            }
+            for row in mapped.get("genomic_variants", [])
+        ],
+        "findings": [
+            {
+                "assessed_on": _day(row["assessed_on"]),
+                "assessed_on_precision": row["assessed_on_precision"],
+                **{
+                    name: Decimal(value) if name not in TEXT_FINDINGS else value
+                    for name, value in row["fields"].items()
+                },
+            }
+            for row in mapped.get("findings", [])
+        ],
         "code_mappings": mappings,
     }
 
 
+# Finding fields that hold a choice, not a number.
+TEXT_FINDINGS = {
+    "hbsag",
+    "anti_hbc",
+    "anti_hbs",
+    "hbv_dna_qualifier",
+    "leukocytes_lab_unit",
+    "neutrophils_lab_unit",
+    "lymphocytes_lab_unit",
+    "platelets_lab_unit",
+    "haemoglobin_lab_unit",
+}
+
+
+def _therapy(
+    mapped: dict[str, Any], answers: dict[str, Any], form: forms.FhirPreviewForm
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The therapy episodes as the physician grouped them (each from its resources: start
+    and end with precision, agents, types, intent, end reason) and the adverse events with
+    the episode of their causative resource."""
+    cleaned = form.cleaned_data
+    items = {i["key"]: i for i in mapped.get("therapy_items", [])}
+    kinds = {e["key"]: e["kind"] for e in mapped.get("episodes", [])}
+    episodes: list[dict[str, Any]] = []
+    episode_of: dict[str, str] = {}
+    for key, members in form.episodes.items():
+        rows = sorted((items[k] for k in members), key=lambda i: (i["start"], i["entry"]))
+        own = key.startswith("own:")
+        kind = "systemic" if own else kinds[key]
+        for row in rows:
+            episode_of[row["key"]] = key
+        first = rows[0]
+        ongoing = any(r["ongoing"] for r in rows)
+        ended = [r for r in rows if r["end"]]
+        last = max(ended, key=lambda r: r["end"]) if ended and not ongoing else None
+        types: list[str] = []
+        for row in rows:
+            found = row["types"] or (
+                [answers[row["question"]["key"]]] if row.get("question") else []
+            )
+            types += [t for t in found if t not in types]
+        agents: list[str] = []
+        if kind == "systemic":
+            agents = list(dict.fromkeys(r["text"] for r in rows if r["text"]))
+        systemic = kind == "systemic"
+        number = cleaned.get(f"ownline_{key[4:]}" if own else f"line_{key}")
+        position = "" if own else cleaned.get(f"position_{key}") or ""
+        fields: dict[str, Any] = {
+            "kind": kind,
+            "number": number if systemic else None,
+            "position": position if systemic else next((r["position"] for r in rows), ""),
+            "types": types,
+            "regimen": "" if systemic else "; ".join(r["regimen"] or r["text"] for r in rows)[:300],
+            "agents": agents,
+            "intent": next((r["intent"] for r in rows if r["intent"]), ""),
+            "started_on": _day(first["start"]),
+            "started_on_precision": first["start_precision"],
+            "ended_on": _day(last["end"]) if last else None,
+            "ended_on_precision": last["end_precision"] if last else "day",
+            "ongoing": ongoing,
+            "end_reason": ""
+            if ongoing
+            else next((r["end_reason"] for r in reversed(rows) if r["end_reason"]), ""),
+            "response": next((r["response"] for r in rows if r["response"]), ""),
+        }
+        episodes.append({"key": key, "fields": fields})
+    by_episode = {e["key"]: e for e in episodes}
+    for row in mapped.get("responses", []):
+        response = row["response"] or answers.get((row.get("question") or {}).get("key", ""), "")
+        for item in row["items"]:
+            episode = by_episode.get(episode_of.get(item, ""))
+            if episode is not None and response and not episode["fields"]["response"]:
+                episode["fields"]["response"] = response
+    adverse_events = []
+    for event in mapped.get("adverse_events", []):
+        term = event["term"] or answers.get((event.get("question") or {}).get("key", ""), "")
+        cause = next((episode_of[c] for c in event["causes"] if c in episode_of), "")
+        adverse_events.append(
+            {
+                "episode": cause,
+                "fields": {
+                    "term": str(term)[:200],
+                    "grade": cleaned[f"grade_{event['key']}"],
+                    "ctcae_version": event["ctcae_version"],
+                    "onset_on": _day(event["onset_on"]),
+                    "onset_on_precision": event["onset_on_precision"],
+                    "attributed_agent": event["attributed_agent"],
+                    "immune_related": event["immune_related"],
+                },
+            }
+        )
+    return episodes, adverse_events
+
+
 # --- the learned code map (practice admins) -------------------------------------------------
+
+# Questions answered with text, not with a code of our lists.
+FREE_TEXT_TARGETS = {fhir_import.AE_TERM}
 
 
 @practice_required(role=Membership.PRACTICE_ADMIN)
@@ -299,12 +436,16 @@ def code_mapping_list(request: PracticeRequest) -> HttpResponse:
 @practice_required(role=Membership.PRACTICE_ADMIN)
 def code_mapping_edit(request: PracticeRequest, pk: int) -> HttpResponse:
     mapping: CodeMapping = get_in_practice(request, CodeMapping.objects.all(), pk)
-    choices = [
-        (c.code, f"{c.label(get_language())} ({c.code})")
-        for c in Code.objects.filter(system=mapping.target_system, selectable=True).order_by(
-            "display"
-        )
-    ]
+    choices: list[tuple[str, str]] | None = None
+    if mapping.target_system == fhir_import.RESPONSE:
+        choices = [(code, str(label)) for code, label in Response.choices]
+    elif mapping.target_system not in FREE_TEXT_TARGETS:
+        choices = [
+            (c.code, f"{c.label(get_language())} ({c.code})")
+            for c in Code.objects.filter(system=mapping.target_system, selectable=True).order_by(
+                "display"
+            )
+        ]
     form = forms.CodeMappingForm(
         request.POST or None, choices=choices, initial={"target_code": mapping.target_code}
     )
