@@ -382,6 +382,19 @@ def _own_values(resource: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def _own_list(resource: dict[str, Any], name: str) -> list[str]:
+    """Every value of our extension for the list field `name` (one extension per entry)."""
+    found = []
+    for extension in resource.get("extension") or []:
+        if not isinstance(extension, dict) or own_extension_name(str(extension.get("url"))) != name:
+            continue
+        coded = extension.get("valueCoding")
+        value = coded.get("code") if isinstance(coded, dict) else extension.get("valueString")
+        if isinstance(value, str) and value:
+            found.append(value)
+    return found
+
+
 def condition_kind(resource: dict[str, Any]) -> str:
     """primary | secondary | other, from the profile, else the codes, else the words."""
     profiles = _profiles(resource)
@@ -1204,6 +1217,13 @@ def _request_period(resource: dict[str, Any], where: str) -> dict[str, Any]:
     return _date_of(resource, where, "authoredOn")
 
 
+def _own_episode(own: dict[str, str], status: str) -> bool:
+    """Whether a resource is an episode our own export wrote with status "unknown": a recorded
+    episode, neither ongoing nor with an end recorded (from anybody else "unknown" may be a
+    therapy that never happened)."""
+    return status == "unknown" and bool(own_choice(own, "therapyline.kind", EPISODE_KINDS))
+
+
 def _coded(concepts: Any, table: dict[str, str]) -> tuple[str, str]:
     """(our code, the quoted text) of the first coding in `table` among one or several
     CodeableConcepts; ("", text) when none is."""
@@ -1300,7 +1320,8 @@ class _Clinical:
                 text,
             )
             return
-        if status not in HAPPENED[kind]:
+        own = own_codes(resource)
+        if status not in HAPPENED[kind] and not _own_episode(own, status):
             self.skip(
                 number,
                 resource,
@@ -1316,14 +1337,17 @@ class _Clinical:
         if not period["start"]:
             self.skip(number, resource, _("no start date; not imported"), text)
             return
-        own = own_codes(resource)
         codings = [
             c
             for c in _codings(concept)
             if c.get("code") and not own_name(str(c.get("system") or ""))
         ]
         question = None
-        types = [own["therapyline.types"]] if "therapyline.types" in own else []
+        types = _own_list(resource, "therapyline.types")
+        if own_choice(own, "therapyline.kind", EPISODE_KINDS):
+            # Our own export: its types (none recorded, none said) answer, nothing is asked.
+            self._item(number, resource, "systemic", text, period, own, None, types)
+            return
         if codings:
             first = codings[0]
             question = _question(
@@ -1374,7 +1398,7 @@ class _Clinical:
             )
             return
         status = str(resource.get("status") or "")
-        if status not in HAPPENED["Procedure"]:
+        if status not in HAPPENED["Procedure"] and not _own_episode(own, status):
             self.skip(
                 number,
                 resource,
@@ -1390,10 +1414,11 @@ class _Clinical:
         if kind == "radiotherapy" and not text.strip(" 0123456789"):
             text = _("radiotherapy course")
         types = EPISODE_TYPES.get(kind, [])
-        if "therapyline.types" in own:
-            types = [own["therapyline.types"]]
+        if own_choice(own, "therapyline.kind", EPISODE_KINDS):  # our export: its types only
+            types = _own_list(resource, "therapyline.types")
         item = self._item(number, resource, kind, text, period, own, None, list(types))
-        item["regimen"] = self.scrub(self._doses(number, resource, text), 300)
+        if not item["own"]:
+            item["regimen"] = self.scrub(self._doses(number, resource, text), 300)
 
     def _doses(self, number: int, resource: dict[str, Any], text: str) -> str:
         """The procedure's text with the doses delivered ("60 Gy in 30 fractions")."""
@@ -1464,6 +1489,8 @@ class _Clinical:
             period = period | {"end": None, "end_precision": DAY}
         status = str(resource.get("status") or "")
         ongoing = status in ONGOING_STATUSES and not period["end"]
+        # Our own export's line number: proposed in the preview, never guessed otherwise.
+        line = _own_values(resource).get("therapyline.number")
         item = {
             "key": f"i{number}",
             "entry": number,
@@ -1481,7 +1508,11 @@ class _Clinical:
             "end_reason_text": self.scrub(end_reason_text, 200),
             "response": own_choice(own, "therapyline.response", RESPONSES),
             "position": own_choice(own, "therapyline.position", POSITIONS),
-            "regimen": "",
+            "number": line if type(line) is int and 1 <= line <= 99 else None,
+            # Our own export names its regimen and agents apart from the resource's text.
+            "own": bool(own_choice(own, "therapyline.kind", EPISODE_KINDS)),
+            "agents": [self.scrub(a, 200) for a in _own_list(resource, "therapyline.agents")],
+            "regimen": self.scrub(_own_values(resource).get("therapyline.regimen") or "", 300),
             "episode": "",
         }
         self.items.append(item)
@@ -1553,6 +1584,7 @@ class _Clinical:
                     "items": [],
                     "grouped_by": [],
                     "position": item["position"],
+                    "number": item.get("number"),
                 }
             episode = episodes[group]
             episode["items"].append(item["key"])
