@@ -1681,7 +1681,8 @@ class _Clinical:
                 "onset_on_precision": onset["start_precision"],
                 "causes": causes,
                 "attributed_agent": self.scrub(agent, 200),
-                "immune_related": own.get("adverseevent.immune_related") == "true",
+                # Our export says it as a valueBoolean of our extension, not a coding.
+                "immune_related": _own_values(resource).get("adverseevent.immune_related") is True,
             }
         )
 

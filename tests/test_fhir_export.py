@@ -801,6 +801,40 @@ def _read_therapies(bundle: dict[str, Any]) -> list[Any]:
     ]
 
 
+def _build_adverse_events(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    therapies = made.get("therapies") or []
+    for term, grade, version, immune, onset, cause in rows:
+        day, precision = onset or (None, "day")
+        AdverseEvent.objects.create(
+            **scope,
+            line=therapies[cause % len(therapies)] if therapies and cause is not None else None,
+            term=term,
+            grade=grade,
+            ctcae_version=version,
+            immune_related=immune,
+            onset_on=day,
+            onset_on_precision=precision,
+        )
+
+
+def _read_adverse_events(bundle: dict[str, Any]) -> list[Any]:
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    return [
+        (
+            a["event"]["text"],
+            a.get("date"),
+            _owns(a, "adverseevent.grade"),
+            _owns(a, "adverseevent.ctcae_version"),
+            _owns(a, "adverseevent.immune_related"),
+            [  # the causative episode, by what it is and when it started
+                _read_therapy(by_url[s["instance"]["reference"]])[:5]
+                for s in a.get("suspectEntity", [])
+            ],
+        )
+        for a in resources(bundle, "AdverseEvent")
+    ]
+
+
 ROUND_TRIP_KINDS = [
     FactorKind(  # first: the others may name a tumour; the import needs one
         "tumours",
@@ -845,6 +879,23 @@ ROUND_TRIP_KINDS = [
         _read_comorbidities,
     ),
     FactorKind("therapies", _therapy_rows(), _build_therapies, _read_therapies),
+    FactorKind(  # after the therapies: an event may name one as its cause
+        "adverse_events",
+        st.lists(
+            st.tuples(
+                TEXT,
+                # Grade 5 (death) is asked, never taken, unless the bundle has a date of death.
+                st.sampled_from(["1", "2", "3", "4", "U"]),
+                st.sampled_from(["4.03", "5.0", "6.0", "not_recorded"]),
+                st.booleans(),
+                st.none() | partial_dates(),
+                st.none() | st.integers(0, 3),
+            ),
+            max_size=2,
+        ),
+        _build_adverse_events,
+        _read_adverse_events,
+    ),
 ]
 
 generated_cases = st.fixed_dictionaries(
@@ -922,6 +973,7 @@ def test_export_import_export_keeps_the_factors(practice_a, alice_client, spec):
     assert len(_read_metastases(first)) == len(spec["metastases"])
     assert len(_read_comorbidities(first)) == len(spec["comorbidities"])
     assert len(_read_therapies(first)) == len(spec["therapies"])
+    assert len(_read_adverse_events(first)) == len(spec["adverse_events"])
     assert len(_read_staging(first)) == sum(
         bool(s[k]) for s in spec["staging"] for k in ("t", "n", "m", "stage")
     )
