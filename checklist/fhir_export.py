@@ -586,7 +586,9 @@ def _quantity(value: Decimal, unit: str, ucum: str = "") -> dict[str, Any]:
 
 
 def _biomarker(b: _Builder, marker: Any) -> None:
-    resource = _observation(b, {"text": marker.name}, _date(marker, "sampled_on"), "laboratory")
+    # The name as a coding of ours too: how an import knows the observation is a marker row.
+    code = {"coding": [coding(own_system("biomarker.name"), marker.name)], "text": marker.name}
+    resource = _observation(b, code, _date(marker, "sampled_on"), "laboratory")
     _status(marker, resource)
     extension = extras(marker)
     if marker.value is not None and "dataAbsentReason" not in resource:

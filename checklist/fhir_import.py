@@ -1816,6 +1816,11 @@ class _Clinical:
             return
         method_text = _concept_text(resource.get("method"))
         lowered = (method_text + " " + text).lower()
+        assay = method_text
+        if "biomarker.name" in own:  # our own export: the assay and a categorical result as said
+            values = _own_values(resource)
+            assay = str(values.get("biomarker.assay") or "")
+            categorical = categorical or self.scrub(values.get("biomarker.categorical_result"), 100)
         method = own_choice(own, "biomarker.method", ASSAY_METHODS)
         if not method:
             if "immune stain" in lowered or "immunohisto" in lowered:
@@ -1839,7 +1844,7 @@ class _Clinical:
                 "sampled_on": when["start"],
                 "sampled_on_precision": when["start_precision"],
                 "method": method,
-                "assay": self.scrub(method_text, 200),
+                "assay": self.scrub(assay, 200),
                 "value": None if value is None else str(value),
                 "unit": unit if value is not None else "",
                 "categorical_result": categorical,

@@ -27,6 +27,7 @@ from checklist.fhir_codes import ROW_SYSTEM, own_extension
 from checklist.models import (
     AdverseEvent,
     AuditEvent,
+    Biomarker,
     Case,
     Category,
     Code,
@@ -835,6 +836,55 @@ def _read_adverse_events(bundle: dict[str, Any]) -> list[Any]:
     ]
 
 
+@st.composite
+def _biomarker_rows(draw: Any) -> list[dict[str, Any]]:
+    rows = []
+    for _ in range(draw(st.integers(0, 2))):
+        status = draw(st.sampled_from(["result", "pending", "failed", "not_tested"]))
+        valued = status == "result" and draw(st.booleans())
+        rows.append(
+            {
+                "name": draw(st.sampled_from(["PD-L1", "HER2", "ER", "Ki-67", "CEA", "PSA"])),
+                "kind": draw(st.sampled_from(["somatic", "circulating", "germline"])),
+                "sampled": draw(st.none() | partial_dates()),
+                "method": draw(st.sampled_from(["", "ihc", "fish", "pcr", "immunoassay"])),
+                "assay": draw(st.just("") | TEXT),
+                "value": draw(st.decimals(0, 1000, places=2)) if valued else None,
+                "unit": draw(st.sampled_from(["", "%", "ng/mL"])) if valued else "",
+                "categorical_result": ""
+                if valued or status != "result"
+                else draw(st.sampled_from(["3+", "positiv", "mutated"])),
+                "status": status,
+            }
+        )
+    return rows
+
+
+def _build_biomarkers(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    for row in rows:
+        day, precision = row["sampled"] or (None, "day")
+        fields = {k: v for k, v in row.items() if k != "sampled"}
+        Biomarker.objects.create(**scope, **fields, sampled_on=day, sampled_on_precision=precision)
+
+
+def _read_biomarkers(bundle: dict[str, Any]) -> list[Any]:
+    return [
+        (
+            o["code"]["text"],
+            o.get("effectiveDateTime"),
+            o["status"],
+            o.get("valueQuantity"),
+            (o.get("method") or {}).get("coding", [{}])[0].get("code"),
+            *(
+                _owns(o, f"biomarker.{name}")
+                for name in ("kind", "status", "assay", "categorical_result", "value", "unit")
+            ),
+        )
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("biomarker-")
+    ]
+
+
 ROUND_TRIP_KINDS = [
     FactorKind(  # first: the others may name a tumour; the import needs one
         "tumours",
@@ -896,6 +946,7 @@ ROUND_TRIP_KINDS = [
         _build_adverse_events,
         _read_adverse_events,
     ),
+    FactorKind("biomarkers", _biomarker_rows(), _build_biomarkers, _read_biomarkers),
 ]
 
 generated_cases = st.fixed_dictionaries(
@@ -974,6 +1025,7 @@ def test_export_import_export_keeps_the_factors(practice_a, alice_client, spec):
     assert len(_read_comorbidities(first)) == len(spec["comorbidities"])
     assert len(_read_therapies(first)) == len(spec["therapies"])
     assert len(_read_adverse_events(first)) == len(spec["adverse_events"])
+    assert len(_read_biomarkers(first)) == len(spec["biomarkers"])
     assert len(_read_staging(first)) == sum(
         bool(s[k]) for s in spec["staging"] for k in ("t", "n", "m", "stage")
     )
