@@ -1916,6 +1916,11 @@ class _Clinical:
         if presence:
             quoted.insert(0, _("reported: %(text)s") % {"text": presence})
         when = _date_of(resource, where, "effectiveDateTime", "effectivePeriod", "issued")
+        assay = _concept_text(resource.get("method"))
+        if "genomicvariant.status" in own:  # our own export: its reference sequence and assay
+            values = _own_values(resource)
+            transcript = transcript or str(values.get("genomicvariant.transcript") or "")
+            assay = str(values.get("genomicvariant.assay") or "")
         self.preview["genomic_variants"].append(
             {
                 "key": f"g{number}",
@@ -1926,7 +1931,7 @@ class _Clinical:
                 "hgvs_p": self.scrub(protein, 200),
                 "origin": own_choice(own, "genomicvariant.origin", ORIGIN_CHOICES) or origin,
                 "vaf": None if vaf is None else str(vaf.quantize(Decimal("0.01"))),
-                "assay": self.scrub(_concept_text(resource.get("method")), 200),
+                "assay": self.scrub(assay, 200),
                 "reported_on": when["start"],
                 "reported_on_precision": when["start_precision"],
                 "status": own_choice(own, "genomicvariant.status", RESULT_STATUSES) or "result",

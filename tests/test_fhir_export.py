@@ -885,6 +885,38 @@ def _read_biomarkers(bundle: dict[str, Any]) -> list[Any]:
     ]
 
 
+def _build_variants(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    for gene, (transcript, coding, protein), origin, vaf, status, reported, assay in rows:
+        day, precision = reported or (None, "day")
+        GenomicVariant.objects.create(
+            **scope,
+            result_kind="variant",
+            status=status,
+            gene=gene,
+            transcript=transcript,
+            hgvs_c=coding,
+            hgvs_p=protein,
+            origin=origin,
+            vaf=vaf,
+            assay=assay,
+            reported_on=day,
+            reported_on_precision=precision,
+        )
+
+
+def _read_variants(bundle: dict[str, Any]) -> list[Any]:
+    return [
+        (
+            o["status"],
+            o.get("effectiveDateTime"),
+            sorted(json.dumps(c, sort_keys=True) for c in o.get("component", [])),
+            *(_owns(o, f"genomicvariant.{name}") for name in ("status", "transcript", "assay")),
+        )
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("genomic-")
+    ]
+
+
 ROUND_TRIP_KINDS = [
     FactorKind(  # first: the others may name a tumour; the import needs one
         "tumours",
@@ -947,6 +979,30 @@ ROUND_TRIP_KINDS = [
         _read_adverse_events,
     ),
     FactorKind("biomarkers", _biomarker_rows(), _build_biomarkers, _read_biomarkers),
+    FactorKind(  # variants only: the import maps no genomic signature (TMB, MSI) yet
+        "variants",
+        st.lists(
+            st.tuples(
+                st.sampled_from(["EGFR", "KRAS", "BRAF", "TP53", "BRCA1"]),
+                st.sampled_from(
+                    [
+                        ("", "", ""),
+                        ("", "c.35G>A", "p.Gly12Asp"),
+                        ("NM_004333.6", "c.1799T>A", "p.Val600Glu"),
+                        ("NM_005228.5", "", "p.Leu858Arg"),
+                    ]
+                ),
+                st.sampled_from(["", "somatic", "germline"]),
+                st.none() | st.decimals(0, 100, places=2),
+                st.sampled_from(["result", "pending", "failed"]),
+                st.none() | partial_dates(),
+                st.just("") | TEXT,
+            ),
+            max_size=2,
+        ),
+        _build_variants,
+        _read_variants,
+    ),
 ]
 
 generated_cases = st.fixed_dictionaries(
@@ -1026,6 +1082,7 @@ def test_export_import_export_keeps_the_factors(practice_a, alice_client, spec):
     assert len(_read_therapies(first)) == len(spec["therapies"])
     assert len(_read_adverse_events(first)) == len(spec["adverse_events"])
     assert len(_read_biomarkers(first)) == len(spec["biomarkers"])
+    assert len(_read_variants(first)) == len(spec["variants"])
     assert len(_read_staging(first)) == sum(
         bool(s[k]) for s in spec["staging"] for k in ("t", "n", "m", "stage")
     )
