@@ -1096,13 +1096,14 @@ LAB_FIELDS = {
     "718-7": "haemoglobin",
     "2465-3": "igg",
     "2458-8": "iga",
-    "2472-4": "igm",
+    "2472-9": "igm",
     "5196-1": "hbsag",
     "5195-3": "hbsag",
     "16933-4": "anti_hbc",
     "13952-7": "anti_hbc",
     "22322-2": "anti_hbs",
     "10900-9": "anti_hbs",
+    "16935-9": "anti_hbs",
     "29615-2": "hbv_dna",
 }
 COUNTS = {"leukocytes", "neutrophils", "lymphocytes", "platelets"}
@@ -1942,13 +1943,12 @@ class _Clinical:
     # laboratory findings
 
     def is_lab(self, resource: dict[str, Any]) -> bool:
-        return any(s == LOINC and c in LAB_FIELDS for s, c in _observation_code(resource))
+        return _lab_field(resource) is not None
 
     def lab(self, number: int, resource: dict[str, Any]) -> None:
         where = self.source(resource)
-        field = next(
-            LAB_FIELDS[c] for s, c in _observation_code(resource) if s == LOINC and c in LAB_FIELDS
-        )
+        field = _lab_field(resource)
+        assert field is not None
         text = _concept_text(resource.get("code"))
         when = _date_of(
             resource, f"{where} (entry {number})", "effectiveDateTime", "effectivePeriod"
@@ -2068,6 +2068,18 @@ class _Clinical:
             }
         )
         row["sources"].append(where)
+
+
+OWN_LAB_FIELDS = {f"immunefinding.{name}": name for name in LAB_FIELDS.values()}
+
+
+def _lab_field(resource: dict[str, Any]) -> str | None:
+    """The finding field a laboratory observation holds: by its LOINC code, else by our own
+    export's field coding (HBV DNA goes without a LOINC code)."""
+    codes = _observation_code(resource)
+    found = next((LAB_FIELDS[c] for s, c in codes if s == LOINC and c in LAB_FIELDS), None)
+    own = own_codes(resource.get("code")).get("field", "")
+    return found or OWN_LAB_FIELDS.get(own)
 
 
 def _lab_name(field: str) -> str:

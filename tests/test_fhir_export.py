@@ -34,6 +34,7 @@ from checklist.models import (
     Comorbidity,
     FhirImportPreview,
     GenomicVariant,
+    ImmuneFinding,
     Metastasis,
     PerformanceStatus,
     StagingRecord,
@@ -917,6 +918,56 @@ def _read_variants(bundle: dict[str, Any]) -> list[Any]:
     ]
 
 
+# The finding values the import maps, with a range each (in our unit, below its limit).
+FINDING_VALUES = {
+    "leukocytes": st.decimals(0, 200, places=3),
+    "neutrophils": st.decimals(0, 60, places=3),
+    "lymphocytes": st.decimals(0, 100, places=3),
+    "platelets": st.decimals(0, 1500, places=3),
+    "haemoglobin": st.decimals(3, 25, places=2),
+    "igg": st.decimals(0, 40, places=2),
+    "iga": st.decimals(0, 20, places=2),
+    "igm": st.decimals(0, 20, places=2),
+    "hbv_dna": st.decimals(0, 10**9, places=1),
+    "hbsag": st.sampled_from(["positive", "negative"]),
+    "anti_hbc": st.sampled_from(["positive", "negative"]),
+    "anti_hbs": st.sampled_from(["positive", "negative"]),
+}
+
+
+@st.composite
+def _finding_rows(draw: Any) -> list[Any]:
+    """Findings on different days (the import gathers one day's values into one finding)."""
+    days = draw(st.lists(partial_dates(), max_size=2, unique_by=lambda d: d[0]))
+    rows = []
+    for day in days:
+        names = draw(st.lists(st.sampled_from(sorted(FINDING_VALUES)), min_size=1, unique=True))
+        rows.append((day, {name: draw(FINDING_VALUES[name]) for name in names}))
+    return rows
+
+
+def _build_findings(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    for (day, precision), values in rows:
+        ImmuneFinding.objects.create(
+            **scope, assessed_on=day, assessed_on_precision=precision, **values
+        )
+
+
+def _read_findings(bundle: dict[str, Any]) -> list[Any]:
+    """Each value with its day; not the laboratory's original value and unit our extensions
+    carry beside it (a value typed in our unit has none, its import keeps the bundle's)."""
+    return [
+        (
+            o["code"]["coding"][-1]["code"],
+            o.get("effectiveDateTime"),
+            o.get("valueQuantity"),
+            o.get("valueCodeableConcept", {}).get("coding", [{}])[0].get("code"),
+        )
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("lab-")
+    ]
+
+
 ROUND_TRIP_KINDS = [
     FactorKind(  # first: the others may name a tumour; the import needs one
         "tumours",
@@ -1003,6 +1054,7 @@ ROUND_TRIP_KINDS = [
         _build_variants,
         _read_variants,
     ),
+    FactorKind("findings", _finding_rows(), _build_findings, _read_findings),
 ]
 
 generated_cases = st.fixed_dictionaries(
@@ -1083,6 +1135,7 @@ def test_export_import_export_keeps_the_factors(practice_a, alice_client, spec):
     assert len(_read_adverse_events(first)) == len(spec["adverse_events"])
     assert len(_read_biomarkers(first)) == len(spec["biomarkers"])
     assert len(_read_variants(first)) == len(spec["variants"])
+    assert len(_read_findings(first)) == sum(len(values) for _day, values in spec["findings"])
     assert len(_read_staging(first)) == sum(
         bool(s[k]) for s in spec["staging"] for k in ("t", "n", "m", "stage")
     )
