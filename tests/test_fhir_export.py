@@ -19,7 +19,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checklist import fhir_export
@@ -1112,7 +1112,6 @@ LABELS = count(1)
 @settings(
     max_examples=25,
     deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # DEBUG
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(spec=generated_cases)
@@ -1148,3 +1147,37 @@ def test_the_generated_codes_are_in_our_lists():
     assert listed("oncotree", ONCOTREE) and listed("obds:fm_lokalisation", SITES)
     assert listed("obds:tnm_t", T_VALUES) and listed("obds:tnm_n", N_VALUES)
     assert listed("obds:tnm_m", M_VALUES) and listed("obds:tnm_uicc", STAGES)
+
+
+def test_jenny_m_imported_exported_and_imported_again_keeps_the_factors(practice_a, alice_client):
+    """The mCODE example through import (its mapping questions answered), export, import
+    (no question: our own codes) and export: the same factors both times; and the example
+    imported again asks nothing (the first answers are in the learned code map)."""
+    from tests.test_fhir_import import JENNY_THERAPY, header, jenny_preview, question_fields
+
+    preview = jenny_preview(alice_client)
+    answered = alice_client.post(
+        reverse("fhir_preview", kwargs={"pk": preview.pk}),
+        {
+            **header("JM-1"),
+            "oq_de1ee726b495": "Breast Invasive Ductal Carcinoma (IDC)",
+            "laterality_t26": "left",
+            **JENNY_THERAPY,
+        },
+    )
+    assert answered.status_code == 302, answered.content.decode()[:3000]
+    first = export(Case.objects.get(practice=practice_a, label="JM-1"))
+    second = export(_reimport(alice_client, first, "JM-2"))
+    assert _patient_factors(second) == _patient_factors(first)
+    for kind in ROUND_TRIP_KINDS:
+        assert sorted(map(repr, kind.read(second))) == sorted(map(repr, kind.read(first))), (
+            kind.name
+        )
+    # What the example holds is in the comparison: a primary, its staging, the therapies
+    # (two lines, the surgery, the radiotherapy course), the markers and the variant.
+    assert len(_read_tumours(first)) == 1 and len(_read_staging(first)) >= 4
+    assert len(_read_therapies(first)) == 4
+    assert [t[7] for t in _read_therapies(first) if t[1] == "systemic"] in ([[1], [2]], [[2], [1]])
+    assert len(_read_biomarkers(first)) >= 3 and len(_read_variants(first)) == 1
+    again = alice_client.get(reverse("fhir_preview", kwargs={"pk": jenny_preview(alice_client).pk}))
+    assert question_fields(again) == []
