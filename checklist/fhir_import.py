@@ -395,6 +395,12 @@ def _own_list(resource: dict[str, Any], name: str) -> list[str]:
     return found
 
 
+def _own_types(resource: dict[str, Any], own: dict[str, str]) -> list[str]:
+    """Our therapy types: each of our export's extensions, else a coding of ours anywhere."""
+    found = _own_list(resource, "therapyline.types")
+    return found or ([own["therapyline.types"]] if "therapyline.types" in own else [])
+
+
 def condition_kind(resource: dict[str, Any]) -> str:
     """primary | secondary | other, from the profile, else the codes, else the words."""
     profiles = _profiles(resource)
@@ -1344,7 +1350,7 @@ class _Clinical:
             if c.get("code") and not own_name(str(c.get("system") or ""))
         ]
         question = None
-        types = _own_list(resource, "therapyline.types")
+        types = _own_types(resource, own)
         if own_choice(own, "therapyline.kind", EPISODE_KINDS):
             # Our own export: its types (none recorded, none said) answer, nothing is asked.
             self._item(number, resource, "systemic", text, period, own, None, types)
@@ -1415,8 +1421,8 @@ class _Clinical:
         if kind == "radiotherapy" and not text.strip(" 0123456789"):
             text = _("radiotherapy course")
         types = EPISODE_TYPES.get(kind, [])
-        if own_choice(own, "therapyline.kind", EPISODE_KINDS):  # our export: its types only
-            types = _own_list(resource, "therapyline.types")
+        if own_choice(own, "therapyline.kind", EPISODE_KINDS) or "therapyline.types" in own:
+            types = _own_types(resource, own)  # ours: its types only (none when none said)
         item = self._item(number, resource, kind, text, period, own, None, list(types))
         if not item["own"]:
             item["regimen"] = self.scrub(self._doses(number, resource, text), 300)

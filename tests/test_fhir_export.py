@@ -776,14 +776,15 @@ def _build_therapies(scope: dict[str, Any], rows: list[Any], made: dict[str, Any
 
 
 def _read_therapy(resource: dict[str, Any]) -> tuple[Any, ...]:
-    period = resource.get("effectivePeriod") or resource.get("performedPeriod")
+    period: dict[str, Any] = resource.get("effectivePeriod") or resource["performedPeriod"]
+    text: dict[str, Any] = resource.get("medicationCodeableConcept") or resource["code"]
     reason = resource.get("statusReason")
     reason = reason[0] if isinstance(reason, list) else reason
     return (
         resource["resourceType"],
         resource["category"]["coding"][0]["code"],
         resource["status"],
-        (resource.get("medicationCodeableConcept") or resource.get("code"))["text"],
+        text["text"],
         period.get("start"),
         period.get("end"),
         reason["coding"][0]["code"] if reason else "",
