@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from checklist.fhir_codes import ROW_SYSTEM, own_extension_name, own_name
 from checklist.models import (
+    AeCourse,
     AeGrade,
     AssayMethod,
     BiomarkerKind,
@@ -1688,6 +1689,7 @@ class _Clinical:
                 "onset_on_precision": onset["start_precision"],
                 "causes": causes,
                 "attributed_agent": self.scrub(agent, 200),
+                "course": own_choice(own, "adverseevent.course", AeCourse.values),
                 # Our export says it as a valueBoolean of our extension, not a coding.
                 "immune_related": _own_values(resource).get("adverseevent.immune_related") is True,
             }

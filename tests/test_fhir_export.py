@@ -715,6 +715,7 @@ def _therapy_rows(draw: Any) -> list[dict[str, Any]]:
                 "agents": draw(st.lists(st.sampled_from(AGENTS), max_size=3, unique=True)),
                 "types": draw(st.lists(st.sampled_from(SYSTEMIC_TYPES), max_size=2, unique=True)),
                 "regimen": draw(st.sampled_from(["", "FOLFOX", "Carboplatin/Paclitaxel weekly"])),
+                "response": draw(st.sampled_from(["", "CR", "PR", "SD", "PD", "NE"])),
             }
         )
     for place in range(draw(st.integers(0, 2))):
@@ -727,6 +728,7 @@ def _therapy_rows(draw: Any) -> list[dict[str, Any]]:
                 "agents": [],
                 "types": [],
                 "regimen": draw(st.sampled_from(["Mastektomie links", "50 Gy in 25 fractions"])),
+                "response": "",
             }
         )
     for row in rows:
@@ -771,6 +773,7 @@ def _build_therapies(scope: dict[str, Any], rows: list[Any], made: dict[str, Any
                 ended_on_precision=end_precision,
                 ongoing=row["ongoing"],
                 end_reason=row["end_reason"],
+                response=row["response"],
             )
         )
 
@@ -790,7 +793,7 @@ def _read_therapy(resource: dict[str, Any]) -> tuple[Any, ...]:
         reason["coding"][0]["code"] if reason else "",
         *(
             _owns(resource, f"therapyline.{name}")
-            for name in ("number", "position", "intent", "agents", "types", "regimen")
+            for name in ("number", "position", "intent", "agents", "types", "regimen", "response")
         ),
     )
 
@@ -806,7 +809,7 @@ def _read_therapies(bundle: dict[str, Any]) -> list[Any]:
 
 def _build_adverse_events(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
     therapies = made.get("therapies") or []
-    for term, grade, version, immune, onset, cause in rows:
+    for term, grade, version, immune, onset, cause, course in rows:
         day, precision = onset or (None, "day")
         AdverseEvent.objects.create(
             **scope,
@@ -817,6 +820,7 @@ def _build_adverse_events(scope: dict[str, Any], rows: list[Any], made: dict[str
             immune_related=immune,
             onset_on=day,
             onset_on_precision=precision,
+            course=course,
         )
 
 
@@ -829,6 +833,7 @@ def _read_adverse_events(bundle: dict[str, Any]) -> list[Any]:
             _owns(a, "adverseevent.grade"),
             _owns(a, "adverseevent.ctcae_version"),
             _owns(a, "adverseevent.immune_related"),
+            [c["code"] for c in a["outcome"]["coding"]],
             [  # the causative episode, by what it is and when it started
                 _read_therapy(by_url[s["instance"]["reference"]])[:5]
                 for s in a.get("suspectEntity", [])
@@ -1024,6 +1029,8 @@ ROUND_TRIP_KINDS = [
                 st.booleans(),
                 st.none() | partial_dates(),
                 st.none() | st.integers(0, 3),
+                # "improved" goes with the grade it improved to, which the import does not map.
+                st.sampled_from(["resolved", "persisting", "sequelae", "not_recorded"]),
             ),
             max_size=2,
         ),

@@ -417,6 +417,7 @@ def _therapy(
                     "onset_on_precision": event["onset_on_precision"],
                     "attributed_agent": event["attributed_agent"],
                     "immune_related": event["immune_related"],
+                    "course": event.get("course") or "not_recorded",
                 },
             }
         )
