@@ -727,6 +727,9 @@ def _lab(
     ]
     resource = _observation(b, code, when, "laboratory")
     resource["valueQuantity"] = _quantity(value, ucum, ucum)
+    qualifier = getattr(obj, f"{name}_qualifier", "")
+    if qualifier:  # "below / above the limit" is the quantity's comparator
+        resource["valueQuantity"] = {"comparator": qualifier, **resource["valueQuantity"]}
     return b.add(_with_extensions(resource, extension), "lab", f"{obj.pk}-{name}")
 
 

@@ -460,8 +460,23 @@ def test_the_export_needs_the_same_queries_for_1_and_12_rows_of_each_kind(
 # --- round trip: export -> import -> export -------------------------------------------------
 # One table, ROUND_TRIP_KINDS: per kind of factor the importer maps, the rows a generated case
 # has of it, how they are recorded, and how a bundle says them (read the same way from the
-# export of the original case and of the imported one). A kind the importer learns (therapy
-# episodes, adverse events, findings, biomarkers) is one more entry.
+# export of the original case and of the imported one). A kind the importer learns is one more
+# entry.
+#
+# Left out of the generated cases, because the import does not take them back (yet) or cannot:
+# - episodes: cycles, dose reductions, response criteria, MRD (their extensions are not read);
+#   systemic lines whose periods overlap (the import joins overlapping systemic resources into
+#   one episode, as it must for other producers' per-drug resources: generated years apart);
+#   the catalogue link (never exported).
+# - adverse events: grade 5 without a date of death (asked, never taken); "improved" with its
+#   grade; steroids, other treatment, stop, dose reduction, rechallenge, attributed agent.
+# - biomarkers: specimen type, specimen, score type.
+# - genomic results: TMB and MSI signatures (the import maps variants only); variant type,
+#   fusion partner, exons, specimen, assay method, laboratory, comment.
+# - findings: two findings on one day (the import gathers a day's values into one); the
+#   laboratory's original value and unit (a value in our unit has none; the import keeps the
+#   bundle's value as the laboratory's); every finding the import does not map (CD4, HIV, HCV,
+#   steroids, transplant, infections...).
 
 ONCOTREE = ["IDC", "ILC", "LUAD", "COAD", "PRAD", "MEL", "SKCM", "BRCA"]
 SITES = ["PUL", "OSS", "HEP", "BRA", "LYM", "OTH"]
@@ -948,7 +963,10 @@ def _finding_rows(draw: Any) -> list[Any]:
     rows = []
     for day in days:
         names = draw(st.lists(st.sampled_from(sorted(FINDING_VALUES)), min_size=1, unique=True))
-        rows.append((day, {name: draw(FINDING_VALUES[name]) for name in names}))
+        values = {name: draw(FINDING_VALUES[name]) for name in names}
+        if "hbv_dna" in values:
+            values["hbv_dna_qualifier"] = draw(st.sampled_from(["", "<", ">"]))
+        rows.append((day, values))
     return rows
 
 
@@ -971,6 +989,10 @@ def _read_findings(bundle: dict[str, Any]) -> list[Any]:
         )
         for o in resources(bundle, "Observation")
         if o["id"].startswith("lab-")
+    ] + [  # the panel's fields of ours beside the values
+        (o.get("effectiveDateTime"), _owns(o, "immunefinding.hbv_dna_qualifier"))
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("immune-")
     ]
 
 
@@ -1142,7 +1164,9 @@ def test_export_import_export_keeps_the_factors(practice_a, alice_client, spec):
     assert len(_read_adverse_events(first)) == len(spec["adverse_events"])
     assert len(_read_biomarkers(first)) == len(spec["biomarkers"])
     assert len(_read_variants(first)) == len(spec["variants"])
-    assert len(_read_findings(first)) == sum(len(values) for _day, values in spec["findings"])
+    assert len(_read_findings(first)) == sum(
+        len(set(values) & set(FINDING_VALUES)) + 1 for _day, values in spec["findings"]
+    )
     assert len(_read_staging(first)) == sum(
         bool(s[k]) for s in spec["staging"] for k in ("t", "n", "m", "stage")
     )
