@@ -40,6 +40,7 @@ from checklist.models import (
     Response,
     ResultStatus,
     Situation,
+    SpecimenType,
     VariantOrigin,
 )
 
@@ -1826,9 +1827,15 @@ class _Clinical:
         method_text = _concept_text(resource.get("method"))
         lowered = (method_text + " " + text).lower()
         assay = method_text
+        specimen = {"specimen_type": "", "specimen": "", "scoring": ""}
         if "biomarker.name" in own:  # our own export: the assay and a categorical result as said
             values = _own_values(resource)
             assay = str(values.get("biomarker.assay") or "")
+            specimen = {
+                "specimen_type": own_choice(own, "biomarker.specimen_type", SpecimenType.values),
+                "specimen": self.scrub(values.get("biomarker.specimen"), 200),
+                "scoring": self.scrub(values.get("biomarker.scoring"), 30),
+            }
             categorical = categorical or self.scrub(values.get("biomarker.categorical_result"), 100)
         method = own_choice(own, "biomarker.method", ASSAY_METHODS)
         if not method:
@@ -1854,6 +1861,7 @@ class _Clinical:
                 "sampled_on_precision": when["start_precision"],
                 "method": method,
                 "assay": self.scrub(assay, 200),
+                **specimen,
                 "value": None if value is None else str(value),
                 "unit": unit if value is not None else "",
                 "categorical_result": categorical,

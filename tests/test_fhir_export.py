@@ -470,7 +470,6 @@ def test_the_export_needs_the_same_queries_for_1_and_12_rows_of_each_kind(
 #   the catalogue link (never exported).
 # - adverse events: grade 5 without a date of death (asked, never taken); "improved" with its
 #   grade; steroids, other treatment, stop, dose reduction, rechallenge, attributed agent.
-# - biomarkers: specimen type, specimen, score type.
 # - genomic results: TMB and MSI signatures (the import maps variants only); variant type,
 #   fusion partner, exons, specimen, assay method, laboratory, comment.
 # - findings: two findings on one day (the import gathers a day's values into one); the
@@ -871,6 +870,9 @@ def _biomarker_rows(draw: Any) -> list[dict[str, Any]]:
                 "sampled": draw(st.none() | partial_dates()),
                 "method": draw(st.sampled_from(["", "ihc", "fish", "pcr", "immunoassay"])),
                 "assay": draw(st.just("") | TEXT),
+                "specimen_type": draw(st.sampled_from(["", "tissue", "serum", "bone_marrow"])),
+                "specimen": draw(st.just("") | TEXT),
+                "scoring": draw(st.sampled_from(["", "TPS", "CPS"])),
                 "value": draw(st.decimals(0, 1000, places=2)) if valued else None,
                 "unit": draw(st.sampled_from(["", "%", "ng/mL"])) if valued else "",
                 "categorical_result": ""
@@ -899,7 +901,10 @@ def _read_biomarkers(bundle: dict[str, Any]) -> list[Any]:
             (o.get("method") or {}).get("coding", [{}])[0].get("code"),
             *(
                 _owns(o, f"biomarker.{name}")
-                for name in ("kind", "status", "assay", "categorical_result", "value", "unit")
+                for name in (
+                    *("kind", "status", "assay", "categorical_result", "value", "unit"),
+                    *("specimen_type", "specimen", "scoring"),
+                )
             ),
         )
         for o in resources(bundle, "Observation")
