@@ -586,7 +586,9 @@ def _quantity(value: Decimal, unit: str, ucum: str = "") -> dict[str, Any]:
 
 
 def _biomarker(b: _Builder, marker: Any) -> None:
-    resource = _observation(b, {"text": marker.name}, _date(marker, "sampled_on"), "laboratory")
+    # The name as a coding of ours too: how an import knows the observation is a marker row.
+    code = {"coding": [coding(own_system("biomarker.name"), marker.name)], "text": marker.name}
+    resource = _observation(b, code, _date(marker, "sampled_on"), "laboratory")
     _status(marker, resource)
     extension = extras(marker)
     if marker.value is not None and "dataAbsentReason" not in resource:
@@ -725,6 +727,9 @@ def _lab(
     ]
     resource = _observation(b, code, when, "laboratory")
     resource["valueQuantity"] = _quantity(value, ucum, ucum)
+    qualifier = getattr(obj, f"{name}_qualifier", "")
+    if qualifier:  # "below / above the limit" is the quantity's comparator
+        resource["valueQuantity"] = {"comparator": qualifier, **resource["valueQuantity"]}
     return b.add(_with_extensions(resource, extension), "lab", f"{obj.pk}-{name}")
 
 

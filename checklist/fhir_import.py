@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from checklist.fhir_codes import ROW_SYSTEM, own_extension_name, own_name
 from checklist.models import (
+    AeCourse,
     AeGrade,
     AssayMethod,
     BiomarkerKind,
@@ -39,6 +40,7 @@ from checklist.models import (
     Response,
     ResultStatus,
     Situation,
+    SpecimenType,
     VariantOrigin,
 )
 
@@ -380,6 +382,25 @@ def _own_values(resource: dict[str, Any]) -> dict[str, Any]:
                 value = item
         found[name] = value
     return found
+
+
+def _own_list(resource: dict[str, Any], name: str) -> list[str]:
+    """Every value of our extension for the list field `name` (one extension per entry)."""
+    found = []
+    for extension in resource.get("extension") or []:
+        if not isinstance(extension, dict) or own_extension_name(str(extension.get("url"))) != name:
+            continue
+        coded = extension.get("valueCoding")
+        value = coded.get("code") if isinstance(coded, dict) else extension.get("valueString")
+        if isinstance(value, str) and value:
+            found.append(value)
+    return found
+
+
+def _own_types(resource: dict[str, Any], own: dict[str, str]) -> list[str]:
+    """Our therapy types: each of our export's extensions, else a coding of ours anywhere."""
+    found = _own_list(resource, "therapyline.types")
+    return found or ([own["therapyline.types"]] if "therapyline.types" in own else [])
 
 
 def condition_kind(resource: dict[str, Any]) -> str:
@@ -1083,13 +1104,14 @@ LAB_FIELDS = {
     "718-7": "haemoglobin",
     "2465-3": "igg",
     "2458-8": "iga",
-    "2472-4": "igm",
+    "2472-9": "igm",
     "5196-1": "hbsag",
     "5195-3": "hbsag",
     "16933-4": "anti_hbc",
     "13952-7": "anti_hbc",
     "22322-2": "anti_hbs",
     "10900-9": "anti_hbs",
+    "16935-9": "anti_hbs",
     "29615-2": "hbv_dna",
 }
 COUNTS = {"leukocytes", "neutrophils", "lymphocytes", "platelets"}
@@ -1204,6 +1226,13 @@ def _request_period(resource: dict[str, Any], where: str) -> dict[str, Any]:
     return _date_of(resource, where, "authoredOn")
 
 
+def _own_episode(own: dict[str, str], status: str) -> bool:
+    """Whether a resource is an episode our own export wrote with status "unknown": a recorded
+    episode, neither ongoing nor with an end recorded (from anybody else "unknown" may be a
+    therapy that never happened)."""
+    return status == "unknown" and bool(own_choice(own, "therapyline.kind", EPISODE_KINDS))
+
+
 def _coded(concepts: Any, table: dict[str, str]) -> tuple[str, str]:
     """(our code, the quoted text) of the first coding in `table` among one or several
     CodeableConcepts; ("", text) when none is."""
@@ -1300,7 +1329,8 @@ class _Clinical:
                 text,
             )
             return
-        if status not in HAPPENED[kind]:
+        own = own_codes(resource)
+        if status not in HAPPENED[kind] and not _own_episode(own, status):
             self.skip(
                 number,
                 resource,
@@ -1316,14 +1346,17 @@ class _Clinical:
         if not period["start"]:
             self.skip(number, resource, _("no start date; not imported"), text)
             return
-        own = own_codes(resource)
         codings = [
             c
             for c in _codings(concept)
             if c.get("code") and not own_name(str(c.get("system") or ""))
         ]
         question = None
-        types = [own["therapyline.types"]] if "therapyline.types" in own else []
+        types = _own_types(resource, own)
+        if own_choice(own, "therapyline.kind", EPISODE_KINDS):
+            # Our own export: its types (none recorded, none said) answer, nothing is asked.
+            self._item(number, resource, "systemic", text, period, own, None, types)
+            return
         if codings:
             first = codings[0]
             question = _question(
@@ -1374,7 +1407,7 @@ class _Clinical:
             )
             return
         status = str(resource.get("status") or "")
-        if status not in HAPPENED["Procedure"]:
+        if status not in HAPPENED["Procedure"] and not _own_episode(own, status):
             self.skip(
                 number,
                 resource,
@@ -1390,10 +1423,11 @@ class _Clinical:
         if kind == "radiotherapy" and not text.strip(" 0123456789"):
             text = _("radiotherapy course")
         types = EPISODE_TYPES.get(kind, [])
-        if "therapyline.types" in own:
-            types = [own["therapyline.types"]]
+        if own_choice(own, "therapyline.kind", EPISODE_KINDS) or "therapyline.types" in own:
+            types = _own_types(resource, own)  # ours: its types only (none when none said)
         item = self._item(number, resource, kind, text, period, own, None, list(types))
-        item["regimen"] = self.scrub(self._doses(number, resource, text), 300)
+        if not item["own"]:
+            item["regimen"] = self.scrub(self._doses(number, resource, text), 300)
 
     def _doses(self, number: int, resource: dict[str, Any], text: str) -> str:
         """The procedure's text with the doses delivered ("60 Gy in 30 fractions")."""
@@ -1464,6 +1498,8 @@ class _Clinical:
             period = period | {"end": None, "end_precision": DAY}
         status = str(resource.get("status") or "")
         ongoing = status in ONGOING_STATUSES and not period["end"]
+        # Our own export's line number: proposed in the preview, never guessed otherwise.
+        line = _own_values(resource).get("therapyline.number")
         item = {
             "key": f"i{number}",
             "entry": number,
@@ -1481,7 +1517,11 @@ class _Clinical:
             "end_reason_text": self.scrub(end_reason_text, 200),
             "response": own_choice(own, "therapyline.response", RESPONSES),
             "position": own_choice(own, "therapyline.position", POSITIONS),
-            "regimen": "",
+            "number": line if type(line) is int and 1 <= line <= 99 else None,
+            # Our own export names its regimen and agents apart from the resource's text.
+            "own": bool(own_choice(own, "therapyline.kind", EPISODE_KINDS)),
+            "agents": [self.scrub(a, 200) for a in _own_list(resource, "therapyline.agents")],
+            "regimen": self.scrub(_own_values(resource).get("therapyline.regimen") or "", 300),
             "episode": "",
         }
         self.items.append(item)
@@ -1553,6 +1593,7 @@ class _Clinical:
                     "items": [],
                     "grouped_by": [],
                     "position": item["position"],
+                    "number": item.get("number"),
                 }
             episode = episodes[group]
             episode["items"].append(item["key"])
@@ -1649,7 +1690,9 @@ class _Clinical:
                 "onset_on_precision": onset["start_precision"],
                 "causes": causes,
                 "attributed_agent": self.scrub(agent, 200),
-                "immune_related": own.get("adverseevent.immune_related") == "true",
+                "course": own_choice(own, "adverseevent.course", AeCourse.values),
+                # Our export says it as a valueBoolean of our extension, not a coding.
+                "immune_related": _own_values(resource).get("adverseevent.immune_related") is True,
             }
         )
 
@@ -1783,6 +1826,17 @@ class _Clinical:
             return
         method_text = _concept_text(resource.get("method"))
         lowered = (method_text + " " + text).lower()
+        assay = method_text
+        specimen = {"specimen_type": "", "specimen": "", "scoring": ""}
+        if "biomarker.name" in own:  # our own export: the assay and a categorical result as said
+            values = _own_values(resource)
+            assay = str(values.get("biomarker.assay") or "")
+            specimen = {
+                "specimen_type": own_choice(own, "biomarker.specimen_type", SpecimenType.values),
+                "specimen": self.scrub(values.get("biomarker.specimen"), 200),
+                "scoring": self.scrub(values.get("biomarker.scoring"), 30),
+            }
+            categorical = categorical or self.scrub(values.get("biomarker.categorical_result"), 100)
         method = own_choice(own, "biomarker.method", ASSAY_METHODS)
         if not method:
             if "immune stain" in lowered or "immunohisto" in lowered:
@@ -1806,7 +1860,8 @@ class _Clinical:
                 "sampled_on": when["start"],
                 "sampled_on_precision": when["start_precision"],
                 "method": method,
-                "assay": self.scrub(method_text, 200),
+                "assay": self.scrub(assay, 200),
+                **specimen,
                 "value": None if value is None else str(value),
                 "unit": unit if value is not None else "",
                 "categorical_result": categorical,
@@ -1878,6 +1933,11 @@ class _Clinical:
         if presence:
             quoted.insert(0, _("reported: %(text)s") % {"text": presence})
         when = _date_of(resource, where, "effectiveDateTime", "effectivePeriod", "issued")
+        assay = _concept_text(resource.get("method"))
+        if "genomicvariant.status" in own:  # our own export: its reference sequence and assay
+            values = _own_values(resource)
+            transcript = transcript or str(values.get("genomicvariant.transcript") or "")
+            assay = str(values.get("genomicvariant.assay") or "")
         self.preview["genomic_variants"].append(
             {
                 "key": f"g{number}",
@@ -1888,7 +1948,7 @@ class _Clinical:
                 "hgvs_p": self.scrub(protein, 200),
                 "origin": own_choice(own, "genomicvariant.origin", ORIGIN_CHOICES) or origin,
                 "vaf": None if vaf is None else str(vaf.quantize(Decimal("0.01"))),
-                "assay": self.scrub(_concept_text(resource.get("method")), 200),
+                "assay": self.scrub(assay, 200),
                 "reported_on": when["start"],
                 "reported_on_precision": when["start_precision"],
                 "status": own_choice(own, "genomicvariant.status", RESULT_STATUSES) or "result",
@@ -1899,13 +1959,12 @@ class _Clinical:
     # laboratory findings
 
     def is_lab(self, resource: dict[str, Any]) -> bool:
-        return any(s == LOINC and c in LAB_FIELDS for s, c in _observation_code(resource))
+        return _lab_field(resource) is not None
 
     def lab(self, number: int, resource: dict[str, Any]) -> None:
         where = self.source(resource)
-        field = next(
-            LAB_FIELDS[c] for s, c in _observation_code(resource) if s == LOINC and c in LAB_FIELDS
-        )
+        field = _lab_field(resource)
+        assert field is not None
         text = _concept_text(resource.get("code"))
         when = _date_of(
             resource, f"{where} (entry {number})", "effectiveDateTime", "effectivePeriod"
@@ -2025,6 +2084,18 @@ class _Clinical:
             }
         )
         row["sources"].append(where)
+
+
+OWN_LAB_FIELDS = {f"immunefinding.{name}": name for name in LAB_FIELDS.values()}
+
+
+def _lab_field(resource: dict[str, Any]) -> str | None:
+    """The finding field a laboratory observation holds: by its LOINC code, else by our own
+    export's field coding (HBV DNA goes without a LOINC code)."""
+    codes = _observation_code(resource)
+    found = next((LAB_FIELDS[c] for s, c in codes if s == LOINC and c in LAB_FIELDS), None)
+    own = own_codes(resource.get("code")).get("field", "")
+    return found or OWN_LAB_FIELDS.get(own)
 
 
 def _lab_name(field: str) -> str:

@@ -2720,9 +2720,10 @@ class FhirPreviewForm(Form):
         self.initial.setdefault("situation", preview.get("situation") or "")
 
     def _add_therapy_fields(self, preview: dict[str, Any]) -> None:
-        """Per systemic episode its line number (typed, never guessed) and position; per
-        therapy resource the episode it goes into (or its own, or none); per adverse event
-        its grade (grade 5 only with the bundle's date of death)."""
+        """Per systemic episode its line number (typed, or proposed from our own export's
+        number; never guessed) and position; per therapy resource the episode it goes into (or
+        its own, or none); per adverse event its grade (grade 5 only with the bundle's date of
+        death)."""
         items = {i["key"]: i for i in preview.get("therapy_items", [])}
         systemic = [e for e in preview.get("episodes", []) if e["kind"] == EpisodeKind.SYSTEMIC]
         names = {
@@ -2746,6 +2747,9 @@ class FhirPreviewForm(Form):
                 required=False,
             )
             self.initial[f"position_{episode['key']}"] = episode.get("position") or ""
+            # The line number our own export states, shown for the physician to keep or change.
+            if episode.get("number"):
+                self.initial[f"line_{episode['key']}"] = episode["number"]
         # A resource may move into an episode near it in time: its own and the systemic
         # episodes proposed just before and after it (a long bundle would otherwise offer
         # every episode to every resource).

@@ -25,16 +25,20 @@ from hypothesis import strategies as st
 from checklist import fhir_export
 from checklist.fhir_codes import ROW_SYSTEM, own_extension
 from checklist.models import (
+    AdverseEvent,
     AuditEvent,
+    Biomarker,
     Case,
     Category,
     Code,
     Comorbidity,
     FhirImportPreview,
     GenomicVariant,
+    ImmuneFinding,
     Metastasis,
     PerformanceStatus,
     StagingRecord,
+    TherapyLine,
     Tumour,
     partial_date,
 )
@@ -456,8 +460,22 @@ def test_the_export_needs_the_same_queries_for_1_and_12_rows_of_each_kind(
 # --- round trip: export -> import -> export -------------------------------------------------
 # One table, ROUND_TRIP_KINDS: per kind of factor the importer maps, the rows a generated case
 # has of it, how they are recorded, and how a bundle says them (read the same way from the
-# export of the original case and of the imported one). A kind the importer learns (therapy
-# episodes, adverse events, findings, biomarkers) is one more entry.
+# export of the original case and of the imported one). A kind the importer learns is one more
+# entry.
+#
+# Left out of the generated cases, because the import does not take them back (yet) or cannot:
+# - episodes: cycles, dose reductions, response criteria, MRD (their extensions are not read);
+#   systemic lines whose periods overlap (the import joins overlapping systemic resources into
+#   one episode, as it must for other producers' per-drug resources: generated years apart);
+#   the catalogue link (never exported).
+# - adverse events: grade 5 without a date of death (asked, never taken); "improved" with its
+#   grade; steroids, other treatment, stop, dose reduction, rechallenge, attributed agent.
+# - genomic results: TMB and MSI signatures (the import maps variants only); variant type,
+#   fusion partner, exons, specimen, assay method, laboratory, comment.
+# - findings: two findings on one day (the import gathers a day's values into one); the
+#   laboratory's original value and unit (a value in our unit has none; the import keeps the
+#   bundle's value as the laboratory's); every finding the import does not map (CD4, HIV, HCV,
+#   steroids, transplant, infections...).
 
 ONCOTREE = ["IDC", "ILC", "LUAD", "COAD", "PRAD", "MEL", "SKCM", "BRCA"]
 SITES = ["PUL", "OSS", "HEP", "BRA", "LYM", "OTH"]
@@ -671,6 +689,318 @@ def _read_comorbidities(bundle: dict[str, Any]) -> list[Any]:
     ]
 
 
+def _owns(resource: dict[str, Any], name: str) -> list[Any]:
+    """Every value of our extension for field `name` (a list field has one per entry)."""
+    return [
+        e.get("valueCoding", {}).get("code")
+        or next((v for k, v in e.items() if k.startswith("value")), None)
+        for e in resource.get("extension") or []
+        if e["url"] == own_extension(name)
+    ]
+
+
+def _period_after(start: tuple[date, str], days: int, precision: str) -> tuple[date, str]:
+    """A day `days` after `start` at `precision`, unless that would read as before the start."""
+    day = start[0] + timedelta(days=days)
+    if precision != "day":
+        day = day.replace(day=1, month=1 if precision == "year" else day.month)
+    return (day, precision) if day >= start[0] else (start[0] + timedelta(days=days), "day")
+
+
+AGENTS = ["Paclitaxel", "Carboplatin", "Pembrolizumab", "Letrozol", "FOLFOX-Schema"]
+POSITIONS = ["", "N", "A", "O", "induction", "maintenance"]
+INTENTS = ["", "K", "P", "D", "S"]
+END_REASONS = ["", "E", "R", "W", "A", "P", "T"]
+SYSTEMIC_TYPES = ["CH", "HO", "IM", "ZS", "CI", "IZ"]
+
+
+@st.composite
+def _therapy_rows(draw: Any) -> list[dict[str, Any]]:
+    """Systemic lines years apart (the import joins overlapping systemic resources into one
+    episode) and a local episode or two."""
+    rows = []
+    for place in range(draw(st.integers(0, 2))):
+        rows.append(
+            {
+                "kind": "systemic",
+                "number": place + 1 if draw(st.booleans()) else draw(st.integers(1, 9)),
+                "position": draw(st.sampled_from(POSITIONS)),
+                "started_ago": 7000 - 2500 * place,
+                "agents": draw(st.lists(st.sampled_from(AGENTS), max_size=3, unique=True)),
+                "types": draw(st.lists(st.sampled_from(SYSTEMIC_TYPES), max_size=2, unique=True)),
+                "regimen": draw(st.sampled_from(["", "FOLFOX", "Carboplatin/Paclitaxel weekly"])),
+                "response": draw(st.sampled_from(["", "CR", "PR", "SD", "PD", "NE"])),
+            }
+        )
+    for place in range(draw(st.integers(0, 2))):
+        rows.append(
+            {
+                "kind": draw(st.sampled_from(["surgery", "radiotherapy"])),
+                "number": None,
+                "position": "",
+                "started_ago": 6500 - 2500 * place,
+                "agents": [],
+                "types": [],
+                "regimen": draw(st.sampled_from(["Mastektomie links", "50 Gy in 25 fractions"])),
+                "response": "",
+            }
+        )
+    for row in rows:
+        day = timezone.localdate() - timedelta(days=row["started_ago"] + draw(st.integers(0, 300)))
+        start = _period_after((day, "day"), 0, draw(st.sampled_from(["day", "month", "year"])))
+        ended = draw(st.booleans())
+        end_precision = draw(st.sampled_from(["day", "month", "year"]))
+        row.update(
+            intent=draw(st.sampled_from(INTENTS)),
+            started=start,
+            ended=_period_after(start, draw(st.integers(0, 400)), end_precision) if ended else None,
+            ongoing=not ended and draw(st.booleans()),
+            end_reason=draw(st.sampled_from(END_REASONS)) if ended else "",
+        )
+    return rows
+
+
+def _build_therapies(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    made["therapies"] = []
+    for row in rows:
+        (start, start_precision), (end, end_precision) = (
+            row["started"],
+            row["ended"]
+            or (
+                None,
+                "day",
+            ),
+        )
+        made["therapies"].append(
+            TherapyLine.objects.create(
+                **scope,
+                kind=row["kind"],
+                number=row["number"],
+                position=row["position"],
+                types=row["types"],
+                regimen=row["regimen"],
+                agents=row["agents"],
+                intent=row["intent"],
+                started_on=start,
+                started_on_precision=start_precision,
+                ended_on=end,
+                ended_on_precision=end_precision,
+                ongoing=row["ongoing"],
+                end_reason=row["end_reason"],
+                response=row["response"],
+            )
+        )
+
+
+def _read_therapy(resource: dict[str, Any]) -> tuple[Any, ...]:
+    period: dict[str, Any] = resource.get("effectivePeriod") or resource["performedPeriod"]
+    text: dict[str, Any] = resource.get("medicationCodeableConcept") or resource["code"]
+    reason = resource.get("statusReason")
+    reason = reason[0] if isinstance(reason, list) else reason
+    return (
+        resource["resourceType"],
+        resource["category"]["coding"][0]["code"],
+        resource["status"],
+        text["text"],
+        period.get("start"),
+        period.get("end"),
+        reason["coding"][0]["code"] if reason else "",
+        *(
+            _owns(resource, f"therapyline.{name}")
+            for name in ("number", "position", "intent", "agents", "types", "regimen", "response")
+        ),
+    )
+
+
+def _read_therapies(bundle: dict[str, Any]) -> list[Any]:
+    return [
+        _read_therapy(r)
+        for r in resources(bundle)
+        if r["resourceType"] in ("MedicationStatement", "Procedure")
+        and r["id"].startswith("therapy-")
+    ]
+
+
+def _build_adverse_events(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    therapies = made.get("therapies") or []
+    for term, grade, version, immune, onset, cause, course in rows:
+        day, precision = onset or (None, "day")
+        AdverseEvent.objects.create(
+            **scope,
+            line=therapies[cause % len(therapies)] if therapies and cause is not None else None,
+            term=term,
+            grade=grade,
+            ctcae_version=version,
+            immune_related=immune,
+            onset_on=day,
+            onset_on_precision=precision,
+            course=course,
+        )
+
+
+def _read_adverse_events(bundle: dict[str, Any]) -> list[Any]:
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    return [
+        (
+            a["event"]["text"],
+            a.get("date"),
+            _owns(a, "adverseevent.grade"),
+            _owns(a, "adverseevent.ctcae_version"),
+            _owns(a, "adverseevent.immune_related"),
+            [c["code"] for c in a["outcome"]["coding"]],
+            [  # the causative episode, by what it is and when it started
+                _read_therapy(by_url[s["instance"]["reference"]])[:5]
+                for s in a.get("suspectEntity", [])
+            ],
+        )
+        for a in resources(bundle, "AdverseEvent")
+    ]
+
+
+@st.composite
+def _biomarker_rows(draw: Any) -> list[dict[str, Any]]:
+    rows = []
+    for _ in range(draw(st.integers(0, 2))):
+        status = draw(st.sampled_from(["result", "pending", "failed", "not_tested"]))
+        valued = status == "result" and draw(st.booleans())
+        rows.append(
+            {
+                "name": draw(st.sampled_from(["PD-L1", "HER2", "ER", "Ki-67", "CEA", "PSA"])),
+                "kind": draw(st.sampled_from(["somatic", "circulating", "germline"])),
+                "sampled": draw(st.none() | partial_dates()),
+                "method": draw(st.sampled_from(["", "ihc", "fish", "pcr", "immunoassay"])),
+                "assay": draw(st.just("") | TEXT),
+                "specimen_type": draw(st.sampled_from(["", "tissue", "serum", "bone_marrow"])),
+                "specimen": draw(st.just("") | TEXT),
+                "scoring": draw(st.sampled_from(["", "TPS", "CPS"])),
+                "value": draw(st.decimals(0, 1000, places=2)) if valued else None,
+                "unit": draw(st.sampled_from(["", "%", "ng/mL"])) if valued else "",
+                "categorical_result": ""
+                if valued or status != "result"
+                else draw(st.sampled_from(["3+", "positiv", "mutated"])),
+                "status": status,
+            }
+        )
+    return rows
+
+
+def _build_biomarkers(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    for row in rows:
+        day, precision = row["sampled"] or (None, "day")
+        fields = {k: v for k, v in row.items() if k != "sampled"}
+        Biomarker.objects.create(**scope, **fields, sampled_on=day, sampled_on_precision=precision)
+
+
+def _read_biomarkers(bundle: dict[str, Any]) -> list[Any]:
+    return [
+        (
+            o["code"]["text"],
+            o.get("effectiveDateTime"),
+            o["status"],
+            o.get("valueQuantity"),
+            (o.get("method") or {}).get("coding", [{}])[0].get("code"),
+            *(
+                _owns(o, f"biomarker.{name}")
+                for name in (
+                    *("kind", "status", "assay", "categorical_result", "value", "unit"),
+                    *("specimen_type", "specimen", "scoring"),
+                )
+            ),
+        )
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("biomarker-")
+    ]
+
+
+def _build_variants(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    for gene, (transcript, coding, protein), origin, vaf, status, reported, assay in rows:
+        day, precision = reported or (None, "day")
+        GenomicVariant.objects.create(
+            **scope,
+            result_kind="variant",
+            status=status,
+            gene=gene,
+            transcript=transcript,
+            hgvs_c=coding,
+            hgvs_p=protein,
+            origin=origin,
+            vaf=vaf,
+            assay=assay,
+            reported_on=day,
+            reported_on_precision=precision,
+        )
+
+
+def _read_variants(bundle: dict[str, Any]) -> list[Any]:
+    return [
+        (
+            o["status"],
+            o.get("effectiveDateTime"),
+            sorted(json.dumps(c, sort_keys=True) for c in o.get("component", [])),
+            *(_owns(o, f"genomicvariant.{name}") for name in ("status", "transcript", "assay")),
+        )
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("genomic-")
+    ]
+
+
+# The finding values the import maps, with a range each (in our unit, below its limit).
+FINDING_VALUES = {
+    "leukocytes": st.decimals(0, 200, places=3),
+    "neutrophils": st.decimals(0, 60, places=3),
+    "lymphocytes": st.decimals(0, 100, places=3),
+    "platelets": st.decimals(0, 1500, places=3),
+    "haemoglobin": st.decimals(3, 25, places=2),
+    "igg": st.decimals(0, 40, places=2),
+    "iga": st.decimals(0, 20, places=2),
+    "igm": st.decimals(0, 20, places=2),
+    "hbv_dna": st.decimals(0, 10**9, places=1),
+    "hbsag": st.sampled_from(["positive", "negative"]),
+    "anti_hbc": st.sampled_from(["positive", "negative"]),
+    "anti_hbs": st.sampled_from(["positive", "negative"]),
+}
+
+
+@st.composite
+def _finding_rows(draw: Any) -> list[Any]:
+    """Findings on different days (the import gathers one day's values into one finding)."""
+    days = draw(st.lists(partial_dates(), max_size=2, unique_by=lambda d: d[0]))
+    rows = []
+    for day in days:
+        names = draw(st.lists(st.sampled_from(sorted(FINDING_VALUES)), min_size=1, unique=True))
+        values = {name: draw(FINDING_VALUES[name]) for name in names}
+        if "hbv_dna" in values:
+            values["hbv_dna_qualifier"] = draw(st.sampled_from(["", "<", ">"]))
+        rows.append((day, values))
+    return rows
+
+
+def _build_findings(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    for (day, precision), values in rows:
+        ImmuneFinding.objects.create(
+            **scope, assessed_on=day, assessed_on_precision=precision, **values
+        )
+
+
+def _read_findings(bundle: dict[str, Any]) -> list[Any]:
+    """Each value with its day; not the laboratory's original value and unit our extensions
+    carry beside it (a value typed in our unit has none, its import keeps the bundle's)."""
+    return [
+        (
+            o["code"]["coding"][-1]["code"],
+            o.get("effectiveDateTime"),
+            o.get("valueQuantity"),
+            o.get("valueCodeableConcept", {}).get("coding", [{}])[0].get("code"),
+        )
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("lab-")
+    ] + [  # the panel's fields of ours beside the values
+        (o.get("effectiveDateTime"), _owns(o, "immunefinding.hbv_dna_qualifier"))
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("immune-")
+    ]
+
+
 ROUND_TRIP_KINDS = [
     FactorKind(  # first: the others may name a tumour; the import needs one
         "tumours",
@@ -714,6 +1044,52 @@ ROUND_TRIP_KINDS = [
         _build_comorbidities,
         _read_comorbidities,
     ),
+    FactorKind("therapies", _therapy_rows(), _build_therapies, _read_therapies),
+    FactorKind(  # after the therapies: an event may name one as its cause
+        "adverse_events",
+        st.lists(
+            st.tuples(
+                TEXT,
+                # Grade 5 (death) is asked, never taken, unless the bundle has a date of death.
+                st.sampled_from(["1", "2", "3", "4", "U"]),
+                st.sampled_from(["4.03", "5.0", "6.0", "not_recorded"]),
+                st.booleans(),
+                st.none() | partial_dates(),
+                st.none() | st.integers(0, 3),
+                # "improved" goes with the grade it improved to, which the import does not map.
+                st.sampled_from(["resolved", "persisting", "sequelae", "not_recorded"]),
+            ),
+            max_size=2,
+        ),
+        _build_adverse_events,
+        _read_adverse_events,
+    ),
+    FactorKind("biomarkers", _biomarker_rows(), _build_biomarkers, _read_biomarkers),
+    FactorKind(  # variants only: the import maps no genomic signature (TMB, MSI) yet
+        "variants",
+        st.lists(
+            st.tuples(
+                st.sampled_from(["EGFR", "KRAS", "BRAF", "TP53", "BRCA1"]),
+                st.sampled_from(
+                    [
+                        ("", "", ""),
+                        ("", "c.35G>A", "p.Gly12Asp"),
+                        ("NM_004333.6", "c.1799T>A", "p.Val600Glu"),
+                        ("NM_005228.5", "", "p.Leu858Arg"),
+                    ]
+                ),
+                st.sampled_from(["", "somatic", "germline"]),
+                st.none() | st.decimals(0, 100, places=2),
+                st.sampled_from(["result", "pending", "failed"]),
+                st.none() | partial_dates(),
+                st.just("") | TEXT,
+            ),
+            max_size=2,
+        ),
+        _build_variants,
+        _read_variants,
+    ),
+    FactorKind("findings", _finding_rows(), _build_findings, _read_findings),
 ]
 
 generated_cases = st.fixed_dictionaries(
@@ -744,24 +1120,22 @@ def _build(practice: Any, label: str, spec: dict[str, Any]) -> Case:
 
 
 def _reimport(client: Any, bundle: dict[str, Any], label: str) -> Case:
-    """The bundle through the import: upload, the preview as shown confirmed unchanged."""
+    """The bundle through the import: upload, the preview confirmed with every value as the
+    form shows it (its initial values: line numbers, positions, episodes, grades,
+    lateralities...), only the label typed and a metastasis timing picked where none is shown."""
     response = client.post("/import/fhir/", {"bundle_text": json.dumps(bundle)})
     assert response.status_code == 302, response.content.decode()[:3000]
     preview = FhirImportPreview.objects.get(pk=response.url.rstrip("/").rsplit("/", 1)[1])
     page = client.get(response.url)
-    questions = [name for name in page.context["form"].fields if name.startswith("oq_")]
+    form = page.context["form"]
+    questions = [name for name in form.fields if name.startswith("oq_")]
     assert questions == [], f"mapping questions for our own codes: {questions}"
-    patient = preview.data["patient"]
-    answers = {
-        "label": label,
-        "year_of_birth": patient["year_of_birth"],
-        "sex": patient["sex"],
-        "situation": "first_diagnosis",
-    }
-    for tumour in preview.data["tumours"]:
-        answers[f"laterality_{tumour['key']}"] = tumour["laterality"]
+    answers = {name: form[name].value() for name in form.fields}
+    answers = {name: value for name, value in answers.items() if value not in (None, "")}
+    answers["label"] = label
+    answers.setdefault("situation", "first_diagnosis")
     for metastasis in preview.data["metastases"]:
-        answers[f"timing_{metastasis['key']}"] = "synchronous"
+        answers.setdefault(f"timing_{metastasis['key']}", "synchronous")
     confirmed = client.post(response.url, answers)
     assert confirmed.status_code == 302, confirmed.content.decode()[:3000]
     return Case.objects.get(practice_id=preview.owner_practice, label=label)
@@ -791,6 +1165,13 @@ def test_export_import_export_keeps_the_factors(practice_a, alice_client, spec):
     assert len(_read_tumours(first)) == len(spec["tumours"])
     assert len(_read_metastases(first)) == len(spec["metastases"])
     assert len(_read_comorbidities(first)) == len(spec["comorbidities"])
+    assert len(_read_therapies(first)) == len(spec["therapies"])
+    assert len(_read_adverse_events(first)) == len(spec["adverse_events"])
+    assert len(_read_biomarkers(first)) == len(spec["biomarkers"])
+    assert len(_read_variants(first)) == len(spec["variants"])
+    assert len(_read_findings(first)) == sum(
+        len(set(values) & set(FINDING_VALUES)) + 1 for _day, values in spec["findings"]
+    )
     assert len(_read_staging(first)) == sum(
         bool(s[k]) for s in spec["staging"] for k in ("t", "n", "m", "stage")
     )
@@ -803,3 +1184,37 @@ def test_the_generated_codes_are_in_our_lists():
     assert listed("oncotree", ONCOTREE) and listed("obds:fm_lokalisation", SITES)
     assert listed("obds:tnm_t", T_VALUES) and listed("obds:tnm_n", N_VALUES)
     assert listed("obds:tnm_m", M_VALUES) and listed("obds:tnm_uicc", STAGES)
+
+
+def test_jenny_m_imported_exported_and_imported_again_keeps_the_factors(practice_a, alice_client):
+    """The mCODE example through import (its mapping questions answered), export, import
+    (no question: our own codes) and export: the same factors both times; and the example
+    imported again asks nothing (the first answers are in the learned code map)."""
+    from tests.test_fhir_import import JENNY_THERAPY, header, jenny_preview, question_fields
+
+    preview = jenny_preview(alice_client)
+    answered = alice_client.post(
+        reverse("fhir_preview", kwargs={"pk": preview.pk}),
+        {
+            **header("JM-1"),
+            "oq_de1ee726b495": "Breast Invasive Ductal Carcinoma (IDC)",
+            "laterality_t26": "left",
+            **JENNY_THERAPY,
+        },
+    )
+    assert answered.status_code == 302, answered.content.decode()[:3000]
+    first = export(Case.objects.get(practice=practice_a, label="JM-1"))
+    second = export(_reimport(alice_client, first, "JM-2"))
+    assert _patient_factors(second) == _patient_factors(first)
+    for kind in ROUND_TRIP_KINDS:
+        assert sorted(map(repr, kind.read(second))) == sorted(map(repr, kind.read(first))), (
+            kind.name
+        )
+    # What the example holds is in the comparison: a primary, its staging, the therapies
+    # (two lines, the surgery, the radiotherapy course), the markers and the variant.
+    assert len(_read_tumours(first)) == 1 and len(_read_staging(first)) >= 4
+    assert len(_read_therapies(first)) == 4
+    assert [t[7] for t in _read_therapies(first) if t[1] == "systemic"] in ([[1], [2]], [[2], [1]])
+    assert len(_read_biomarkers(first)) >= 3 and len(_read_variants(first)) == 1
+    again = alice_client.get(reverse("fhir_preview", kwargs={"pk": jenny_preview(alice_client).pk}))
+    assert question_fields(again) == []

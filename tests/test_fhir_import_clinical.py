@@ -16,7 +16,7 @@ import pytest
 from django.urls import reverse
 
 from checklist import fhir_import
-from checklist.fhir_codes import own_system
+from checklist.fhir_codes import own_extension, own_system
 from checklist.models import (
     AdverseEvent,
     Biomarker,
@@ -381,6 +381,33 @@ def test_our_own_code_systems_map_without_a_question(alice_client):
     )
     assert TherapyLine.objects.get(number=2).types == ["CH"]
     assert TherapyLine.objects.get(kind="intervention").types == []
+
+
+def test_our_own_line_number_is_proposed_and_the_physician_may_change_it(alice_client):
+    """Our export's line number fills the preview's field; a bundle without it leaves the field
+    empty (never guessed, e.g. from the order of the lines); the number confirmed is the one
+    in the form."""
+    own_type = {"coding": [{"system": own_system("therapyline.types"), "code": "CH"}]}
+    numbered = medication("MedicationStatement", "a", "1", "agent a", "2019-02-01") | {
+        "category": own_type,
+        "extension": [{"url": own_extension("therapyline.number"), "valueInteger": 3}],
+    }
+    plain = medication("MedicationStatement", "b", "2", "agent b", "2020-02-01") | {
+        "category": own_type
+    }
+    preview = preview_of(alice_client, numbered, plain)
+    first = episode_of(preview, "MedicationStatement/a")["key"]
+    second = episode_of(preview, "MedicationStatement/b")["key"]
+    page = alice_client.get(reverse("fhir_preview", kwargs={"pk": preview.pk}))
+    form = page.context["form"]
+    assert (form[f"line_{first}"].value(), form[f"line_{second}"].value()) == (3, None)
+    assert 'value="3"' in str(form[f"line_{first}"])
+    response = confirm(alice_client, preview, **{f"line_{first}": "4", f"line_{second}": "5"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert sorted(TherapyLine.objects.values_list("agents", "number")) == [
+        (["agent a"], 4),
+        (["agent b"], 5),
+    ]
 
 
 def test_contained_identifier_and_urn_uuid_references_are_followed(alice_client):

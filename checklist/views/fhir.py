@@ -365,9 +365,15 @@ def _therapy(
             )
             types += [t for t in found if t not in types]
         agents: list[str] = []
-        if kind == "systemic":
-            agents = list(dict.fromkeys(r["text"] for r in rows if r["text"]))
+        if kind == "systemic":  # our own export's agents, else each resource's text
+            named = (r.get("agents", []) if r.get("own") else [r["text"]] for r in rows)
+            agents = list(dict.fromkeys(a for found in named for a in found if a))
         systemic = kind == "systemic"
+        # Our own export's regimen as recorded; else a local episode's text (with its doses).
+        regimens = [
+            r["regimen"] if r.get("own") else "" if systemic else r["regimen"] or r["text"]
+            for r in rows
+        ]
         number = cleaned.get(f"ownline_{key[4:]}" if own else f"line_{key}")
         position = "" if own else cleaned.get(f"position_{key}") or ""
         fields: dict[str, Any] = {
@@ -375,7 +381,7 @@ def _therapy(
             "number": number if systemic else None,
             "position": position if systemic else next((r["position"] for r in rows), ""),
             "types": types,
-            "regimen": "" if systemic else "; ".join(r["regimen"] or r["text"] for r in rows)[:300],
+            "regimen": "; ".join(filter(None, regimens))[:300],
             "agents": agents,
             "intent": next((r["intent"] for r in rows if r["intent"]), ""),
             "started_on": _day(first["start"]),
@@ -411,6 +417,7 @@ def _therapy(
                     "onset_on_precision": event["onset_on_precision"],
                     "attributed_agent": event["attributed_agent"],
                     "immune_related": event["immune_related"],
+                    "course": event.get("course") or "not_recorded",
                 },
             }
         )
