@@ -24,16 +24,21 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils.translation import gettext as _
 
 from checklist.fhir_codes import ROW_SYSTEM, own_extension_name, own_name
 from checklist.models import (
+    AdverseEvent,
     AeCourse,
     AeGrade,
     AssayMethod,
     BiomarkerKind,
     CtcaeVersion,
     EpisodeKind,
+    ImmuneFinding,
     Laterality,
     LinePosition,
     MetastasisTiming,
@@ -41,6 +46,7 @@ from checklist.models import (
     ResultStatus,
     Situation,
     SpecimenType,
+    TherapyLine,
     VariantOrigin,
 )
 
@@ -382,6 +388,88 @@ def _own_values(resource: dict[str, Any]) -> dict[str, Any]:
                 value = item
         found[name] = value
     return found
+
+
+def own_fields(
+    resource: dict[str, Any], model: Any, mapped: set[str], where: str
+) -> tuple[dict[str, Any], list[str]]:
+    """The fields of a row of `model` our own export wrote as our extensions
+    (`<model>.<field>`) that the mapping does not otherwise take (`mapped`), each converted
+    to the field's type and checked as the model checks it (choices, validators, a date with
+    its precision). Returns (field -> JSON value, problems naming the resource and field);
+    an invalid value is a problem, never a value. Other producers' extensions never match."""
+    prefix = f"{model._meta.model_name}."
+    names = {f.name: f for f in model._meta.concrete_fields if not f.is_relation}
+    raw: dict[str, list[Any]] = {}
+    for extension in resource.get("extension") or []:
+        if not isinstance(extension, dict):
+            continue
+        name = own_extension_name(str(extension.get("url", "")))
+        if not name or not name.startswith(prefix):
+            continue
+        coded = extension.get("valueCoding")
+        if isinstance(coded, dict):
+            value = coded.get("code")
+        else:
+            value = next((v for k, v in extension.items() if k.startswith("value")), None)
+        raw.setdefault(name[len(prefix) :], []).append(value)
+    found: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, values in raw.items():
+        model_field = names.get(name)
+        if model_field is None or name in mapped or name.endswith("_precision"):
+            continue
+        try:
+            found.update(_own_field_value(model_field, values, names))
+        except (ValidationError, TypeError, ValueError, BundleError):
+            problems.append(
+                _("%(where)s: our field “%(field)s” holds a value it cannot take")
+                % {"where": where, "field": f"{prefix}{name}"}
+            )
+    return found, problems
+
+
+def _own_field_value(model_field: Any, values: list[Any], names: dict[str, Any]) -> dict[str, Any]:
+    """One field of ours as JSON (dates ISO with their precision, decimals as text), checked
+    like the model checks it; raises ValidationError/TypeError/ValueError when it is not."""
+    if isinstance(model_field, ArrayField):
+        if not all(isinstance(v, str) for v in values):
+            raise TypeError
+        model_field.clean(list(values), None)
+        return {model_field.name: list(values)}
+    if len(values) != 1:
+        raise ValueError
+    value = values[0]
+    if isinstance(model_field, models.BooleanField):
+        if not isinstance(value, bool):
+            raise TypeError
+        return {model_field.name: value}
+    if isinstance(model_field, models.DateField):
+        parsed = fhir_date(value, model_field.name) if isinstance(value, str) else None
+        if parsed is None:
+            raise TypeError
+        day, precision = parsed
+        model_field.clean(date.fromisoformat(day), None)
+        found = {model_field.name: day}
+        if f"{model_field.name}_precision" in names:
+            found[f"{model_field.name}_precision"] = precision
+        return found
+    if isinstance(model_field, models.DecimalField):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise TypeError
+        number = model_field.clean(Decimal(str(value)), None)
+        return {model_field.name: str(number)}
+    if isinstance(model_field, models.IntegerField):
+        if model_field.choices and isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,6}", value):
+            value = int(value)  # a coded number (our coding's code is text)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return {model_field.name: model_field.clean(value, None)}
+    if isinstance(model_field, models.CharField | models.TextField):
+        if not isinstance(value, str):
+            raise TypeError
+        return {model_field.name: model_field.clean(value, None)}
+    raise TypeError
 
 
 def _own_list(resource: dict[str, Any], name: str) -> list[str]:
@@ -1266,6 +1354,37 @@ def _linked(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in found if isinstance(r, dict)]
 
 
+# The episode fields the mapping takes from the resource itself (not as our extension).
+THERAPY_MAPPED = {
+    *("kind", "number", "types", "regimen", "agents", "intent", "position"),
+    *("started_on", "ended_on", "ongoing", "response", "end_reason", "category"),
+}
+
+
+# The adverse event fields the mapping takes from the resource itself (the attributed agent
+# of our own export is read as ours, in place of the causative resource's text).
+AE_MAPPED = {
+    *("term", "grade", "ctcae_version", "onset_on", "immune_related", "course", "line"),
+}
+
+
+def _improved(course: str, grade: str, extra: dict[str, Any]) -> tuple[str, str]:
+    """The course and the grade it improved to, only together and only to a lower grade (as
+    the form and the database require); else neither, with the reason."""
+    improved = extra.get("improved_to_grade")
+    if course == AeCourse.IMPROVED and improved is None:
+        return "", _("the course “improved” without the grade it improved to is not imported")
+    if improved is None:
+        return course, ""
+    if course != AeCourse.IMPROVED or (grade.isdigit() and improved >= int(grade)):
+        extra.pop("improved_to_grade")
+        return course if course != AeCourse.IMPROVED else "", _(
+            "the grade it improved to (%(grade)s) does not fit the course or the grade; it is"
+            " not imported"
+        ) % {"grade": improved}
+    return course, ""
+
+
 class _Clinical:
     """Maps therapies, adverse events, tumour markers, genomic variants and laboratory
     findings of one bundle into the preview; whatever it cannot map goes to `not_imported`
@@ -1296,6 +1415,23 @@ class _Clinical:
                 "text": self.scrub(text, 500),
             }
         )
+
+    def own_extra(
+        self, number: int, resource: dict[str, Any], model: Any, mapped: set[str]
+    ) -> dict[str, Any]:
+        """`own_fields` of a resource of our own export, its texts scrubbed; each value it
+        cannot take is listed as not imported."""
+        found, problems = own_fields(resource, model, mapped, self.source(resource))
+        for problem in problems:
+            self.preview["not_imported"].append(
+                {"source": self.source(resource), "entry": number, "reason": problem, "text": ""}
+            )
+        for name, value in found.items():
+            model_field = model._meta.get_field(name)
+            free = not model_field.choices and not name.endswith("_precision")
+            if free and isinstance(model_field, models.CharField | models.TextField):
+                found[name] = self.scrub(value, model_field.max_length or 2000)
+        return found
 
     # therapies
 
@@ -1523,6 +1659,10 @@ class _Clinical:
             "agents": [self.scrub(a, 200) for a in _own_list(resource, "therapyline.agents")],
             "regimen": self.scrub(_own_values(resource).get("therapyline.regimen") or "", 300),
             "episode": "",
+            # Our own export's other fields (cycles, dose reductions, MRD...), as recorded.
+            "extra": self.own_extra(number, resource, TherapyLine, THERAPY_MAPPED)
+            if own_choice(own, "therapyline.kind", EPISODE_KINDS)
+            else {},
         }
         self.items.append(item)
         keys = [f"entry:{number}"]
@@ -1675,6 +1815,15 @@ class _Clinical:
             if target["resourceType"] == "Medication" or target["resourceType"] in MEDICATIONS:
                 concept = target.get("code") or target.get("medicationCodeableConcept")
                 agent = agent or _concept_text(concept)
+        extra: dict[str, Any] = {}
+        course = own_choice(own, "adverseevent.course", AeCourse.values)
+        if "adverseevent.grade" in own:  # our own export: its other fields, as recorded
+            extra = self.own_extra(number, resource, AdverseEvent, AE_MAPPED)
+            # The agent as our export says it (none if it names none), not the episode text.
+            agent = extra.pop("attributed_agent", "")
+        course, problem = _improved(course, grade, extra)
+        if problem:
+            self.skip(number, resource, f"{where}: {problem}", text)
         self.preview["adverse_events"].append(
             {
                 "key": f"a{number}",
@@ -1690,7 +1839,8 @@ class _Clinical:
                 "onset_on_precision": onset["start_precision"],
                 "causes": causes,
                 "attributed_agent": self.scrub(agent, 200),
-                "course": own_choice(own, "adverseevent.course", AeCourse.values),
+                "course": course,
+                "extra": extra,
                 # Our export says it as a valueBoolean of our extension, not a coding.
                 "immune_related": _own_values(resource).get("adverseevent.immune_related") is True,
             }
@@ -2100,7 +2250,6 @@ def _lab_field(resource: dict[str, Any]) -> str | None:
 
 def _lab_name(field: str) -> str:
     """The finding field's label with its unit ("lymphocytes (10⁹/L)")."""
-    from checklist.models import ImmuneFinding
 
     return str(getattr(ImmuneFinding._meta.get_field(field), "verbose_name", field))
 

@@ -464,12 +464,11 @@ def test_the_export_needs_the_same_queries_for_1_and_12_rows_of_each_kind(
 # entry.
 #
 # Left out of the generated cases, because the import does not take them back (yet) or cannot:
-# - episodes: cycles, dose reductions, response criteria, MRD (their extensions are not read);
-#   systemic lines whose periods overlap (the import joins overlapping systemic resources into
-#   one episode, as it must for other producers' per-drug resources: generated years apart);
+# - episodes: systemic lines whose periods overlap (the import joins overlapping systemic
+#   resources into one episode, as it must for other producers' per-drug resources: generated
+#   years apart);
 #   the catalogue link (never exported).
-# - adverse events: grade 5 without a date of death (asked, never taken); "improved" with its
-#   grade; steroids, other treatment, stop, dose reduction, rechallenge, attributed agent.
+# - adverse events: grade 5 without a date of death (asked, never taken).
 # - genomic results: TMB and MSI signatures (the import maps variants only); variant type,
 #   fusion partner, exons, specimen, assay method, laboratory, comment.
 # - findings: two findings on one day (the import gathers a day's values into one); the
@@ -714,6 +713,25 @@ END_REASONS = ["", "E", "R", "W", "A", "P", "T"]
 SYSTEMIC_TYPES = ["CH", "HO", "IM", "ZS", "CI", "IZ"]
 
 
+EPISODE_EXTRAS = [
+    *("cycles", "dose_reductions", "response_criteria", "mrd", "mrd_sensitivity"),
+    "mrd_specimen",
+]
+
+
+@st.composite
+def _episode_extras(draw: Any) -> dict[str, Any]:
+    """An episode's fields the bundle holds only in our extensions."""
+    return {
+        "cycles": draw(st.none() | st.integers(0, 40)),
+        "dose_reductions": draw(st.none() | st.integers(0, 5)),
+        "response_criteria": draw(st.sampled_from(["", "recist_1_1", "irecist", "lugano"])),
+        "mrd": draw(st.sampled_from(["", "negative", "positive", "not_done"])),
+        "mrd_sensitivity": draw(st.none() | st.integers(-7, -2)),
+        "mrd_specimen": draw(st.sampled_from(["", "peripheral_blood", "bone_marrow"])),
+    }
+
+
 @st.composite
 def _therapy_rows(draw: Any) -> list[dict[str, Any]]:
     """Systemic lines years apart (the import joins overlapping systemic resources into one
@@ -730,6 +748,7 @@ def _therapy_rows(draw: Any) -> list[dict[str, Any]]:
                 "types": draw(st.lists(st.sampled_from(SYSTEMIC_TYPES), max_size=2, unique=True)),
                 "regimen": draw(st.sampled_from(["", "FOLFOX", "Carboplatin/Paclitaxel weekly"])),
                 "response": draw(st.sampled_from(["", "CR", "PR", "SD", "PD", "NE"])),
+                **draw(_episode_extras()),
             }
         )
     for place in range(draw(st.integers(0, 2))):
@@ -743,6 +762,7 @@ def _therapy_rows(draw: Any) -> list[dict[str, Any]]:
                 "types": [],
                 "regimen": draw(st.sampled_from(["Mastektomie links", "50 Gy in 25 fractions"])),
                 "response": "",
+                **draw(_episode_extras()),
             }
         )
     for row in rows:
@@ -788,6 +808,7 @@ def _build_therapies(scope: dict[str, Any], rows: list[Any], made: dict[str, Any
                 ongoing=row["ongoing"],
                 end_reason=row["end_reason"],
                 response=row["response"],
+                **{name: row[name] for name in EPISODE_EXTRAS},
             )
         )
 
@@ -807,7 +828,10 @@ def _read_therapy(resource: dict[str, Any]) -> tuple[Any, ...]:
         reason["coding"][0]["code"] if reason else "",
         *(
             _owns(resource, f"therapyline.{name}")
-            for name in ("number", "position", "intent", "agents", "types", "regimen", "response")
+            for name in (
+                *("number", "position", "intent", "agents", "types", "regimen", "response"),
+                *EPISODE_EXTRAS,
+            )
         ),
     )
 
@@ -821,11 +845,43 @@ def _read_therapies(bundle: dict[str, Any]) -> list[Any]:
     ]
 
 
+AE_EXTRAS = [
+    *("steroids", "steroid_dose", "steroid_started_on", "other_immunosuppressants"),
+    *("treatment", "improved_to_grade", "led_to_stop", "dose_reduced", "rechallenged"),
+    "attributed_agent",
+]
+
+
+@st.composite
+def _adverse_event_extras(draw: Any) -> dict[str, Any]:
+    """An event's fields the bundle holds only in our extensions (the grade it improved to
+    follows from the course and grade)."""
+    return {
+        "steroids": draw(st.sampled_from(["", "yes", "no"])),
+        "steroid_dose": draw(st.just("") | TEXT),
+        "steroid_started": draw(st.none() | partial_dates()),
+        "other_immunosuppressants": draw(st.just("") | TEXT),
+        "treatment": draw(st.just("") | TEXT),
+        "led_to_stop": draw(st.booleans()),
+        "dose_reduced": draw(st.booleans()),
+        "rechallenged": draw(st.sampled_from(["", "yes", "no"])),
+        "attributed_agent": draw(st.just("") | TEXT),
+    }
+
+
 def _build_adverse_events(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
     therapies = made.get("therapies") or []
-    for term, grade, version, immune, onset, cause, course in rows:
+    for term, grade, version, immune, onset, cause, course, extra in rows:
         day, precision = onset or (None, "day")
+        extra = dict(extra)
+        steroid_day, steroid_precision = extra.pop("steroid_started") or (None, "day")
+        if course == "improved" and not (grade.isdigit() and int(grade) > 1):
+            course = "resolved"
         AdverseEvent.objects.create(
+            **extra,
+            improved_to_grade=int(grade) - 1 if course == "improved" else None,
+            steroid_started_on=steroid_day,
+            steroid_started_on_precision=steroid_precision,
             **scope,
             line=therapies[cause % len(therapies)] if therapies and cause is not None else None,
             term=term,
@@ -848,6 +904,7 @@ def _read_adverse_events(bundle: dict[str, Any]) -> list[Any]:
             _owns(a, "adverseevent.ctcae_version"),
             _owns(a, "adverseevent.immune_related"),
             [c["code"] for c in a["outcome"]["coding"]],
+            [_owns(a, f"adverseevent.{name}") for name in AE_EXTRAS],
             [  # the causative episode, by what it is and when it started
                 _read_therapy(by_url[s["instance"]["reference"]])[:5]
                 for s in a.get("suspectEntity", [])
@@ -1056,8 +1113,9 @@ ROUND_TRIP_KINDS = [
                 st.booleans(),
                 st.none() | partial_dates(),
                 st.none() | st.integers(0, 3),
-                # "improved" goes with the grade it improved to, which the import does not map.
-                st.sampled_from(["resolved", "persisting", "sequelae", "not_recorded"]),
+                # "improved" goes with a grade one lower (a grade 1 event: "resolved").
+                st.sampled_from(["resolved", "improved", "persisting", "sequelae", "not_recorded"]),
+                _adverse_event_extras(),
             ),
             max_size=2,
         ),
@@ -1142,6 +1200,41 @@ def _reimport(client: Any, bundle: dict[str, Any], label: str) -> Case:
 
 
 LABELS = count(1)
+
+
+def test_a_value_of_ours_the_model_cannot_take_is_listed_not_stored(practice_a, alice_client):
+    """An extension of ours changed to a value the field refuses (a negative cycle count, an
+    MRD status not in its choices): listed as not imported with the resource and the field,
+    the rest of the episode imported, no error page."""
+    spec: dict[str, Any] = {kind.name: [] for kind in ROUND_TRIP_KINDS}
+    spec |= {"year_of_birth": 1960, "sex": "female", "tumours": [("IDC", "left", None, "", "")]}
+    case = _build(practice_a, "RT-bad-a", spec)
+    TherapyLine.objects.create(
+        practice=practice_a,
+        case=case,
+        kind="systemic",
+        number=1,
+        started_on=timezone.localdate() - timedelta(days=100),
+        cycles=4,
+        dose_reductions=1,
+        mrd="negative",
+    )
+    bundle = export(case)
+    for resource in resources(bundle, "MedicationStatement"):
+        for extension in resource["extension"]:
+            if extension["url"] == own_extension("therapyline.cycles"):
+                extension["valueInteger"] = -3
+            if extension["url"] == own_extension("therapyline.mrd"):
+                extension["valueCoding"]["code"] = "bogus"
+    response = alice_client.post("/import/fhir/", {"bundle_text": json.dumps(bundle)})
+    assert response.status_code == 302
+    preview = FhirImportPreview.objects.get(pk=response.url.rstrip("/").rsplit("/", 1)[1])
+    reasons = " ".join(row["reason"] for row in preview.data["not_imported"])
+    assert "therapyline.cycles" in reasons and "therapyline.mrd" in reasons
+    assert "MedicationStatement/" in reasons
+    imported = _reimport(alice_client, bundle, "RT-bad-b")
+    line = TherapyLine.objects.get(case=imported)
+    assert (line.cycles, line.mrd, line.dose_reductions) == (None, "", 1)
 
 
 @settings(

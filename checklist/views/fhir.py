@@ -35,7 +35,15 @@ from checklist.access import (
     practice_required,
     recent_reauth_required,
 )
-from checklist.models import Code, CodeMapping, FhirImportPreview, Membership, Response
+from checklist.models import (
+    AdverseEvent,
+    Code,
+    CodeMapping,
+    FhirImportPreview,
+    Membership,
+    Response,
+    TherapyLine,
+)
 from checklist.record import CaseRecord
 
 
@@ -323,6 +331,15 @@ def _confirmed(
     }
 
 
+def _typed(model: Any, *extras: dict[str, Any]) -> dict[str, Any]:
+    """The preview's values of our own fields (JSON) as the model's Python values."""
+    return {
+        name: model._meta.get_field(name).to_python(value)
+        for extra in extras
+        for name, value in extra.items()
+    }
+
+
 # Finding fields that hold a choice, not a number.
 TEXT_FINDINGS = {
     "hbsag",
@@ -377,6 +394,8 @@ def _therapy(
         number = cleaned.get(f"ownline_{key[4:]}" if own else f"line_{key}")
         position = "" if own else cleaned.get(f"position_{key}") or ""
         fields: dict[str, Any] = {
+            # Our own export's fields the mapping has no other place for (cycles, MRD...).
+            **_typed(TherapyLine, *(r.get("extra") or {} for r in rows)),
             "kind": kind,
             "number": number if systemic else None,
             "position": position if systemic else next((r["position"] for r in rows), ""),
@@ -410,6 +429,8 @@ def _therapy(
             {
                 "episode": cause,
                 "fields": {
+                    # Our own export's fields the mapping has no other place for.
+                    **_typed(AdverseEvent, event.get("extra") or {}),
                     "term": str(term)[:200],
                     "grade": cleaned[f"grade_{event['key']}"],
                     "ctcae_version": event["ctcae_version"],
