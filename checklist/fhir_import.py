@@ -38,6 +38,7 @@ from checklist.models import (
     BiomarkerKind,
     CtcaeVersion,
     EpisodeKind,
+    GenomicVariant,
     ImmuneFinding,
     Laterality,
     LinePosition,
@@ -1385,6 +1386,14 @@ def _improved(course: str, grade: str, extra: dict[str, Any]) -> tuple[str, str]
     return course, ""
 
 
+# The variant fields the mapping takes from the resource itself (a signature's TMB and MSI
+# belong to rows of their own kind, which the import does not map).
+VARIANT_MAPPED = {
+    *("result_kind", "status", "gene", "transcript", "hgvs_c", "hgvs_p", "origin", "vaf"),
+    *("assay", "reported_on", "tmb", "msi"),
+}
+
+
 class _Clinical:
     """Maps therapies, adverse events, tumour markers, genomic variants and laboratory
     findings of one bundle into the preview; whatever it cannot map goes to `not_imported`
@@ -2088,6 +2097,11 @@ class _Clinical:
             values = _own_values(resource)
             transcript = transcript or str(values.get("genomicvariant.transcript") or "")
             assay = str(values.get("genomicvariant.assay") or "")
+        extra: dict[str, Any] = {}
+        if "genomicvariant.status" in own:  # our own export: its other fields, as recorded
+            extra = self.own_extra(number, resource, GenomicVariant, VARIANT_MAPPED)
+            # The physician's comment as recorded, before anything quoted here.
+            quoted.insert(0, extra.pop("comment", ""))
         self.preview["genomic_variants"].append(
             {
                 "key": f"g{number}",
@@ -2102,7 +2116,8 @@ class _Clinical:
                 "reported_on": when["start"],
                 "reported_on_precision": when["start_precision"],
                 "status": own_choice(own, "genomicvariant.status", RESULT_STATUSES) or "result",
-                "comment": self.scrub("; ".join(quoted), 1000),
+                "comment": self.scrub("; ".join(filter(None, quoted)), 1000),
+                "extra": extra,
             }
         )
 

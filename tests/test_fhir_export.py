@@ -469,8 +469,7 @@ def test_the_export_needs_the_same_queries_for_1_and_12_rows_of_each_kind(
 #   years apart);
 #   the catalogue link (never exported).
 # - adverse events: grade 5 without a date of death (asked, never taken).
-# - genomic results: TMB and MSI signatures (the import maps variants only); variant type,
-#   fusion partner, exons, specimen, assay method, laboratory, comment.
+# - genomic results: TMB and MSI signatures (the import maps variants only).
 # - findings: two findings on one day (the import gathers a day's values into one); the
 #   laboratory's original value and unit (a value in our unit has none; the import keeps the
 #   bundle's value as the laboratory's); every finding the import does not map (CD4, HIV, HCV,
@@ -969,11 +968,29 @@ def _read_biomarkers(bundle: dict[str, Any]) -> list[Any]:
     ]
 
 
+VARIANT_EXTRAS = [
+    *("variant_type", "partner_gene", "exons", "specimen", "assay_method", "laboratory"),
+    "comment",
+]
+variant_extras = st.fixed_dictionaries(
+    {
+        "variant_type": st.sampled_from(["", "snv", "indel", "fusion", "exon_skipping"]),
+        "partner_gene": st.sampled_from(["", "EML4", "NTRK1"]),
+        "exons": st.sampled_from(["", "19", "18-21"]),
+        "specimen": st.just("") | TEXT,
+        "assay_method": st.sampled_from(["", "ngs", "pcr", "fish"]),
+        "laboratory": st.just("") | TEXT,
+        "comment": st.just("") | TEXT,
+    }
+)
+
+
 def _build_variants(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
-    for gene, (transcript, coding, protein), origin, vaf, status, reported, assay in rows:
+    for gene, (transcript, coding, protein), origin, vaf, status, reported, assay, extra in rows:
         day, precision = reported or (None, "day")
         GenomicVariant.objects.create(
             **scope,
+            **extra,
             result_kind="variant",
             status=status,
             gene=gene,
@@ -994,7 +1011,10 @@ def _read_variants(bundle: dict[str, Any]) -> list[Any]:
             o["status"],
             o.get("effectiveDateTime"),
             sorted(json.dumps(c, sort_keys=True) for c in o.get("component", [])),
-            *(_owns(o, f"genomicvariant.{name}") for name in ("status", "transcript", "assay")),
+            *(
+                _owns(o, f"genomicvariant.{name}")
+                for name in ("status", "transcript", "assay", *VARIANT_EXTRAS)
+            ),
         )
         for o in resources(bundle, "Observation")
         if o["id"].startswith("genomic-")
@@ -1141,6 +1161,7 @@ ROUND_TRIP_KINDS = [
                 st.sampled_from(["result", "pending", "failed"]),
                 st.none() | partial_dates(),
                 st.just("") | TEXT,
+                variant_extras,
             ),
             max_size=2,
         ),

@@ -40,6 +40,7 @@ from checklist.models import (
     Code,
     CodeMapping,
     FhirImportPreview,
+    GenomicVariant,
     Membership,
     Response,
     TherapyLine,
@@ -308,7 +309,12 @@ def _confirmed(
             for row in mapped.get("biomarkers", [])
         ],
         "genomic_variants": [
-            {k: v for k, v in row.items() if k not in ("key", "source", "vaf", "reported_on")}
+            _typed(GenomicVariant, row.get("extra") or {})
+            | {
+                k: v
+                for k, v in row.items()
+                if k not in ("key", "source", "vaf", "reported_on", "extra")
+            }
             | {
                 "result_kind": "variant",
                 "vaf": Decimal(row["vaf"]) if row["vaf"] is not None else None,
