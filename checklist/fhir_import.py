@@ -725,6 +725,8 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
                     clinical.marker(number, resource)
                 elif clinical.is_lab(resource):
                     clinical.lab(number, resource)
+                elif clinical.is_own_panel(resource):
+                    clinical.panel(number, resource)
                 else:
                     not_imported(number, resource, _observation_reason(resource))
         elif kind in PEOPLE:
@@ -1202,9 +1204,12 @@ LAB_FIELDS = {
     "10900-9": "anti_hbs",
     "16935-9": "anti_hbs",
     "29615-2": "hbv_dna",
+    "24467-3": "cd4",
+    "16128-1": "hcv",
 }
 COUNTS = {"leukocytes", "neutrophils", "lymphocytes", "platelets"}
-SEROLOGY = {"hbsag", "anti_hbc", "anti_hbs"}
+SEROLOGY = {"hbsag", "anti_hbc", "anti_hbs", "hcv", "hiv"}
+CD4_UNITS = {"/uL", "{cells}/uL", "10*6/L", "/mm3", "{cells}/mm3"}
 IMMUNOGLOBULINS = {"igg", "iga", "igm"}
 # UCUM unit -> (factor to the stored unit, the laboratory unit kept beside the value).
 COUNT_UNITS = {
@@ -2126,6 +2131,56 @@ class _Clinical:
     def is_lab(self, resource: dict[str, Any]) -> bool:
         return _lab_field(resource) is not None
 
+    def is_own_panel(self, resource: dict[str, Any]) -> bool:
+        """Our own export's panel of an immune finding (its fields beside the values)."""
+        return any(
+            c.get("system") == ROW_SYSTEM and c.get("code") == "immunefinding"
+            for c in _codings(resource.get("code"))
+        )
+
+    def panel(self, number: int, resource: dict[str, Any]) -> None:
+        """The finding's fields of ours (steroids, infections, transplant, comment...) on
+        that day's finding, which is made when the day has no laboratory value."""
+        where = self.source(resource)
+        when = _date_of(resource, f"{where} (entry {number})", "effectiveDateTime")
+        if not when["start"]:
+            self.skip(number, resource, _("no date; not imported"), "")
+            return
+        extra = self.own_extra(number, resource, ImmuneFinding, FINDING_MAPPED)
+        row = self.finding_row(number, when, lambda r: "extra" not in r)
+        row["extra"] = extra
+        for name, value in extra.items():
+            if name.endswith("_precision"):
+                continue
+            row["values"].append(
+                {
+                    "field": name,
+                    "label": _lab_name(name),
+                    "value": value,
+                    "text": str(value),
+                    "source": where,
+                }
+            )
+        row["sources"].append(where)
+
+    def finding_row(self, number: int, when: dict[str, Any], free: Any) -> dict[str, Any]:
+        """The day's finding that has room (`free`), else a new one."""
+        row = next(
+            (r for r in self.preview["findings"] if r["assessed_on"] == when["start"] and free(r)),
+            None,
+        )
+        if row is None:
+            row = {
+                "key": f"f{number}",
+                "assessed_on": when["start"],
+                "assessed_on_precision": when["start_precision"],
+                "fields": {},
+                "values": [],
+                "sources": [],
+            }
+            self.preview["findings"].append(row)
+        return row
+
     def lab(self, number: int, resource: dict[str, Any]) -> None:
         where = self.source(resource)
         field = _lab_field(resource)
@@ -2201,6 +2256,8 @@ class _Clinical:
             places = Decimal("0.001")
             if field in IMMUNOGLOBULINS | {"haemoglobin"}:
                 places = Decimal("0.01")
+            if field == "cd4":
+                places = Decimal("1")
             if field == "hbv_dna":
                 places = Decimal("0.1")
                 if quantity.get("comparator") in ("<", "<="):
@@ -2220,24 +2277,7 @@ class _Clinical:
             if lab_unit:
                 values[f"{field}_lab_value"] = str(value)
                 values[f"{field}_lab_unit"] = lab_unit
-        row = next(
-            (
-                r
-                for r in self.preview["findings"]
-                if r["assessed_on"] == when["start"] and field not in r["fields"]
-            ),
-            None,
-        )
-        if row is None:
-            row = {
-                "key": f"f{number}",
-                "assessed_on": when["start"],
-                "assessed_on_precision": when["start_precision"],
-                "fields": {},
-                "values": [],
-                "sources": [],
-            }
-            self.preview["findings"].append(row)
+        row = self.finding_row(number, when, lambda r: field not in r["fields"])
         row["fields"].update(values)
         row["values"].append(
             {
@@ -2251,7 +2291,19 @@ class _Clinical:
         row["sources"].append(where)
 
 
-OWN_LAB_FIELDS = {f"immunefinding.{name}": name for name in LAB_FIELDS.values()}
+OWN_LAB_FIELDS = {f"immunefinding.{name}": name for name in [*LAB_FIELDS.values(), "hiv"]}
+# The finding fields the mapping takes from the laboratory observations, not from the panel
+# (the laboratory's original value and unit: from the bundle's value, see `lab`).
+FINDING_MAPPED = {
+    "assessed_on",
+    "hbv_dna_qualifier",
+    *OWN_LAB_FIELDS.values(),
+    *(
+        f"{name}{suffix}"
+        for name in COUNTS | {"haemoglobin"}
+        for suffix in ("_lab_value", "_lab_unit")
+    ),
+}
 
 
 def _lab_field(resource: dict[str, Any]) -> str | None:
@@ -2330,6 +2382,8 @@ def _convert_lab(field: str, value: Decimal, unit: str) -> tuple[Decimal, str] |
     if field in IMMUNOGLOBULINS and unit in IG_UNITS:
         return value * Decimal(IG_UNITS[unit]), ""
     if field == "hbv_dna" and unit in HBV_DNA_UNITS:
+        return value, ""
+    if field == "cd4" and unit in CD4_UNITS:
         return value, ""
     return None
 

@@ -456,9 +456,9 @@ def test_the_export_needs_the_same_queries_for_1_and_12_rows_of_each_kind(
 # - adverse events: grade 5 without a date of death (asked, never taken).
 # - genomic results: TMB and MSI signatures (the import maps variants only).
 # - findings: two findings on one day (the import gathers a day's values into one); the
-#   laboratory's original value and unit (a value in our unit has none; the import keeps the
-#   bundle's value as the laboratory's); every finding the import does not map (CD4, HIV, HCV,
-#   steroids, transplant, infections...).
+#   laboratory's original value and unit (a value typed in our unit has none, and the import
+#   of any producer's observation keeps the bundle's value and unit as the laboratory's: the
+#   round trip would add them where the original had none).
 
 ONCOTREE = ["IDC", "ILC", "LUAD", "COAD", "PRAD", "MEL", "SKCM", "BRCA"]
 SITES = ["PUL", "OSS", "HEP", "BRA", "LYM", "OTH"]
@@ -1020,7 +1020,32 @@ FINDING_VALUES = {
     "hbsag": st.sampled_from(["positive", "negative"]),
     "anti_hbc": st.sampled_from(["positive", "negative"]),
     "anti_hbs": st.sampled_from(["positive", "negative"]),
+    "cd4": st.integers(0, 3000),
+    "hiv": st.sampled_from(["positive", "negative"]),
+    "hcv": st.sampled_from(["positive", "negative"]),
 }
+# The finding's fields of ours on its panel observation (none of them a laboratory value).
+finding_extras = st.fixed_dictionaries(
+    {},
+    optional={
+        "count_context": TEXT,
+        "neutrophils_not_tested": st.booleans(),
+        "lymphocytes_not_tested": st.booleans(),
+        "cd4_not_tested": st.booleans(),
+        "igg_not_tested": st.booleans(),
+        "steroid_mg_per_day": st.decimals(0, 500, places=2),
+        "steroid_since": partial_dates(),
+        "active_infection": st.sampled_from(["yes", "no", "unknown"]),
+        "active_infection_type": TEXT,
+        "active_infection_on": partial_dates(),
+        "transplant_gvhd": TEXT,
+        "asplenia": st.sampled_from(["yes", "no", "not_assessed"]),
+        "autoimmune_disease": TEXT,
+        "infections_12m": st.integers(0, 20),
+        "infections_hospitalised": st.integers(0, 5),
+        "comment": TEXT,
+    },
+)
 
 
 @st.composite
@@ -1029,10 +1054,16 @@ def _finding_rows(draw: Any) -> list[Any]:
     days = draw(st.lists(partial_dates(), max_size=2, unique_by=lambda d: d[0]))
     rows = []
     for day in days:
-        names = draw(st.lists(st.sampled_from(sorted(FINDING_VALUES)), min_size=1, unique=True))
+        # A finding without a laboratory value is its panel alone.
+        names = draw(st.lists(st.sampled_from(sorted(FINDING_VALUES)), unique=True))
         values = {name: draw(FINDING_VALUES[name]) for name in names}
         if "hbv_dna" in values:
             values["hbv_dna_qualifier"] = draw(st.sampled_from(["", "<", ">"]))
+        for name, value in draw(finding_extras).items():
+            if isinstance(value, tuple):  # a date with its precision
+                values[name], values[f"{name}_precision"] = value
+            else:
+                values[name] = value
         rows.append((day, values))
     return rows
 
@@ -1056,8 +1087,11 @@ def _read_findings(bundle: dict[str, Any]) -> list[Any]:
         )
         for o in resources(bundle, "Observation")
         if o["id"].startswith("lab-")
-    ] + [  # the panel's fields of ours beside the values
-        (o.get("effectiveDateTime"), _owns(o, "immunefinding.hbv_dna_qualifier"))
+    ] + [  # the panel's fields of ours beside the values (steroids, infections, comment...)
+        (
+            o.get("effectiveDateTime"),
+            sorted(json.dumps(e, sort_keys=True) for e in o.get("extension", [])),
+        )
         for o in resources(bundle, "Observation")
         if o["id"].startswith("immune-")
     ]

@@ -41,6 +41,7 @@ from checklist.models import (
     CodeMapping,
     FhirImportPreview,
     GenomicVariant,
+    ImmuneFinding,
     Membership,
     Response,
     TherapyLine,
@@ -326,10 +327,8 @@ def _confirmed(
             {
                 "assessed_on": _day(row["assessed_on"]),
                 "assessed_on_precision": row["assessed_on_precision"],
-                **{
-                    name: Decimal(value) if name not in TEXT_FINDINGS else value
-                    for name, value in row["fields"].items()
-                },
+                # The values (as the model's types) and our own export's other fields.
+                **_typed(ImmuneFinding, row["fields"], row.get("extra") or {}),
             }
             for row in mapped.get("findings", [])
         ],
@@ -344,20 +343,6 @@ def _typed(model: Any, *extras: dict[str, Any]) -> dict[str, Any]:
         for extra in extras
         for name, value in extra.items()
     }
-
-
-# Finding fields that hold a choice, not a number.
-TEXT_FINDINGS = {
-    "hbsag",
-    "anti_hbc",
-    "anti_hbs",
-    "hbv_dna_qualifier",
-    "leukocytes_lab_unit",
-    "neutrophils_lab_unit",
-    "lymphocytes_lab_unit",
-    "platelets_lab_unit",
-    "haemoglobin_lab_unit",
-}
 
 
 def _therapy(
