@@ -29,7 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext as _
 
-from checklist.fhir_codes import ROW_SYSTEM, own_extension_name, own_name
+from checklist.fhir_codes import ROW_SYSTEM, own_extension, own_extension_name, own_name
 from checklist.models import (
     AdverseEvent,
     AeCourse,
@@ -38,6 +38,7 @@ from checklist.models import (
     BiomarkerKind,
     CtcaeVersion,
     EpisodeKind,
+    GenomicResultKind,
     GenomicVariant,
     ImmuneFinding,
     Laterality,
@@ -719,7 +720,9 @@ def map_bundle(data: dict[str, Any]) -> dict[str, Any]:
                     continue
                 if clinical.response(number, resource):
                     continue
-                if clinical.is_variant(resource):
+                if clinical.is_own_signature(resource):
+                    clinical.signature(number, resource)
+                elif clinical.is_variant(resource):
                     clinical.variant(number, resource)
                 elif clinical.is_marker(resource):
                     clinical.marker(number, resource)
@@ -1392,11 +1395,16 @@ def _improved(course: str, grade: str, extra: dict[str, Any]) -> tuple[str, str]
 
 
 # The variant fields the mapping takes from the resource itself (a signature's TMB and MSI
-# belong to rows of their own kind, which the import does not map).
+# belong to rows of their own kind: see `signature`).
 VARIANT_MAPPED = {
     *("result_kind", "status", "gene", "transcript", "hgvs_c", "hgvs_p", "origin", "vaf"),
     *("assay", "reported_on", "tmb", "msi"),
 }
+
+
+# A signature's fields the mapping takes from the resource itself (its TMB: see `signature`).
+SIGNATURES = {"tmb", "msi"}
+SIGNATURE_MAPPED = {"result_kind", "status", "reported_on", "vaf"}
 
 
 class _Clinical:
@@ -2122,6 +2130,47 @@ class _Clinical:
                 "reported_on_precision": when["start_precision"],
                 "status": own_choice(own, "genomicvariant.status", RESULT_STATUSES) or "result",
                 "comment": self.scrub("; ".join(filter(None, quoted)), 1000),
+                "extra": extra,
+            }
+        )
+
+    def is_own_signature(self, resource: dict[str, Any]) -> bool:
+        """A TMB or MSI result of our own export (our coding of the result kind)."""
+        return own_codes(resource).get("genomicvariant.result_kind") in SIGNATURES
+
+    def signature(self, number: int, resource: dict[str, Any]) -> None:
+        """A TMB or MSI result of our own export: its fields as recorded (the TMB from the
+        value when there is one, else from our extension), each checked like the model."""
+        own = own_codes(resource)
+        where = f"{self.source(resource)} (entry {number})"
+        when = _date_of(resource, where, "effectiveDateTime")
+        extra = self.own_extra(number, resource, GenomicVariant, SIGNATURE_MAPPED)
+        quantity = resource.get("valueQuantity")
+        if isinstance(quantity, dict):
+            extra.pop("tmb", None)
+            found, problems = own_fields(
+                {"extension": [{"url": own_extension("genomicvariant.tmb"), **quantity}]},
+                GenomicVariant,
+                set(),
+                self.source(resource),
+            )
+            extra.update(found)
+            for problem in problems:
+                self.skip(number, resource, problem, "")
+        kind = own["genomicvariant.result_kind"]
+        self.preview["genomic_variants"].append(
+            {
+                "key": f"g{number}",
+                "source": self.source(resource),
+                "result_kind": kind,
+                "signature": str(GenomicResultKind(kind).label),
+                **dict.fromkeys(("gene", "transcript", "hgvs_c", "hgvs_p", "origin"), ""),
+                "vaf": None,
+                "assay": extra.pop("assay", ""),
+                "reported_on": when["start"],
+                "reported_on_precision": when["start_precision"],
+                "status": own_choice(own, "genomicvariant.status", RESULT_STATUSES) or "result",
+                "comment": extra.pop("comment", ""),
                 "extra": extra,
             }
         )

@@ -1002,7 +1002,48 @@ def _read_variants(bundle: dict[str, Any]) -> list[Any]:
             ),
         )
         for o in resources(bundle, "Observation")
-        if o["id"].startswith("genomic-")
+        if o["id"].startswith("genomic-") and _signature(o) == ""
+    ]
+
+
+def _signature(resource: dict[str, Any]) -> str:
+    return (
+        _owns(resource, "genomicvariant.result_kind")[0]
+        if _owns(resource, "genomicvariant.result_kind") != ["variant"]
+        else ""
+    )
+
+
+def _build_signatures(scope: dict[str, Any], rows: list[Any], made: dict[str, Any]) -> None:
+    for kind, value, status, reported, assay, extra in rows:
+        day, precision = reported or (None, "day")
+        GenomicVariant.objects.create(
+            **scope,
+            **extra,
+            result_kind=kind,
+            status=status,
+            tmb=value if kind == "tmb" else None,
+            msi=value if kind == "msi" else "",
+            assay=assay,
+            reported_on=day,
+            reported_on_precision=precision,
+        )
+
+
+def _read_signatures(bundle: dict[str, Any]) -> list[Any]:
+    """A TMB or MSI result: its value, status and date, and every field of ours."""
+    return [
+        (
+            o["code"]["coding"][0]["code"],
+            o["status"],
+            o.get("effectiveDateTime"),
+            o.get("valueQuantity"),
+            o.get("valueCodeableConcept"),
+            o.get("dataAbsentReason"),
+            sorted(json.dumps(e, sort_keys=True) for e in o.get("extension", [])),
+        )
+        for o in resources(bundle, "Observation")
+        if o["id"].startswith("genomic-") and _signature(o)
     ]
 
 
@@ -1162,7 +1203,7 @@ ROUND_TRIP_KINDS = [
         _read_adverse_events,
     ),
     FactorKind("biomarkers", _biomarker_rows(), _build_biomarkers, _read_biomarkers),
-    FactorKind(  # variants only: the import maps no genomic signature (TMB, MSI) yet
+    FactorKind(  # variants (the signatures TMB and MSI: below)
         "variants",
         st.lists(
             st.tuples(
@@ -1186,6 +1227,37 @@ ROUND_TRIP_KINDS = [
         ),
         _build_variants,
         _read_variants,
+    ),
+    FactorKind(
+        "signatures",
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("tmb"), st.none() | st.decimals(0, 9999, places=2)),
+                st.tuples(
+                    st.just("msi"),
+                    st.sampled_from(["", "msi_h", "msi_l", "mss", "indeterminate"]),
+                ),
+            ).flatmap(
+                lambda kv: st.tuples(
+                    st.just(kv[0]),
+                    st.just(kv[1]),
+                    st.sampled_from(["result", "pending", "failed", "not_tested"]),
+                    st.none() | partial_dates(),
+                    st.just("") | TEXT,
+                    st.fixed_dictionaries(
+                        {
+                            "specimen": st.just("") | TEXT,
+                            "assay_method": st.sampled_from(["", "ngs", "pcr"]),
+                            "laboratory": st.just("") | TEXT,
+                            "comment": st.just("") | TEXT,
+                        }
+                    ),
+                )
+            ),
+            max_size=2,
+        ),
+        _build_signatures,
+        _read_signatures,
     ),
     FactorKind("findings", _finding_rows(), _build_findings, _read_findings),
 ]
@@ -1302,6 +1374,7 @@ def test_export_import_export_keeps_the_factors(practice_a, alice_client, spec):
     assert len(_read_adverse_events(first)) == len(spec["adverse_events"])
     assert len(_read_biomarkers(first)) == len(spec["biomarkers"])
     assert len(_read_variants(first)) == len(spec["variants"])
+    assert len(_read_signatures(first)) == len(spec["signatures"])
     assert len(_read_findings(first)) == sum(
         len(set(values) & set(FINDING_VALUES)) + 1 for _day, values in spec["findings"]
     )

@@ -314,10 +314,10 @@ def _confirmed(
             | {
                 k: v
                 for k, v in row.items()
-                if k not in ("key", "source", "vaf", "reported_on", "extra")
+                if k not in ("key", "source", "vaf", "reported_on", "extra", "signature")
             }
             | {
-                "result_kind": "variant",
+                "result_kind": row.get("result_kind", "variant"),
                 "vaf": Decimal(row["vaf"]) if row["vaf"] is not None else None,
                 "reported_on": _day(row["reported_on"]),
             }
