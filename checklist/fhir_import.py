@@ -1242,6 +1242,7 @@ LAB_LIMITS = {
     "igg": 100,
     "iga": 100,
     "igm": 100,
+    "cd4": 20000,
 }
 POSITIVE = {"LA6576-8", "10828004", "POS", "DET", "LA11882-0", "positive", "reactive", "detected"}
 NEGATIVE = {
@@ -2284,7 +2285,8 @@ class _Clinical:
                 return
             stored, lab_unit = converted
             limit = LAB_LIMITS.get(field)
-            if limit is not None and stored > limit:
+            # CD4 is a whole count the database keeps non-negative (as the form does).
+            if limit is not None and (stored > limit or (field == "cd4" and stored < 0)):
                 self.skip(
                     number,
                     resource,

@@ -678,6 +678,30 @@ def test_laboratory_values_are_converted_and_unknown_units_refused(alice_client)
     assert finding.assessed_on == date(2019, 5, 2)
 
 
+def test_cd4_and_hcv_by_loinc_are_findings_and_a_negative_cd4_is_refused(alice_client):
+    """Another producer's CD4 count (cells/µL) and HCV antibody, by LOINC; a negative CD4
+    count is listed with its resource and field, never stored (the column holds none)."""
+    preview = preview_of(
+        alice_client,
+        lab("cd4", "24467-3", 412.4, "/uL"),
+        lab("neg", "24467-3", -5, "/uL", "2019-06-01"),
+        {
+            "resourceType": "Observation",
+            "id": "hcv",
+            "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": "16128-1"}]},
+            "subject": SUBJECT,
+            "effectiveDateTime": "2019-05-02",
+            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": "LA6576-8"}]},
+        },
+    )
+    skipped = {row["source"]: row["reason"] for row in preview.data["not_imported"]}
+    assert "not plausible for CD4" in skipped["Observation/neg"]
+    assert confirm(alice_client, preview).status_code == 302
+    finding = ImmuneFinding.objects.get()
+    assert (finding.cd4, finding.hcv, finding.assessed_on) == (412, "positive", date(2019, 5, 2))
+
+
 # --- the hand-translated STU4 examples ------------------------------------------------------
 
 
