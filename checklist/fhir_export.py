@@ -995,6 +995,17 @@ class ProfileRule:
     integers: tuple[int, ...] = ()  # the allowed valueInteger, if restricted
 
 
+# What both mCODE performance-status profiles (ECOG, Karnofsky) require of the Observation.
+PERFORMANCE_PATHS = (
+    "status",
+    "category",
+    "code",
+    "subject",
+    "subject.reference",
+    "effectiveDateTime",
+    "valueInteger",
+)
+
 PROFILE_RULES = {
     # mCODE CancerPatient = US Core Patient: identifier (system, value), name (a given or
     # family name, or a data-absent-reason; us-core-6), gender.
@@ -1005,29 +1016,13 @@ PROFILE_RULES = {
     # a subject (the cancer patient), effective[x], an integer value.
     ECOG_PROFILE: ProfileRule(
         "Observation",
-        (
-            "status",
-            "category",
-            "code",
-            "subject",
-            "subject.reference",
-            "effectiveDateTime",
-            "valueInteger",
-        ),
+        PERFORMANCE_PATHS,
         (("code", LOINC, "89247-1"), ("category", OBSERVATION_CATEGORY, "survey")),
         tuple(range(0, 6)),
     ),
     KARNOFSKY_PROFILE: ProfileRule(
         "Observation",
-        (
-            "status",
-            "category",
-            "code",
-            "subject",
-            "subject.reference",
-            "effectiveDateTime",
-            "valueInteger",
-        ),
+        PERFORMANCE_PATHS,
         (("code", LOINC, "89243-0"), ("category", OBSERVATION_CATEGORY, "survey")),
         tuple(range(0, 101, 10)),
     ),

@@ -1425,6 +1425,28 @@ class _Clinical:
         rid = self.scrub(resource.get("id") or "", 80)
         return f"{resource['resourceType']}/{rid}" if rid else resource["resourceType"]
 
+    def given(
+        self,
+        number: int,
+        resource: dict[str, Any],
+        happened: Any,
+        own: dict[str, str],
+        status: str,
+        text: str,
+    ) -> bool:
+        """Whether the resource's status says the therapy was given (or it is an episode of our
+        own export); otherwise it is listed as not imported."""
+        if status in happened or _own_episode(own, status):
+            return True
+        self.skip(
+            number,
+            resource,
+            _("status “%(status)s”: not a therapy given; not imported")
+            % {"status": self.scrub(status, 40)},
+            text,
+        )
+        return False
+
     def skip(self, number: int, resource: dict[str, Any], reason: str, text: str = "") -> None:
         for name in ("effectiveDateTime", "performedDateTime", "authoredOn", "date"):
             if isinstance(resource.get(name), str):
@@ -1489,14 +1511,7 @@ class _Clinical:
             )
             return
         own = own_codes(resource)
-        if status not in HAPPENED[kind] and not _own_episode(own, status):
-            self.skip(
-                number,
-                resource,
-                _("status “%(status)s”: not a therapy given; not imported")
-                % {"status": self.scrub(status, 40)},
-                text,
-            )
+        if not self.given(number, resource, HAPPENED[kind], own, status, text):
             return
         if kind == "MedicationRequest":
             period = _request_period(resource, where)
@@ -1566,14 +1581,7 @@ class _Clinical:
             )
             return
         status = str(resource.get("status") or "")
-        if status not in HAPPENED["Procedure"] and not _own_episode(own, status):
-            self.skip(
-                number,
-                resource,
-                _("status “%(status)s”: not a therapy given; not imported")
-                % {"status": self.scrub(status, 40)},
-                text,
-            )
+        if not self.given(number, resource, HAPPENED["Procedure"], own, status, text):
             return
         period = _date_of(resource, where, "performedPeriod", "performedDateTime")
         if not period["start"]:
@@ -2057,9 +2065,10 @@ class _Clinical:
             concept = component.get("valueCodeableConcept")
             value_text = _concept_text(concept)
             if GENE_STUDIED in codes:
-                for candidate in [c.get("display") for c in _codings(concept)] + [value_text]:
-                    if candidate and genes.lookup(str(candidate)).state != genes.UNKNOWN:
-                        gene = genes.lookup(str(candidate)).symbol
+                for text in [c.get("display") for c in _codings(concept)] + [value_text]:
+                    found = genes.lookup(str(text)) if text else None
+                    if found is not None and found.state != genes.UNKNOWN:
+                        gene = found.symbol
                         break
                 if not gene and value_text:
                     quoted.append(_("gene “%(text)s” (not an HGNC symbol)") % {"text": value_text})
@@ -2397,14 +2406,14 @@ def _grade_value(holder: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _serology(resource: dict[str, Any]) -> str:
-    candidates = [str(resource.get("valueString") or "").strip().lower()]
+    said = [str(resource.get("valueString") or "").strip().lower()]
     for concept in [resource.get("valueCodeableConcept"), *(resource.get("interpretation") or [])]:
-        candidates.append(_concept_text(concept).strip().lower())
-        candidates.extend(str(c.get("code") or "") for c in _codings(concept))
-    for candidate in candidates:
-        if candidate in POSITIVE:
+        said.append(_concept_text(concept).strip().lower())
+        said.extend(str(c.get("code") or "") for c in _codings(concept))
+    for text in said:
+        if text in POSITIVE:
             return "positive"
-        if candidate in NEGATIVE:
+        if text in NEGATIVE:
             return "negative"
     return ""
 
