@@ -2,6 +2,7 @@ import csv
 import io
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.pages import ARTIFACTS, field, login, screenshot
 from tests.factories import STAGING, post_row
@@ -26,16 +27,19 @@ def test_an_admin_finds_who_changed_the_stage_and_exports_the_slice(page, alice_
     field(page, "Case (label)").fill(case.label)
     field(page, "Record type").select_option(label="staging record")
     page.get_by_role("button", name="Apply").click()
+    # Wait for the filtered page to load: a count read on a half-loaded page was 0 in CI.
+    page.wait_for_url("**table=checklist_stagingrecord**")
     rows = page.get_by_test_id("audit-events").locator("tbody tr")
     update = rows.filter(has_text="changed")
-    assert update.count() == 1
+    expect(update).to_have_count(1)
     assert "alice" in update.inner_text() and "2 → 3" in update.inner_text()
     screenshot(page, "audit-trail")
 
     field(page, "Record type").select_option("")
     field(page, "Kind").select_option("access")
     page.get_by_role("button", name="Apply").click()
-    assert rows.filter(has_text="case viewed").count() == 2
+    page.wait_for_url("**kind=access**")
+    expect(rows.filter(has_text="case viewed")).to_have_count(2)
 
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Export these events as CSV").click()

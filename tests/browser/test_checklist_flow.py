@@ -28,6 +28,7 @@ def test_a_physician_marks_two_categories_to_raise(page, alice, alice_client, ca
     login(page)
     page.goto(f"/cases/{case.pk}/")
     page.get_by_role("link", name="Therapy categories to consider").click()
+    page.wait_for_url(f"**/cases/{case.pk}/checklist/")
     cards = page.get_by_test_id("category")
     assert cards.count() == 6
     assert "states no priority" in page.get_by_test_id("order-note").inner_text()
