@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -122,9 +123,12 @@ def get_in_practice(request: PracticeRequest, queryset: Any, pk: int) -> Any:
     return found
 
 
-def get_case_for_user(request: PracticeRequest, pk: int) -> Case:
-    """The only way a view reaches a case: scoped to the active practice, 404 otherwise."""
-    case: Case = get_in_practice(request, Case.objects.all(), pk)
+def get_case_for_user(
+    request: PracticeRequest, pk: int, queryset: QuerySet[Case] | None = None
+) -> Case:
+    """The only way a view reaches a case: scoped to the active practice, 404 otherwise.
+    `queryset`: the cases as the view wants them read (e.g. with `select_related`)."""
+    case: Case = get_in_practice(request, Case.objects.all() if queryset is None else queryset, pk)
     return case
 
 

@@ -9,13 +9,13 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 import psycopg
-from django.db import connections
+from django.db import connections, router
 from django.db.models import QuerySet
 from django.db.models.query import get_related_populators
 from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext as _
 
-from checklist import rules, timeline
+from checklist import fragments, rules, timeline
 from checklist.models import (
     Case,
     CatalogueVersion,
@@ -43,14 +43,31 @@ SITE_SYSTEM = "obds:fm_lokalisation"
 LABEL_SYSTEMS = ("mii:therapie-typ", "mii:therapie-ende-grund", "mii:intention")
 
 
+def fetch_rows(plan: Plan, value: Any) -> list[list[Any]] | None:
+    """The rows of `plan`'s SELECTs as the database returned them (one list per statement),
+    read in one round trip: sent as one multi-statement query, `value` where the plan has
+    `Plan.PLACEHOLDER`. None where the connection binds on the server: the statements must
+    then be read one by one. Needs client-side binding, Django's default for psycopg."""
+    params = [value if p == Plan.PLACEHOLDER else p for p in plan.params]
+    results: list[list[Any]] = []
+    with connections[plan.using].cursor() as cursor:
+        if not isinstance(cursor.cursor, psycopg.ClientCursor):
+            return None
+        cursor.execute(plan.sql, params)
+        for index in range(len(plan.compilers)):
+            if index:
+                cursor.nextset()
+            results.append(cursor.fetchall())
+    return results
+
+
 def fetch_together(
     querysets: list[QuerySet[Any]], plan: Plan | None = None, value: Any = None
 ) -> list[list[Any]]:
     """The rows of several querysets (of one database) as model instances, read in one round
-    trip: their SELECTs are sent as one multi-statement query and each result set is turned
-    into instances as the queryset itself would (its converters, `select_related`, its known
-    related objects). Needs client-side binding, Django's default for psycopg, and one
-    database for all; otherwise they are read one by one.
+    trip (`fetch_rows`), each result set turned into instances as the queryset itself would
+    (its converters, `select_related`, its known related objects). Read one by one where a
+    router sends them to different databases or `fetch_rows` cannot.
 
     `plan`: the same querysets compiled once (`Plan.compile`) with `Plan.PLACEHOLDER` where
     these have `value` (compiling a dozen querysets costs more than reading their rows)."""
@@ -60,19 +77,10 @@ def fetch_together(
     if plan is None or plan.using != using:
         plan = Plan.compile(querysets)
         value = Plan.PLACEHOLDER
-    params = [value if p == Plan.PLACEHOLDER else p for p in plan.params]
-    results: list[list[Any]] = []
-    with connections[using].cursor() as cursor:
-        if not isinstance(cursor.cursor, psycopg.ClientCursor) or any(
-            qs.db != using
-            for qs in querysets  # a router split them
-        ):
-            return [list(qs) for qs in querysets]
-        cursor.execute(plan.sql, params)
-        for index in range(len(plan.compilers)):
-            if index:
-                cursor.nextset()
-            results.append(cursor.fetchall())
+    split = any(qs.db != using for qs in querysets)  # a router split them
+    results = None if split else fetch_rows(plan, value)
+    if results is None:
+        return [list(qs) for qs in querysets]
     return [
         _instances(qs, compiler, rows)
         for qs, compiler, rows in zip(querysets, plan.compilers, results, strict=True)
@@ -164,6 +172,53 @@ def _record_plan(using: str) -> Plan:
 
 
 @dataclass
+class RecordRows:
+    """A case's record as the database returned it, with its fingerprint: what a page body
+    kept by `fragments` is keyed by. Model instances are made only when asked (`record()`):
+    a page served from `fragments` needs the rows' hash, not the instances."""
+
+    case: Case
+    fingerprint: str
+    rows: list[list[Any]] | None  # per reader of `_record_querysets`; None: read one by one
+    _record: CaseRecord | None = None
+
+    @classmethod
+    def read(cls, case: Case) -> RecordRows:
+        """The record of `case` (as the caller fetched it) in one round trip, where one
+        database has all of it and the connection binds on the client (`fetch_rows`)."""
+        plan = _record_plan(router.db_for_read(Case, instance=case))
+        one_database = all(
+            router.db_for_read(compiler.query.model, instance=case) == plan.using
+            for compiler in plan.compilers
+        )
+        rows = fetch_rows(plan, case.pk) if one_database else None
+        if rows is not None:
+            return cls(case, fragments.fingerprint(fragments.instance_state(case), rows), rows)
+        readers = _record_querysets(case)
+        fetched = [list(qs) for qs in readers.values()]
+        states = [[fragments.instance_state(obj) for obj in objs] for objs in fetched]
+        record = CaseRecord.assemble(case, readers, fetched)
+        return cls(
+            case, fragments.fingerprint(fragments.instance_state(case), states), None, record
+        )
+
+    def record(self) -> CaseRecord:
+        """The record's model instances, made from the rows read (no query)."""
+        if self._record is None:
+            assert self.rows is not None
+            readers = _record_querysets(self.case)
+            plan = _record_plan(router.db_for_read(Case, instance=self.case))
+            fetched = [
+                _instances(qs, compiler, rows)
+                for qs, compiler, rows in zip(
+                    readers.values(), plan.compilers, self.rows, strict=True
+                )
+            ]
+            self._record = CaseRecord.assemble(self.case, readers, fetched)
+        return self._record
+
+
+@dataclass
 class CaseRecord:
     case: Case
     tumours: list[Any] = field(default_factory=list)
@@ -189,14 +244,19 @@ class CaseRecord:
     def load(cls, case: Case) -> CaseRecord:
         """The record of `case` as the caller fetched it (not fetched again): its rows, one
         SELECT per kind of row, and the code lists its labels come from, read in one round
-        trip (`fetch_together`) and set on the case as `prefetch_related` would."""
-        readers = _record_querysets(case)
-        plan = _record_plan(readers["tumours"].db)
-        *rows, code_rows = fetch_together([*readers.values()], plan, case.pk)
+        trip and set on the case as `prefetch_related` would."""
+        return RecordRows.read(case).record()
+
+    @classmethod
+    def assemble(
+        cls, case: Case, readers: dict[str, QuerySet[Any]], fetched: list[Any]
+    ) -> CaseRecord:
+        """The record from the instances of `readers` (`_record_querysets`), in their order."""
+        *rows, code_rows = fetched
         cache = case.__dict__.setdefault("_prefetched_objects_cache", {})
-        for name, fetched in zip(list(readers)[:-1], rows, strict=True):  # all but the codes
+        for name, instances in zip(list(readers)[:-1], rows, strict=True):  # all but the codes
             queryset = readers[name]
-            queryset._result_cache = fetched
+            queryset._result_cache = instances
             queryset._prefetch_done = True  # type: ignore[attr-defined]
             cache[name] = queryset
         events = list(case.adverse_events.all())

@@ -201,6 +201,18 @@ FHIR_IMPORT_MAX_BYTES = env.int("FHIR_IMPORT_MAX_BYTES", default=10_000_000)
 FHIR_IMPORT_MAX_ENTRIES = env.int("FHIR_IMPORT_MAX_ENTRIES", default=5000)
 FILE_UPLOAD_HANDLERS = ["checklist.views.fhir.BoundedMemoryUploadHandler"]
 
+# Rendered case-page bodies, kept in each worker's memory (checklist/fragments.py): keyed by
+# the rows they were rendered from, so never stale; bounded in number and age, never on disk.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "pages": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "pages",
+        "TIMEOUT": env.int("PAGE_CACHE_SECONDS", default=600),
+        "OPTIONS": {"MAX_ENTRIES": env.int("PAGE_CACHE_ENTRIES", default=200)},
+    },
+}
+
 # The lockout is per (user name, client address): one client cannot lock a user out for
 # everyone (checklist/lockout.py). Each attempt during a lockout starts it again.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)

@@ -71,6 +71,15 @@ def _fast_passwords(settings):
     settings.AUDIT_CHECKPOINT_STORE = "/nonexistent/oncoboard-checkpoints"
 
 
+@pytest.fixture(autouse=True)
+def _kept_bodies_never_query(monkeypatch):
+    """A page body kept by checklist/fragments.py that queried while rendering read something
+    its key cannot see: an error in every test (a warning in production)."""
+    from checklist import fragments
+
+    monkeypatch.setattr(fragments, "STRICT", True)
+
+
 @pytest.fixture
 def codelists(db):
     load_codelists()

@@ -19,7 +19,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from checklist import audit, forms, services
+from checklist import audit, forms, fragments, services
 from checklist.access import PracticeRequest, get_case_for_user, practice_required
 from checklist.models import (
     COMMON_BIOMARKERS,
@@ -29,7 +29,7 @@ from checklist.models import (
     Situation,
     Tumour,
 )
-from checklist.record import CaseRecord
+from checklist.record import RecordRows
 from checklist.views.audit import event_rows, keyset_page
 from checklist.views.case_sections import (
     InlineCaseForm,
@@ -298,8 +298,9 @@ def _save_case_form(
 
 @practice_required()
 def case_detail(request: PracticeRequest, pk: int) -> HttpResponse:
-    case = get_case_for_user(request, pk)
-    record = CaseRecord.load(case)
+    # The header names who changed the case last: read with it, as the body renders no query.
+    case = get_case_for_user(request, pk, Case.objects.select_related("updated_by"))
+    rows = RecordRows.read(case)
     audit.record_access(
         request,
         audit.CASE_VIEWED,
@@ -309,20 +310,28 @@ def case_detail(request: PracticeRequest, pk: int) -> HttpResponse:
         case_id=case.pk,
         detail={"label": case.label},
     )
-    return render(
-        request,
-        "checklist/case_detail.html",
-        {
+    physician = request.membership.is_physician
+
+    def context() -> dict[str, Any]:
+        language = get_language()
+        record = rows.record()
+        return {
             "case": case,
             "record": record,
             "summary": record.summary,
             "gaps": record.gaps,
-            "timeline": record.timeline(timezone.localdate(), get_language()),
-            "site_labels": record.site_labels(get_language()),
-            "code_labels": record.code_labels(get_language()),
+            "timeline": record.timeline(timezone.localdate(), language),
+            "site_labels": record.site_labels(language),
+            "code_labels": record.code_labels(language),
             "markers": COMMON_BIOMARKERS,
-        },
+            "physician": physician,
+        }
+
+    # The body is the record's: the same rows, role, language and day render the same HTML.
+    record_body = fragments.body(
+        request, "checklist/_case_record.html", (rows.fingerprint, physician), context
     )
+    return render(request, "checklist/case_detail.html", {"case": case, "record_body": record_body})
 
 
 @practice_required(role=Membership.PHYSICIAN)
