@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from checklist import fragments
-from checklist.models import Case, StagingRecord
+from checklist.models import Case, ChecklistItem, StagingRecord
 from tests.factories import STAGING, logged_in, post_row
 from tests.test_note_renderings import _fully_recorded_note
 
@@ -20,6 +20,8 @@ pytestmark = pytest.mark.django_db
 
 BODY = "checklist/_case_record.html"
 HEADER = "checklist/_case_header.html"
+CHECKLIST = "checklist/_checklist_body.html"
+PAGES = {BODY: "/cases/{}/", CHECKLIST: "/cases/{}/checklist/"}
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -50,10 +52,11 @@ def _page(client, case, **headers):
     return response
 
 
+@pytest.mark.parametrize("body", [BODY, CHECKLIST])
 @pytest.mark.parametrize("language", ["en", "de"])
 @pytest.mark.parametrize("who", ["alice", "adam"])
 def test_the_body_is_what_the_full_request_context_renders(
-    alice, adam, practice_a, codelists, language, who, renders
+    alice, adam, practice_a, codelists, language, who, renders, body
 ):
     """Rendered with a plain context, the body equals the one rendered with the request and
     every context processor: it reads nothing of the request, the user or the membership
@@ -61,14 +64,15 @@ def test_the_body_is_what_the_full_request_context_renders(
     _version, rows = _fully_recorded_note(alice, practice_a)
     case = rows["case"]
     client = logged_in({"alice": alice, "adam": adam}[who])
-    response = _page(client, case, HTTP_ACCEPT_LANGUAGE=language)
-    assert renders == [BODY]
+    response = client.get(PAGES[body].format(case.pk), HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 200
+    assert renders == [body]
     handed = renders.contexts[0]
     assert handed["physician"] is (who == "alice")
 
     with translation.override(language):
-        kept, queries = fragments._render(BODY, handed)
-        full = render_to_string(BODY, handed, request=response.wsgi_request)
+        kept, queries = fragments._render(body, handed)
+        full = render_to_string(body, handed, request=response.wsgi_request)
     assert queries == 0
     assert len(TOKEN.findall(full)) == kept.count(fragments.CSRF_PLACEHOLDER)
     assert TOKEN.sub("", kept) == TOKEN.sub("", full)
@@ -100,6 +104,39 @@ def test_a_second_view_is_served_from_the_cache_and_a_change_shows_at_once(
     user.save()
     assert "alice.renamed" in _page(alice_client, case).content.decode()
     assert len(renders) == 3
+
+
+def test_the_checklist_body_is_kept_and_a_change_shows_at_once(
+    alice_client, adam_client, case, renders
+):
+    from checklist.models import CatalogueVersion, Category
+
+    url = f"/cases/{case.pk}/checklist/"
+    chemo = Category.objects.get(practice=case.practice, code="chemotherapy")
+    item_url = f"/cases/{case.pk}/checklist/{chemo.pk}/"
+    alice_client.post(item_url, {"status": "raise", "note": "first note"})
+    alice_client.get(url)
+    html = alice_client.get(url).content.decode()
+    assert renders == [CHECKLIST]
+    assert "first note" in html
+
+    revision = ChecklistItem.objects.get(category=chemo).revision
+    alice_client.post(item_url, {"status": "discussed", "note": "second", "revision": revision})
+    html = alice_client.get(url).content.decode()
+    assert "second" in html and "first note" not in html
+    assert len(renders) == 2
+
+    post_row(alice_client, case, "staging", STAGING)  # the record's summary changes
+    html = alice_client.get(url).content.decode()
+    assert "T2" in html
+    assert len(renders) == 3
+
+    adam_client.post("/catalogue/draft/")
+    draft = CatalogueVersion.objects.get(practice=case.practice, number=2)
+    adam_client.post(f"/catalogue/{draft.number}/publish/", {"change_note": "Unchanged."})
+    html = alice_client.get(url).content.decode()
+    assert 'data-testid="newer-version"' in html
+    assert len(renders) == 4
 
 
 def test_the_body_is_kept_per_role_and_language(alice_client, adam_client, case, renders):

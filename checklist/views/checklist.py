@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from checklist import audit, forms, rules, services
+from checklist import audit, forms, fragments, rules, services
 from checklist.access import PracticeRequest, get_case_for_user, practice_required
 from checklist.models import (
     Case,
@@ -25,28 +27,69 @@ from checklist.models import (
     Membership,
     display_name,
 )
-from checklist.record import CaseRecord, category_text, version_diff
+from checklist.record import RecordRows, category_text, version_diff
 from checklist.views.common import valid
 
 
-def _checklist_context(request: PracticeRequest, case: Case) -> dict[str, Any]:
+@dataclass
+class _Reads:
+    """What the checklist page reads: the record's rows, the checklist and the catalogue
+    version it is worked under, the newest published version, the version's categories and
+    the items. Their values are the key of the page body (`fragments`)."""
+
+    case: Case
+    rows: RecordRows
+    checklist: Checklist | None
+    version: CatalogueVersion
+    newer: CatalogueVersion | None
+    newer_diff: tuple[rules.DiffEntry, ...]
+    categories: list[Category]
+    items: list[ChecklistItem]
+
+    @classmethod
+    def read(cls, case: Case) -> _Reads:
+        rows = RecordRows.read(case)
+        checklist, version = Checklist.objects.worked_under(case)
+        if version is None:
+            raise Http404
+        # Before its first save a checklist is worked under the newest version already.
+        newest = (
+            CatalogueVersion.objects.for_practice(case.practice_id).newest_published()
+            if checklist
+            else version
+        )
+        newer = newest if newest and newest.number > version.number else None
+        items = list(checklist.items.select_related("set_by__account_profile")) if checklist else []
+        return cls(
+            case=case,
+            rows=rows,
+            checklist=checklist,
+            version=version,
+            newer=newer,
+            newer_diff=version_diff(version, newer) if newer else (),
+            categories=list(version.categories.order_by("position")),
+            items=items,
+        )
+
+    def key(self) -> tuple[Any, ...]:
+        state = fragments.instance_state
+        return (
+            self.rows.fingerprint,
+            state(self.checklist),
+            state(self.version),
+            state(self.newer),
+            self.newer_diff,
+            [state(c) for c in self.categories],
+            [state(i) for i in self.items],
+        )
+
+
+def _checklist_context(reads: _Reads, physician: bool) -> dict[str, Any]:
     language = get_language()
-    record = CaseRecord.load(case)
-    checklist, version = Checklist.objects.worked_under(case)
-    if version is None:
-        raise Http404
-    # Before its first save a checklist is worked under the newest version already.
-    newest = (
-        CatalogueVersion.objects.for_practice(case.practice_id).newest_published()
-        if checklist
-        else version
-    )
-    categories = {c.code: c for c in version.categories.order_by("position")}
-    items = (
-        {i.category_id: i for i in checklist.items.select_related("set_by__account_profile")}
-        if checklist
-        else {}
-    )
+    record = reads.rows.record()
+    version = reads.version
+    categories = {c.code: c for c in reads.categories}
+    items = {i.category_id: i for i in reads.items}
     view = rules.checklist(
         record.facts,
         rules.Catalogue(
@@ -70,19 +113,22 @@ def _checklist_context(request: PracticeRequest, case: Case) -> dict[str, Any]:
         }
         for row in view.rows
     ]
-    newer = newest if newest and newest.number > version.number else None
     return {
-        "case": case,
+        "case": reads.case,
         "record": record,
         "view": view,
         "rows": rows,
         "version": version,
-        "checklist": checklist,
-        "newer": newer,
-        "newer_diff": version_diff(version, newer) if newer else (),
+        "checklist": reads.checklist,
+        "newer": reads.newer,
+        "newer_diff": reads.newer_diff,
         "statuses": ItemStatus.choices,
         "mechanisms": version.mechanisms,
+        "physician": physician,
     }
+
+
+BODY = "checklist/_checklist_body.html"
 
 
 def _record_view(request: PracticeRequest, case: Case) -> None:
@@ -100,9 +146,16 @@ def _record_view(request: PracticeRequest, case: Case) -> None:
 @practice_required()
 def checklist_page(request: PracticeRequest, pk: int) -> HttpResponse:
     case = get_case_for_user(request, pk)
-    context = _checklist_context(request, case)
+    reads = _Reads.read(case)
     _record_view(request, case)
-    return render(request, "checklist/checklist.html", context)
+    physician = request.membership.is_physician
+    body = fragments.body(
+        request,
+        BODY,
+        (*reads.key(), physician),
+        lambda: _checklist_context(reads, physician),
+    )
+    return render(request, "checklist/checklist.html", {"case": case, "body": body})
 
 
 @practice_required(role=Membership.PHYSICIAN)
@@ -168,7 +221,7 @@ def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpR
         )
     if not error:
         return redirect(reverse("checklist", kwargs={"pk": case.pk}) + f"#category-{category.code}")
-    context = _checklist_context(request, case)
+    context = _checklist_context(_Reads.read(case), request.membership.is_physician)
     for row in context["rows"]:
         if row["category"].pk == category.pk:
             # named at the top of the page too: the card may be far down
@@ -183,7 +236,9 @@ def checklist_item(request: PracticeRequest, pk: int, category_pk: int) -> HttpR
     else:  # the checklist moved to another version meanwhile
         messages.error(request, error)
     _record_view(request, case)
-    return render(request, "checklist/checklist.html", context)
+    # With the posted entry: rendered now, never kept.
+    body = render_to_string(BODY, context, request=request)
+    return render(request, "checklist/checklist.html", {"case": case, "body": body})
 
 
 @practice_required(role=Membership.PHYSICIAN)
