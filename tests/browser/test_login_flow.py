@@ -28,7 +28,7 @@ def test_a_physician_logs_in_switches_language_and_logs_out(page, alice):
 
     page.get_by_role("button", name="Deutsch").click()
     page.wait_for_load_state()
-    expect(page.get_by_role("heading", name="Fälle")).to_be_visible()
+    assert page.get_by_role("heading", name="Fälle").is_visible()
     assert page.locator("html").get_attribute("lang") == "de"
     screenshot(page, "case-list-de")
     page.get_by_role("button", name="English").click()
