@@ -1,4 +1,5 @@
 import pytest
+from playwright.sync_api import expect
 
 from checklist.models import Practice
 from tests.browser.pages import screenshot
@@ -16,7 +17,7 @@ def test_a_physician_logs_in_switches_language_and_logs_out(page, alice):
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill("wrong password")
     page.get_by_role("button", name="Log in").click()
-    assert page.get_by_text("The user name or password is not correct").is_visible()
+    expect(page.get_by_text("The user name or password is not correct")).to_be_visible()
 
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
@@ -31,7 +32,7 @@ def test_a_physician_logs_in_switches_language_and_logs_out(page, alice):
     assert page.locator("html").get_attribute("lang") == "de"
     screenshot(page, "case-list-de")
     page.get_by_role("button", name="English").click()
-    assert page.get_by_role("heading", name="Cases").is_visible()
+    expect(page.get_by_role("heading", name="Cases")).to_be_visible()
 
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login/")

@@ -45,5 +45,6 @@ def test_a_physician_prepares_signs_and_downloads_a_note(page, alice, signable):
     assert signable.label.encode() in text and b"No automated recommendation was generated." in text
 
     page.get_by_role("link", name="Print view").click()
+    page.wait_for_url("**/print/")
     page.emulate_media(media="print")
     screenshot(page, "note-print")

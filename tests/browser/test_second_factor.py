@@ -3,6 +3,7 @@ import base64
 import pytest
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright.sync_api import expect
 
 from tests.browser.pages import screenshot
 from tests.factories import PASSWORD, totp_code
@@ -28,8 +29,8 @@ def test_an_admin_enrols_an_authenticator_and_logs_in_with_it(page, adam):
     page.get_by_label("Code").fill(f"{totp(key):06d}")
     page.get_by_role("button", name="Confirm").click()
 
-    codes = page.get_by_test_id("recovery-codes").locator("li").all_inner_texts()
-    assert len(codes) == 10
+    # The codes are shown at the same address: wait for them (all_inner_texts does not).
+    expect(page.get_by_test_id("recovery-codes").locator("li")).to_have_count(10)
     screenshot(page, "second-factor-recovery-codes")
     page.get_by_role("link", name="Continue").click()
     page.wait_for_url("**/cases/")
@@ -40,7 +41,7 @@ def test_an_admin_enrols_an_authenticator_and_logs_in_with_it(page, adam):
     page.wait_for_url("**/login/code/**")
     page.get_by_label("Code").fill("000000")
     page.get_by_role("button", name="Verify").click()
-    assert page.get_by_text("This code is not correct").is_visible()
+    expect(page.get_by_text("This code is not correct")).to_be_visible()
     # The same key's next accepted code (the device takes each 30-second code once).
     page.get_by_label("Code").fill(totp_code(TOTPDevice.objects.get(user=adam)))
     page.get_by_role("button", name="Verify").click()
