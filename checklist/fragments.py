@@ -54,14 +54,17 @@ class ReadTheDatabase(Exception):
     """A body's rendering queried the database: its key cannot see what it read."""
 
 
-def instance_state(obj: Model | None) -> tuple[Any, ...]:
+def instance_state(obj: Model | None, _seen: frozenset[int] = frozenset()) -> tuple[Any, ...]:
     """The values a model instance was read with, and those of the related instances read
-    with it (`select_related`), for a key."""
+    with it (`select_related`), for a key. A related instance that points back to one on the
+    way (a user's profile caches its user) is named, not followed again."""
     if obj is None:
         return ()
     values = tuple(getattr(obj, f.attname) for f in obj._meta.concrete_fields)
+    seen = _seen | {id(obj)}
     related = tuple(
-        (name, instance_state(other)) for name, other in sorted(obj._state.fields_cache.items())
+        (name, ("seen", other.pk) if id(other) in seen else instance_state(other, seen))
+        for name, other in sorted(obj._state.fields_cache.items())
     )
     return (type(obj).__name__, values, related)
 

@@ -209,3 +209,22 @@ def test_a_body_whose_rendering_queries_is_not_kept(case, alice, monkeypatch, rf
     assert renders == [HEADER] * 3  # the strict one, then both times: never kept
     assert "_case_header.html: its rendering queried the database" in caplog.text
     assert case.label not in caplog.text
+
+
+def test_the_name_of_who_set_an_item_is_in_the_key_and_a_title_change_shows(
+    alice_client, alice, case, renders
+):
+    """The items are read with who set them and that user's profile, which points back to
+    the user: the key follows both once, and a changed title shows at once."""
+    from checklist.models import Category
+    from checklist.services import account_set_title
+
+    url = f"/cases/{case.pk}/checklist/"
+    chemo = Category.objects.get(practice=case.practice, code="chemotherapy")
+    account_set_title(user=alice, title="Dr.")
+    alice_client.post(f"/cases/{case.pk}/checklist/{chemo.pk}/", {"status": "raise", "note": ""})
+    first = alice_client.get(url).content.decode()
+    assert "Dr." in first and "Prof." not in first
+    account_set_title(user=alice, title="Prof.")
+    assert "Prof." in alice_client.get(url).content.decode()
+    assert renders == [CHECKLIST, CHECKLIST]
