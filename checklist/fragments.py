@@ -2,14 +2,14 @@
 
 A case page's body is a function of the rows the view read, the viewer's role, the language,
 the time zone and today's date. The key is a hash of exactly those: the rows as the database
-returned them (`record.fetch_together` keeps their raw values), the fields of the model
+returned them (`record.RecordRows`, from `record.fetch_rows`), the fields of the model
 instances handed in, and the request's facts named by the view. No key is ever invalidated:
 a saved change gives other rows, so another key; an unchanged record renders the same HTML.
 
 What the key cannot see, the body must not read:
-- the database: a query during the rendering means the template read something that is not
-  in the key. The body is then served but not kept, and a warning names the template (never
-  data). The tests make it an error (`STRICT`).
+- the database: a query while making the body's context or rendering it means it read
+  something that is not in the key. The body is then served but not kept, and a warning
+  names the template (never data). The tests make it an error (`STRICT`).
 - the request and the context processors: the body is rendered with a plain context of what
   the view hands in, never `request`, `user` or `active_membership`; only the language (in
   the key) is there as `LANGUAGE_CODE`, as the i18n context processor names it.
@@ -96,7 +96,7 @@ def body(
     cache = caches[CACHE]
     html: str | None = cache.get(key)
     if html is None:
-        html, queries = _render(template_name, make_context())
+        html, queries = _render(template_name, make_context)
         if queries:
             if STRICT:
                 raise ReadTheDatabase(f"{template_name}: {queries} queries while rendering")
@@ -112,11 +112,9 @@ def body(
     return mark_safe(html)  # noqa: S308  # rendered by the template engine, which escaped it
 
 
-def _render(template_name: str, context: dict[str, Any]) -> tuple[str, int]:
+def _render(template_name: str, make_context: Callable[[], dict[str, Any]]) -> tuple[str, int]:
     """The template rendered with a plain context (no request, no context processors), and
-    how many queries that made on any database."""
-    # The language (in the key) as the i18n context processor names it.
-    context = {"LANGUAGE_CODE": get_language(), **context, "csrf_token": CSRF_PLACEHOLDER}
+    how many queries making that context and rendering made on any database."""
     queries = 0
 
     def count(execute: Any, sql: str, params: Any, many: bool, context_: Any) -> Any:
@@ -128,6 +126,12 @@ def _render(template_name: str, context: dict[str, Any]) -> tuple[str, int]:
     with ExitStack() as stack:
         for alias in connections:
             stack.enter_context(connections[alias].execute_wrapper(count))
+        # The language (in the key) as the i18n context processor names it.
+        context = {
+            "LANGUAGE_CODE": get_language(),
+            **make_context(),
+            "csrf_token": CSRF_PLACEHOLDER,
+        }
         html = template.render(context)
     return html, queries
 
