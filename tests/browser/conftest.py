@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 
 # Browser test files begun before tests/browser/pages.py existed import these from here; new
 # code imports them from tests.browser.pages.
@@ -90,6 +91,10 @@ def axe_violations(page, axe_source: str) -> list[str]:
         page.evaluate(axe_source)
     return [f"{page.url}: {v}" for v in page.evaluate(AXE_RUN)]
 
+
+# `expect` waits as long as an action does (page.set_default_timeout below): on a busy CI
+# machine an in-place save's answer came after expect's default 5 s.
+expect.set_options(timeout=10_000)
 
 # Bootstrap's transitions and smooth scrolling are off, as for a user who asks for reduced
 # motion: axe-core read a link's colours or position mid-animation after an inline form
