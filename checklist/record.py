@@ -61,35 +61,9 @@ def fetch_rows(plan: Plan, value: Any) -> list[list[Any]] | None:
     return results
 
 
-def fetch_together(
-    querysets: list[QuerySet[Any]], plan: Plan | None = None, value: Any = None
-) -> list[list[Any]]:
-    """The rows of several querysets (of one database) as model instances, read in one round
-    trip (`fetch_rows`), each result set turned into instances as the queryset itself would
-    (its converters, `select_related`, its known related objects). Read one by one where a
-    router sends them to different databases or `fetch_rows` cannot.
-
-    `plan`: the same querysets compiled once (`Plan.compile`) with `Plan.PLACEHOLDER` where
-    these have `value` (compiling a dozen querysets costs more than reading their rows)."""
-    if not querysets:
-        return []
-    using = querysets[0].db
-    if plan is None or plan.using != using:
-        plan = Plan.compile(querysets)
-        value = Plan.PLACEHOLDER
-    split = any(qs.db != using for qs in querysets)  # a router split them
-    results = None if split else fetch_rows(plan, value)
-    if results is None:
-        return [list(qs) for qs in querysets]
-    return [
-        _instances(qs, compiler, rows)
-        for qs, compiler, rows in zip(querysets, plan.compilers, results, strict=True)
-    ]
-
-
 @dataclass(frozen=True)
 class Plan:
-    """Querysets compiled to one multi-statement query, for `fetch_together`."""
+    """Querysets compiled to one multi-statement query, for `fetch_rows`."""
 
     PLACEHOLDER: ClassVar[int] = -1  # an id no row has
 
@@ -180,38 +154,38 @@ class RecordRows:
     case: Case
     fingerprint: str
     rows: list[list[Any]] | None  # per reader of `_record_querysets`; None: read one by one
+    plan: Plan | None  # what `rows` were read with
     _record: CaseRecord | None = None
 
     @classmethod
     def read(cls, case: Case) -> RecordRows:
         """The record of `case` (as the caller fetched it) in one round trip, where one
-        database has all of it and the connection binds on the client (`fetch_rows`)."""
+        database has all of it and the connection binds on the client (`fetch_rows`);
+        otherwise read one by one, the instances made at once."""
         plan = _record_plan(router.db_for_read(Case, instance=case))
         one_database = all(
             router.db_for_read(compiler.query.model, instance=case) == plan.using
             for compiler in plan.compilers
         )
         rows = fetch_rows(plan, case.pk) if one_database else None
+        state = fragments.instance_state(case)
         if rows is not None:
-            return cls(case, fragments.fingerprint(fragments.instance_state(case), rows), rows)
+            return cls(case, fragments.fingerprint(state, rows), rows, plan)
         readers = _record_querysets(case)
         fetched = [list(qs) for qs in readers.values()]
         states = [[fragments.instance_state(obj) for obj in objs] for objs in fetched]
         record = CaseRecord.assemble(case, readers, fetched)
-        return cls(
-            case, fragments.fingerprint(fragments.instance_state(case), states), None, record
-        )
+        return cls(case, fragments.fingerprint(state, states), None, None, record)
 
     def record(self) -> CaseRecord:
         """The record's model instances, made from the rows read (no query)."""
         if self._record is None:
-            assert self.rows is not None
+            assert self.rows is not None and self.plan is not None  # read() set them
             readers = _record_querysets(self.case)
-            plan = _record_plan(router.db_for_read(Case, instance=self.case))
             fetched = [
                 _instances(qs, compiler, rows)
                 for qs, compiler, rows in zip(
-                    readers.values(), plan.compilers, self.rows, strict=True
+                    readers.values(), self.plan.compilers, self.rows, strict=True
                 )
             ]
             self._record = CaseRecord.assemble(self.case, readers, fetched)

@@ -235,7 +235,7 @@ def test_opening_an_inline_form_needs_the_same_queries_for_1_and_20_rows(
     for i in range(n):
         post_row(alice_client, case, "comorbidity", {"name": f"Condition {i}"})
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
-    # 4 the case, 5 the record in one round trip (record.fetch_together: one SELECT per kind of
+    # 4 the case, 5 the record in one round trip (record.fetch_rows: one SELECT per kind of
     # row, tumours to genomic findings, and the code lists the labels come from).
     with django_assert_num_queries(6):
         response = alice_client.get(f"/cases/{case.pk}/comorbidity/new/", headers=HTMX)

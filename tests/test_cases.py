@@ -284,7 +284,7 @@ def test_the_case_page_needs_the_same_queries_for_1_and_50_rows(
     alice_client.get("/cases/")  # the first request stores the active practice in the session
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
     # 4 the case (access helper; the record does not fetch it again), 5 the record in one
-    # round trip (record.fetch_together: one SELECT per kind of row, 16 kinds, and the code
+    # round trip (record.fetch_rows: one SELECT per kind of row, 16 kinds, and the code
     # lists its labels come from, sent as one multi-statement query), 6 the access event.
     with django_assert_num_queries(7):
         response = alice_client.get(f"/cases/{case.pk}/")

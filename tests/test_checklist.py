@@ -296,7 +296,7 @@ def test_the_checklist_page_queries_are_constant(
     alice_client.get(f"/cases/{case.pk}/checklist/")
     # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
     # 4 the case (access helper), 5 its record in one round trip as on the case page (one
-    # SELECT per kind of row and the code lists for the labels: record.fetch_together),
+    # SELECT per kind of row and the code lists for the labels: record.fetch_rows),
     # 6 the checklist, 7 the newest published version (for the notice), 8 the categories,
     # 9 the access event.
     with django_assert_num_queries(10):

@@ -426,7 +426,7 @@ def test_the_export_is_an_access_event(alice_client, case):
 
 
 # 1 session, 2 user, 3 second-factor device, 4 memberships, 5 the case (access helper),
-# 6 the record in one round trip (record.fetch_together: one SELECT per kind of row and the
+# 6 the record in one round trip (record.fetch_rows: one SELECT per kind of row and the
 # code lists its labels come from, sent as one multi-statement query), 7 the access event.
 QUERIES_EXPORT = 7
 

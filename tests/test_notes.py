@@ -296,7 +296,7 @@ def test_the_note_page_queries_are_constant(
 # 1 session, 2 user, 2a the user's second-factor device (OTP middleware), 3 memberships,
 # 4 the note with its case, 5 the newest version, 6 the case's record in one round trip (one
 # SELECT per kind of row, tumours to genomic findings, and the record's code lists, with the
-# metastasis sites the signing check's facts name: record.fetch_together), 7 the labels of
+# metastasis sites the signing check's facts name: record.fetch_rows), 7 the labels of
 # every code list the note names (one query, both languages: the snapshot stores them), 8 the
 # checklist with its version, 9 categories, 10 items with who set them, 11 versions of the
 # note, 12 the access event, 13 deviation labels, 14 outcomes, 15 the board meetings the note
